@@ -1,0 +1,5 @@
+import sys
+
+from tickpipe.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""tickpipe's command line: wiring only (``tickpipe gateway|watch|demo``)."""

@@ -1,0 +1,11 @@
+"""`tickpipe gateway`: being built (see docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("gateway", help="(not built yet)")
+    p.set_defaults(func=lambda args: 2)

@@ -1,0 +1,100 @@
+"""tickpipe's exceptions: one root, one tree.
+
+    TickpipeError                     root of everything tickpipe raises on purpose
+    ├── ConfigError (ValueError)      a user setting or argument is invalid (names the setting)
+    ├── ProtocolError                 the peer broke VTS/1
+    │   └── FrameError                one frame could not be decoded or validated;
+    │                                 .channel and .field name what was wrong
+    ├── IllegalTransition             a pure state machine was fed an input its state forbids;
+    │                                 names the state and the input (a bug in the caller)
+    ├── StreamError                   the stream connection failed or was lost
+    │   └── AuthError                 the gateway refused our credentials (close 4001): fatal,
+    │                                 never retried in a loop
+    ├── RestError                     a REST call answered with an error body (.status, .code)
+    │   ├── RateLimitedError          429; .retry_after_s from Retry-After
+    │   └── UnknownOrderError         404 unknown_order
+    └── SyncTimeout (TimeoutError)    a book did not sync within the time asked
+
+Peer errors never escape the frame decoder as anything but FrameError; retryable versus
+fatal is decided in one place (``tickpipe.client.supervisor``), never by a blanket except.
+"""
+
+from __future__ import annotations
+
+
+class TickpipeError(Exception):
+    """Root of every error tickpipe raises on purpose."""
+
+
+class ConfigError(TickpipeError, ValueError):
+    """A user setting or argument is invalid. The message names the setting."""
+
+
+class ProtocolError(TickpipeError):
+    """The peer broke VTS/1."""
+
+
+class FrameError(ProtocolError):
+    """A frame could not be decoded or validated.
+
+    ``channel`` is the channel the frame belonged to when it could be read (else None),
+    ``field`` the offending field (for example ``"bids[2].price"``), ``reason`` a short text.
+    """
+
+    def __init__(self, reason: str, *, channel: str | None = None, field: str | None = None):
+        self.reason = reason
+        self.channel = channel
+        self.field = field
+        where = []
+        if channel is not None:
+            where.append(f"channel {channel!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
+
+
+class IllegalTransition(TickpipeError):
+    """A state machine got an input that its current state does not allow."""
+
+    def __init__(self, machine: str, state: str, event: str):
+        self.machine = machine
+        self.state = state
+        self.event = event
+        super().__init__(f"{machine}: input {event!r} is illegal in state {state!r}")
+
+
+class StreamError(TickpipeError):
+    """The stream connection failed or was lost."""
+
+
+class AuthError(StreamError):
+    """The gateway refused our credentials. Not a network fault: never retried in a loop."""
+
+
+class RestError(TickpipeError):
+    """A REST call answered with an error. ``status`` is the HTTP status, ``code`` VTS/1's code."""
+
+    def __init__(self, status: int, code: str, message: str, *, method: str = "", path: str = ""):
+        self.status = status
+        self.code = code
+        self.message = message
+        self.method = method
+        self.path = path
+        target = f"{method} {path} " if method else ""
+        super().__init__(f"{target}-> {status} {code}: {message}")
+
+
+class RateLimitedError(RestError):
+    """429 Too Many Requests; ``retry_after_s`` is the gateway's Retry-After in seconds."""
+
+    def __init__(self, message: str, retry_after_s: float, *, method: str = "", path: str = ""):
+        self.retry_after_s = retry_after_s
+        super().__init__(429, "rate_limited", message, method=method, path=path)
+
+
+class UnknownOrderError(RestError):
+    """The key has no such order (404 unknown_order)."""
+
+
+class SyncTimeout(TickpipeError, TimeoutError):
+    """A book did not become synced within the time asked for."""

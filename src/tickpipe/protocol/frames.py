@@ -1,0 +1,289 @@
+"""VTS/1 frames as typed values: decode, validate, encode, sign. No I/O.
+
+Server frames (gateway -> client) are msgspec structs tagged by ``type``; client frames
+(client -> gateway) are tagged by ``action``. One msgspec decoder per direction turns a text
+frame into a struct in C; any failure becomes a single :class:`~tickpipe.errors.FrameError`
+that names the channel (when it can be read) and the field.
+
+Prices and sizes stay strings here; :func:`parse_levels` turns a side of a delta or snapshot
+into integer units, checking the instrument's grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Literal
+
+import msgspec
+
+from tickpipe.errors import FrameError
+from tickpipe.protocol.instruments import Instrument
+
+# -- server -> client ---------------------------------------------------------------------
+
+RawLevel = tuple[str, str]
+
+
+class Delta(msgspec.Struct, tag="delta", tag_field="type", frozen=True, gc=False):
+    channel: str
+    seq: int
+    ts: int
+    bids: list[RawLevel]
+    asks: list[RawLevel]
+    checksum: int | None = None
+
+
+class Ticker(msgspec.Struct, tag="ticker", tag_field="type", frozen=True, gc=False):
+    channel: str
+    seq: int
+    ts: int
+    bid: str
+    bid_size: str
+    ask: str
+    ask_size: str
+    last: str
+    volume: str
+
+
+class Trade(msgspec.Struct, tag="trade", tag_field="type", frozen=True, gc=False):
+    channel: str
+    seq: int
+    ts: int
+    id: str
+    price: str
+    size: str
+    side: Literal["buy", "sell"]
+
+
+class Authenticated(msgspec.Struct, tag="authenticated", tag_field="type", frozen=True):
+    session: str
+    heartbeat_ms: int
+    max_channels: int
+
+
+class Subscribed(msgspec.Struct, tag="subscribed", tag_field="type", frozen=True):
+    channels: list[str]
+    id: int | None = None
+
+
+class Unsubscribed(msgspec.Struct, tag="unsubscribed", tag_field="type", frozen=True):
+    channels: list[str]
+    id: int | None = None
+
+
+class ErrorFrame(msgspec.Struct, tag="error", tag_field="type", frozen=True):
+    code: str
+    message: str = ""
+    channel: str | None = None
+    id: int | None = None
+
+
+class CancelOnDisconnectAck(
+    msgspec.Struct, tag="cancel_on_disconnect", tag_field="type", frozen=True
+):
+    enabled: bool
+
+
+ServerFrame = (
+    Delta
+    | Ticker
+    | Trade
+    | Authenticated
+    | Subscribed
+    | Unsubscribed
+    | ErrorFrame
+    | CancelOnDisconnectAck
+)
+DataFrame = Delta | Ticker | Trade
+
+# -- client -> server ---------------------------------------------------------------------
+
+
+class Auth(msgspec.Struct, tag="auth", tag_field="action", frozen=True):
+    key: str
+    ts: int
+    sig: str
+
+
+class Subscribe(msgspec.Struct, tag="subscribe", tag_field="action", frozen=True):
+    channels: list[str]
+    id: int | None = None
+
+
+class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="action", frozen=True):
+    channels: list[str]
+    id: int | None = None
+
+
+class CancelOnDisconnect(
+    msgspec.Struct, tag="cancel_on_disconnect", tag_field="action", frozen=True
+):
+    enabled: bool
+
+
+ClientFrame = Auth | Subscribe | Unsubscribe | CancelOnDisconnect
+
+# -- REST bodies --------------------------------------------------------------------------
+
+
+class Snapshot(msgspec.Struct, frozen=True, gc=False):
+    symbol: str
+    seq: int
+    ts: int
+    bids: list[RawLevel]
+    asks: list[RawLevel]
+
+
+class InstrumentInfo(msgspec.Struct, frozen=True):
+    symbol: str
+    asset_class: str
+    tick_size: str
+    lot_size: str
+
+
+class InstrumentList(msgspec.Struct, frozen=True):
+    instruments: list[InstrumentInfo]
+
+
+# -- decode -------------------------------------------------------------------------------
+
+_server_decoder = msgspec.json.Decoder(ServerFrame)
+_client_decoder = msgspec.json.Decoder(ClientFrame)
+_snapshot_decoder = msgspec.json.Decoder(Snapshot)
+_instruments_decoder = msgspec.json.Decoder(InstrumentList)
+_any_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+_PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def _frame_error(exc: msgspec.MsgspecError, data: bytes | str, what: str) -> FrameError:
+    """Turn a msgspec error into a FrameError naming channel and field (slow path only)."""
+    msg = str(exc)
+    m = _PATH_RE.search(msg)
+    field = m.group(1) or None if m else None
+    reason = _PATH_RE.sub("", msg).strip().rstrip("-").strip() or msg
+    channel: str | None = None
+    try:
+        obj = _any_decoder.decode(data)
+    except msgspec.MsgspecError:
+        return FrameError(f"{what} is not valid JSON: {msg}", field=None)
+    if isinstance(obj, dict):
+        ch = obj.get("channel")
+        if isinstance(ch, str):
+            channel = ch
+    else:
+        return FrameError(f"{what} is not a JSON object", field=None)
+    return FrameError(reason, channel=channel, field=field)
+
+
+def decode_server_frame(data: bytes | str) -> ServerFrame:
+    """Decode one gateway text frame; FrameError on anything that is not valid VTS/1."""
+    try:
+        frame: ServerFrame = _server_decoder.decode(data)
+        return frame
+    except msgspec.MsgspecError as exc:
+        raise _frame_error(exc, data, "frame") from None
+
+
+def decode_client_frame(data: bytes | str) -> ClientFrame:
+    """Decode one client text frame (the gateway's side)."""
+    try:
+        cframe: ClientFrame = _client_decoder.decode(data)
+        return cframe
+    except msgspec.MsgspecError as exc:
+        raise _frame_error(exc, data, "frame") from None
+
+
+def decode_snapshot(data: bytes | str) -> Snapshot:
+    try:
+        return _snapshot_decoder.decode(data)
+    except msgspec.MsgspecError as exc:
+        raise _frame_error(exc, data, "snapshot body") from None
+
+
+def decode_instruments(data: bytes | str) -> list[Instrument]:
+    try:
+        body = _instruments_decoder.decode(data)
+    except msgspec.MsgspecError as exc:
+        raise _frame_error(exc, data, "instruments body") from None
+    return [Instrument(i.symbol, i.asset_class, i.tick_size, i.lot_size) for i in body.instruments]
+
+
+def encode(frame: msgspec.Struct | dict[str, object]) -> bytes:
+    """Encode any frame or body as compact JSON bytes."""
+    return _encoder.encode(frame)
+
+
+def parse_levels(
+    levels: list[RawLevel], instrument: Instrument, channel: str, side: str
+) -> list[tuple[int, int]]:
+    """Convert ``[[price, size], ...]`` to integer units, validating the grid.
+
+    Raises FrameError naming ``channel`` and the field (``"bids[3].price"``).
+    """
+    out: list[tuple[int, int]] = []
+    price_units = instrument.price_units
+    size_units = instrument.size_units
+    for i, (p, s) in enumerate(levels):
+        out.append(
+            (
+                price_units(p, channel=channel, field=f"{side}[{i}].price"),
+                size_units(s, channel=channel, field=f"{side}[{i}].size"),
+            )
+        )
+    return out
+
+
+# -- channels -----------------------------------------------------------------------------
+
+CHANNEL_KINDS = ("orderbook", "ticker", "trades")
+
+
+def split_channel(channel: str) -> tuple[str, str]:
+    """``"orderbook:AAPL"`` -> ``("orderbook", "AAPL")``; ValueError when not ``KIND:SYMBOL``."""
+    kind, sep, symbol = channel.partition(":")
+    if not sep or kind not in CHANNEL_KINDS or not symbol:
+        raise ValueError(
+            f"channel {channel!r} is not KIND:SYMBOL with KIND one of {', '.join(CHANNEL_KINDS)}"
+        )
+    return kind, symbol
+
+
+# -- signing (sections 3 and 7) ----------------------------------------------------------
+
+STREAM_PATH = "/v1/stream"
+
+
+def hmac_hex(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_stream_auth(secret: str, ts_ms: int) -> str:
+    """``sig`` of the auth frame: HMAC-SHA256(secret, f"{ts_ms}GET/v1/stream")."""
+    return hmac_hex(secret, f"{ts_ms}GET{STREAM_PATH}")
+
+
+def auth_frame(key: str, secret: str, ts_ms: int) -> Auth:
+    return Auth(key=key, ts=ts_ms, sig=sign_stream_auth(secret, ts_ms))
+
+
+def sign_rest(secret: str, ts_ms: int, method: str, path_with_query: str, body: str = "") -> str:
+    """``X-VT-SIGN``: HMAC-SHA256(secret, ts + METHOD + path-with-query + body)."""
+    return hmac_hex(secret, f"{ts_ms}{method.upper()}{path_with_query}{body}")
+
+
+def rest_headers(
+    key: str, secret: str, ts_ms: int, method: str, path_with_query: str, body: str = ""
+) -> dict[str, str]:
+    return {
+        "X-VT-KEY": key,
+        "X-VT-TS": str(ts_ms),
+        "X-VT-SIGN": sign_rest(secret, ts_ms, method, path_with_query, body),
+    }
+
+
+def verify_signature(expected_hex: str, given_hex: str) -> bool:
+    return hmac.compare_digest(expected_hex, given_hex.lower() if given_hex else "")

@@ -1,0 +1,152 @@
+"""Instruments and exact fixed-point numbers.
+
+Prices and sizes travel as decimal strings (VTS/1 section 2). Inside tickpipe they are plain
+``int``s counted in units of the instrument's last decimal place: with ``tick_size="0.01"`` the
+price ``"189.12"`` is ``18912``; with ``lot_size="0.001"`` the size ``"0.350"`` is ``350``. Integer
+keys hash and compare fast and never drift; strings exist only at the edges (decode, display,
+checksum).
+
+Parsing is strict: digits, one optional point, no sign, no exponent, no spaces, no ``_``. Extra
+trailing zeros beyond the instrument's decimals are accepted (another gateway may write
+``"189.120"``); any other extra digit is off the grid and rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tickpipe.errors import ConfigError, FrameError
+
+ASSET_CLASSES = ("crypto", "equity", "metal", "fx")
+
+
+def decimals_of(step: str) -> int:
+    """Digits after the point of a tick or lot size as written: "0.50" -> 2, "1" -> 0."""
+    _, dot, frac = step.partition(".")
+    return len(frac) if dot else 0
+
+
+def parse_units(text: str, decimals: int) -> int:
+    """Parse a non-negative decimal string into integer units of ``10**-decimals``.
+
+    Raises ValueError (with a short reason) for anything that is not a plain non-negative decimal,
+    or that has non-zero digits beyond ``decimals``.
+    """
+    if type(text) is not str:
+        raise ValueError(f"expected a decimal string, got {type(text).__name__}")
+    whole, dot, frac = text.partition(".")
+    if not whole.isdigit() or not whole.isascii():
+        raise ValueError(f"{text!r} is not a non-negative decimal string")
+    if not dot:
+        return int(whole) * int(10**decimals)
+    if not frac.isdigit() or not frac.isascii():
+        raise ValueError(f"{text!r} is not a non-negative decimal string")
+    n = len(frac)
+    if n == decimals:
+        return int(whole + frac)
+    if n < decimals:
+        return int(whole + frac) * int(10 ** (decimals - n))
+    if frac[decimals:].strip("0"):
+        raise ValueError(f"{text!r} has more than {decimals} decimals")
+    return int(whole + frac[:decimals])
+
+
+def format_units(units: int, decimals: int) -> str:
+    """Fixed-point text with exactly ``decimals`` digits after the point (VTS/1 section 2)."""
+    if decimals == 0:
+        return str(units)
+    sign = "-" if units < 0 else ""
+    q, r = divmod(abs(units), 10**decimals)
+    return f"{sign}{q}.{r:0{decimals}d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One tradable symbol with its grid. Build with :meth:`from_wire`."""
+
+    symbol: str
+    asset_class: str
+    tick_size: str
+    lot_size: str
+    price_decimals: int = field(init=False)
+    size_decimals: int = field(init=False)
+    tick_units: int = field(init=False)
+    lot_units: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        pd, sd = decimals_of(self.tick_size), decimals_of(self.lot_size)
+        try:
+            tick, lot = parse_units(self.tick_size, pd), parse_units(self.lot_size, sd)
+        except ValueError as exc:
+            raise ConfigError(f"instrument {self.symbol!r}: bad tick or lot size: {exc}") from None
+        if tick <= 0 or lot <= 0:
+            raise ConfigError(f"instrument {self.symbol!r}: tick_size and lot_size must be > 0")
+        object.__setattr__(self, "price_decimals", pd)
+        object.__setattr__(self, "size_decimals", sd)
+        object.__setattr__(self, "tick_units", tick)
+        object.__setattr__(self, "lot_units", lot)
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, object]) -> Instrument:
+        """From one entry of ``GET /v1/instruments``."""
+        try:
+            return cls(
+                symbol=str(obj["symbol"]),
+                asset_class=str(obj["asset_class"]),
+                tick_size=str(obj["tick_size"]),
+                lot_size=str(obj["lot_size"]),
+            )
+        except KeyError as exc:
+            raise FrameError(
+                f"instrument entry lacks {exc.args[0]!r}", field=str(exc.args[0])
+            ) from None
+
+    def to_wire(self) -> dict[str, str]:
+        return {
+            "symbol": self.symbol,
+            "asset_class": self.asset_class,
+            "tick_size": self.tick_size,
+            "lot_size": self.lot_size,
+        }
+
+    # -- edges: text <-> units ------------------------------------------------------------
+    def price_units(self, text: str, *, channel: str | None = None, field: str = "price") -> int:
+        """Parse a price; FrameError names channel and field when it is not on the tick grid."""
+        try:
+            units = parse_units(text, self.price_decimals)
+        except ValueError as exc:
+            raise FrameError(str(exc), channel=channel, field=field) from None
+        if units % self.tick_units:
+            raise FrameError(
+                f"price {text!r} is not a multiple of tick_size {self.tick_size}",
+                channel=channel,
+                field=field,
+            )
+        return units
+
+    def size_units(self, text: str, *, channel: str | None = None, field: str = "size") -> int:
+        """Parse a size (0 allowed); FrameError when negative, malformed or off the lot grid."""
+        try:
+            units = parse_units(text, self.size_decimals)
+        except ValueError as exc:
+            raise FrameError(str(exc), channel=channel, field=field) from None
+        if units % self.lot_units:
+            raise FrameError(
+                f"size {text!r} is not a multiple of lot_size {self.lot_size}",
+                channel=channel,
+                field=field,
+            )
+        return units
+
+    def format_price(self, units: int) -> str:
+        return format_units(units, self.price_decimals)
+
+    def format_size(self, units: int) -> str:
+        return format_units(units, self.size_decimals)
+
+    def price_decimal(self, units: int) -> Decimal:
+        return Decimal(units).scaleb(-self.price_decimals)
+
+    def size_decimal(self, units: int) -> Decimal:
+        return Decimal(units).scaleb(-self.size_decimals)

@@ -1,0 +1,383 @@
+"""Snapshot-and-delta synchronisation of one order book (VTS/1 section 5). Pure: no I/O.
+
+The shell feeds it inputs and carries out what it asks::
+
+    start()                      -> SnapshotRequest(epoch, delay_s=0)      IDLE|STALE -> SYNCING
+    on_delta(seq, bids, asks, cs)-> DeltaResult                            SYNCING|LIVE
+    on_snapshot(epoch, seq, b, a)-> bool (taken)                           SYNCING (same epoch)
+    on_snapshot_failed(epoch, ..)-> SnapshotRequest with backoff            SYNCING (same epoch)
+    on_bad_frame(reason)         -> gap "bad_frame", resync                 SYNCING|LIVE
+    on_overflow()                -> gap "overflow", resync                  SYNCING|LIVE
+    on_stream_lost(reason)       -> STALE (book kept for display, not synced)
+    stop()                       -> IDLE (unsubscribed)
+
+Transitions::
+
+    IDLE --start--> SYNCING --snapshot bridged--> LIVE --gap|checksum|bad|overflow--> RESYNCING
+    RESYNCING --snapshot bridged--> LIVE;  any --stream lost--> STALE --start--> SYNCING
+
+SYNCING and RESYNCING behave the same (buffer deltas, wait for a snapshot); they differ only so
+that readers can tell a first seed from a recovery. Each seeding has an ``epoch``; a snapshot or
+failure tagged with an older epoch is ignored (counted in ``late_snapshots``).
+
+Events (:class:`SnapshotRequest`, :class:`Synced`, :class:`Gap`, :class:`StateChanged`) are
+appended to ``events``; the shell drains them with :meth:`take_events` after each input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import Literal
+
+from tickpipe.errors import ConfigError, IllegalTransition
+from tickpipe.protocol.backoff import Backoff, BackoffPolicy
+from tickpipe.protocol.book import Level, OrderBook
+from tickpipe.protocol.instruments import Instrument
+
+GapReason = Literal["seq_gap", "checksum", "bad_frame", "overflow", "stale_snapshot"]
+
+
+class SyncState(StrEnum):
+    IDLE = "idle"
+    SYNCING = "syncing"
+    LIVE = "live"
+    RESYNCING = "resyncing"
+    STALE = "stale"
+
+
+class DeltaResult(Enum):
+    APPLIED = "applied"
+    BUFFERED = "buffered"
+    DUPLICATE = "duplicate"
+    GAP = "gap"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """Per-book knobs.
+
+    - ``max_buffered_deltas`` (2,000): deltas held while a snapshot is awaited. Past it the book
+      resyncs (gap ``overflow``). Worst-case memory about 0.5 KiB a delta of 1-4 levels a side,
+      so ~1 MiB a book; it fills only while a snapshot is slow.
+    - ``verify_checksum`` (True): check each delta's CRC-32; costs a few µs a delta.
+    - ``snapshot_retry`` (base 0.25 s, cap 10 s, equal jitter): delay between re-fetches of a
+      failed or unbridgeable snapshot. Retries go on while subscribed; the cap bounds their rate.
+    """
+
+    max_buffered_deltas: int = 2_000
+    verify_checksum: bool = True
+    snapshot_retry: BackoffPolicy = field(
+        default_factory=lambda: BackoffPolicy(base_s=0.25, cap_s=10.0, healthy_after_s=0.0)
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_buffered_deltas < 1:
+            raise ConfigError(f"max_buffered_deltas must be >= 1, got {self.max_buffered_deltas!r}")
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRequest:
+    """Fetch a snapshot after ``delay_s`` and report it with ``epoch``."""
+
+    channel: str
+    epoch: int
+    delay_s: float
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    channel: str
+    seq: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """The book was found corrupt (or a snapshot could not be bridged).
+
+    ``expected``/``got`` are sequence numbers (next expected seq, seq received), except for
+    ``checksum``, where they are the frame's CRC-32 and the locally computed one.
+    """
+
+    channel: str
+    reason: GapReason
+    expected: int | None
+    got: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    channel: str
+    old: SyncState
+    new: SyncState
+    reason: str
+
+
+SyncEvent = SnapshotRequest | Synced | Gap | StateChanged
+
+_BufferedDelta = tuple[int, list[Level], list[Level], int | None]
+
+
+class BookSync:
+    """Synchronises one ``orderbook:`` channel. See the module docstring."""
+
+    __slots__ = (
+        "_backoff",
+        "_buffer",
+        "book",
+        "channel",
+        "config",
+        "epoch",
+        "events",
+        "seq",
+        "state",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        channel: str,
+        instrument: Instrument,
+        random: Callable[[], float],
+        config: SyncConfig | None = None,
+    ) -> None:
+        self.channel = channel
+        self.config = config or SyncConfig()
+        self.book = OrderBook(instrument)
+        self.state = SyncState.IDLE
+        self.seq: int | None = None  # seq of the last delta reflected in the book (when synced)
+        self.epoch = 0
+        self.events: list[SyncEvent] = []
+        self.stats = SyncStats()
+        self._buffer: list[_BufferedDelta] = []
+        self._backoff = Backoff(self.config.snapshot_retry, random)
+
+    # -- queries ----------------------------------------------------------------------------
+    @property
+    def synced(self) -> bool:
+        return self.state is SyncState.LIVE
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def take_events(self) -> list[SyncEvent]:
+        ev = self.events
+        self.events = []
+        return ev
+
+    # -- inputs -----------------------------------------------------------------------------
+    def start(self) -> SnapshotRequest:
+        """Subscription (re)confirmed: clear the book and ask for a snapshot at once."""
+        if self.state not in (SyncState.IDLE, SyncState.STALE):
+            raise IllegalTransition("BookSync", self.state.value, "start")
+        self._backoff.reset()
+        self._to(SyncState.SYNCING, "subscribed")
+        return self._reseed(delay_s=0.0)
+
+    def on_delta(
+        self, seq: int, bids: list[Level], asks: list[Level], checksum: int | None
+    ) -> DeltaResult:
+        state = self.state
+        if state is SyncState.LIVE:
+            last = self.seq
+            assert last is not None
+            if seq == last + 1:
+                book = self.book
+                book.apply(bids, asks)
+                self.seq = seq
+                self.stats.applied += 1
+                if checksum is not None and self.config.verify_checksum:
+                    local = book.checksum()
+                    if local != checksum:
+                        self._corrupt("checksum", checksum, local, keep=None)
+                        return DeltaResult.GAP
+                return DeltaResult.APPLIED
+            if seq <= last:
+                self.stats.duplicates += 1
+                return DeltaResult.DUPLICATE
+            self._corrupt("seq_gap", last + 1, seq, keep=(seq, bids, asks, checksum))
+            return DeltaResult.GAP
+        if state is SyncState.SYNCING or state is SyncState.RESYNCING:
+            return self._buffer_delta(seq, bids, asks, checksum)
+        raise IllegalTransition("BookSync", state.value, "delta")
+
+    def on_snapshot(self, epoch: int, seq: int, bids: list[Level], asks: list[Level]) -> bool:
+        """A snapshot fetched for ``epoch`` arrived. Returns False when it was ignored (late)."""
+        if epoch != self.epoch or self.state not in (SyncState.SYNCING, SyncState.RESYNCING):
+            self.stats.late_snapshots += 1
+            return False
+        buf = self._buffer
+        i = 0
+        while i < len(buf) and buf[i][0] <= seq:
+            i += 1
+        stale_count = i
+        if stale_count:
+            del buf[:stale_count]
+        if buf and buf[0][0] > seq + 1:
+            self._emit(Gap(self.channel, "stale_snapshot", seq + 1, buf[0][0]))
+            self.stats.gaps["stale_snapshot"] += 1
+            self._reseed(delay_s=self._backoff.next_delay(), keep_buffer=True)
+            return True
+        book = self.book
+        book.load(bids, asks)
+        self.seq = seq
+        pending = self._buffer
+        self._buffer = []
+        verify = self.config.verify_checksum
+        for d_seq, d_bids, d_asks, d_cs in pending:  # contiguous from seq+1 by construction
+            book.apply(d_bids, d_asks)
+            self.seq = d_seq
+            self.stats.applied += 1
+            if d_cs is not None and verify:
+                local = book.checksum()
+                if local != d_cs:
+                    self._corrupt("checksum", d_cs, local, keep=None)
+                    return True
+        self._backoff.reset()
+        old = self.state
+        self.state = SyncState.LIVE
+        self._emit(StateChanged(self.channel, old, SyncState.LIVE, "snapshot"))
+        self._emit(Synced(self.channel, self.seq, self.epoch))
+        return True
+
+    def on_snapshot_failed(self, epoch: int, retry_after_s: float | None = None) -> bool:
+        """The fetch for ``epoch`` failed; ask again after backoff (at least ``retry_after_s``)."""
+        if epoch != self.epoch or self.state not in (SyncState.SYNCING, SyncState.RESYNCING):
+            self.stats.late_snapshots += 1
+            return False
+        self.stats.snapshot_failures += 1
+        delay = self._backoff.next_delay()
+        if retry_after_s is not None and retry_after_s > delay:
+            delay = retry_after_s
+        self._reseed(delay_s=delay, keep_buffer=True)
+        return True
+
+    def on_bad_frame(self, reason: str = "bad_frame") -> None:
+        """A frame of this channel could not be decoded: a delta is lost, so the book is too."""
+        if self.state in (SyncState.IDLE, SyncState.STALE):
+            raise IllegalTransition("BookSync", self.state.value, "bad_frame")
+        self._corrupt("bad_frame", None if self.seq is None else self.seq + 1, None, keep=None)
+
+    def on_overflow(self) -> None:
+        """A bound upstream was exceeded and deltas of this channel were dropped: resync."""
+        if self.state in (SyncState.IDLE, SyncState.STALE):
+            raise IllegalTransition("BookSync", self.state.value, "overflow")
+        self._corrupt("overflow", None if self.seq is None else self.seq + 1, None, keep=None)
+
+    def on_stream_lost(self, reason: str) -> None:
+        """The stream is gone: not synced at once. The levels stay for display until start()."""
+        if self.state in (SyncState.IDLE, SyncState.STALE):
+            return
+        self._buffer.clear()
+        self.epoch += 1  # any snapshot in flight is now late
+        self._to(SyncState.STALE, reason)
+
+    def stop(self) -> None:
+        """Unsubscribed: forget everything."""
+        self._buffer.clear()
+        self.book.clear()
+        self.seq = None
+        self.epoch += 1
+        if self.state is not SyncState.IDLE:
+            self._to(SyncState.IDLE, "unsubscribed")
+
+    # -- internals --------------------------------------------------------------------------
+    def _emit(self, ev: SyncEvent) -> None:
+        self.events.append(ev)
+
+    def _to(self, new: SyncState, reason: str) -> None:
+        old = self.state
+        self.state = new
+        self._emit(StateChanged(self.channel, old, new, reason))
+
+    def _reseed(self, delay_s: float, keep_buffer: bool = False) -> SnapshotRequest:
+        self.epoch += 1
+        if not keep_buffer:
+            self._buffer.clear()
+        self.stats.snapshot_requests += 1
+        req = SnapshotRequest(self.channel, self.epoch, delay_s, self._backoff.attempt)
+        self._emit(req)
+        return req
+
+    def _corrupt(
+        self,
+        reason: GapReason,
+        expected: int | None,
+        got: int | None,
+        keep: _BufferedDelta | None,
+    ) -> None:
+        """Book known wrong: not synced at once, cleared, buffer restarted, re-seed asked for."""
+        self.stats.gaps[reason] += 1
+        self.stats.resyncs += 1
+        self.book.clear()
+        self.seq = None
+        self._emit(Gap(self.channel, reason, expected, got))
+        if self.state is not SyncState.RESYNCING:
+            self._to(SyncState.RESYNCING, reason)
+        self._buffer.clear()
+        if keep is not None:
+            self._buffer.append(keep)
+        self._reseed(delay_s=0.0, keep_buffer=True)
+
+    def _buffer_delta(
+        self, seq: int, bids: list[Level], asks: list[Level], checksum: int | None
+    ) -> DeltaResult:
+        buf = self._buffer
+        if buf:
+            last = buf[-1][0]
+            if seq <= last:
+                self.stats.duplicates += 1
+                return DeltaResult.DUPLICATE
+            if seq != last + 1:
+                # A delta is missing inside the buffer: what came before it cannot be bridged
+                # past. Report it now and keep buffering from here; the snapshot in flight may
+                # still bridge (its seq >= seq - 1), else the bridging check re-fetches.
+                self.stats.gaps["seq_gap"] += 1
+                self._emit(Gap(self.channel, "seq_gap", last + 1, seq))
+                buf.clear()
+            elif len(buf) >= self.config.max_buffered_deltas:
+                self.stats.gaps["overflow"] += 1
+                self.stats.resyncs += 1
+                self._emit(Gap(self.channel, "overflow", last + 1, seq))
+                buf.clear()
+                buf.append((seq, bids, asks, checksum))
+                self._reseed(delay_s=self._backoff.next_delay(), keep_buffer=True)
+                return DeltaResult.GAP
+        buf.append((seq, bids, asks, checksum))
+        return DeltaResult.BUFFERED
+
+
+class SyncStats:
+    """Counters of one BookSync. Plain ints: cheap to bump on the hot path."""
+
+    __slots__ = (
+        "applied",
+        "duplicates",
+        "gaps",
+        "late_snapshots",
+        "resyncs",
+        "snapshot_failures",
+        "snapshot_requests",
+    )
+
+    def __init__(self) -> None:
+        self.applied = 0
+        self.duplicates = 0
+        self.resyncs = 0
+        self.late_snapshots = 0
+        self.snapshot_requests = 0
+        self.snapshot_failures = 0
+        self.gaps: dict[str, int] = {
+            "seq_gap": 0,
+            "checksum": 0,
+            "bad_frame": 0,
+            "overflow": 0,
+            "stale_snapshot": 0,
+        }

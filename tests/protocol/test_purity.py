@@ -1,0 +1,68 @@
+"""The pure core imports nothing that does I/O, reads a clock or draws random numbers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tickpipe.protocol as core
+
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "ssl",
+    "select",
+    "selectors",
+    "threading",
+    "multiprocessing",
+    "subprocess",
+    "time",
+    "datetime",
+    "random",
+    "secrets",
+    "os",
+    "io",
+    "pathlib",
+    "http",
+    "urllib",
+    "aiohttp",
+    "picows",
+    "websockets",
+    "uvloop",
+    "logging",
+    "signal",
+    "concurrent",
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__":
+            names.add("__import__")
+    return names
+
+
+def test_core_modules_exist() -> None:
+    files = sorted(Path(core.__file__).parent.glob("*.py"))
+    assert {f.stem for f in files} >= {"frames", "book", "sync", "backoff", "instruments"}
+
+
+def test_core_has_no_io_clock_or_random_imports() -> None:
+    offenders = {}
+    for f in Path(core.__file__).parent.glob("*.py"):
+        bad = _imports(f) & (FORBIDDEN | {"__import__"})
+        if bad:
+            offenders[f.name] = sorted(bad)
+    assert offenders == {}
+
+
+def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("import time\nfrom asyncio import sleep\n")
+    assert _imports(f) & FORBIDDEN == {"time", "asyncio"}
