@@ -1,11 +1,554 @@
-"""`tickpipe demo`: being built (see docs/ARCHITECTURE.md)."""
+"""``tickpipe demo``: the reference gateway, a client and a live dashboard, in one command.
+
+With no ``--stream-url`` the demo starts the reference gateway as a child process on loopback
+(:mod:`tickpipe.cli.dashboard_gateway`), subscribes one client to order books, tickers and
+trades across asset classes on one connection, runs a small strategy that rests orders
+(:mod:`tickpipe.cli.strategy`) and shows everything on a rich dashboard
+(:mod:`tickpipe.cli.dashboard`). Keys inject the gateway's faults through its admin API
+(:mod:`tickpipe.cli.dashboard_faults`). ``--stream-url``/``--rest-url`` point it at another
+gateway and start nothing.
+
+Threads and tasks: the client reads the socket on the event loop; one task copies a plain
+snapshot out of it ``--refresh`` times a second; rich's own thread renders that snapshot, so
+drawing never sits on the read path. Ctrl-C, SIGTERM, SIGHUP, ``q`` and ``--duration`` all end
+the same way: tasks cancelled, client closed, gateway stopped and reaped, terminal restored,
+exit 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
+import contextlib
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from tickpipe.cli.dashboard import render
+from tickpipe.cli.dashboard_faults import (
+    ACTIONS_BY_KEY,
+    FAULT_ACTIONS,
+    QUIT_KEYS,
+    AdminClient,
+    FaultAction,
+    ScheduledFault,
+    parse_inject,
+)
+from tickpipe.cli.dashboard_gateway import EmbeddedGateway, GatewayStartError
+from tickpipe.cli.dashboard_keys import KeyReader
+from tickpipe.cli.dashboard_model import ConnectionRow, DashboardSnapshot, KeyHelp, StrategyRow
+from tickpipe.cli.dashboard_source import book_row, connection_row, format_event, quote_row
+from tickpipe.cli.strategy import DemoStrategy, StrategyConfig
+from tickpipe.errors import ConfigError, TickpipeError
+from tickpipe.protocol import frames
+from tickpipe.protocol.instruments import Instrument
+
+DEFAULT_BOOKS = ("BTC-USD", "ETH-USD", "AAPL", "MSFT", "NVDA", "XAU-USD", "EUR-USD")
+DEFAULT_CHANNELS = (
+    *(f"orderbook:{s}" for s in DEFAULT_BOOKS),
+    "ticker:BTC-USD",
+    "ticker:AAPL",
+    "ticker:EUR-USD",
+    "trades:ETH-USD",
+    "trades:XAU-USD",
+)
+STRATEGY_SYMBOLS = ("BTC-USD", "AAPL", "EUR-USD")
+DEMO_KEY, DEMO_SECRET = "demo", "demo-secret"
+EVENTS_KEPT = 200
+
+log = logging.getLogger("tickpipe.cli.demo")
+
+EPILOG = """\
+keys (shown on screen; fault keys need an admin endpoint):
+{keys}
+  q   quit (as does Ctrl-C)
+
+examples:
+  tickpipe demo                                   embedded gateway, default channels
+  tickpipe demo --faults flaky                    the gateway injects a fault profile by itself
+  tickpipe demo --duration 20 --inject disconnect@5 --inject drop_delta@10
+  tickpipe demo --stream-url ws://HOST:PORT/v1/stream --rest-url http://HOST:PORT \\
+                --admin-url http://127.0.0.1:APORT --admin-token TOKEN
+"""
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("demo", help="(not built yet)")
-    p.set_defaults(func=lambda args: 2)
+    keys = "\n".join(f"  {a.key}   {a.label:<28} --inject {a.name}@S" for a in FAULT_ACTIONS)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "demo",
+        help="live dashboard: gateway + client + strategy; inject faults with keys",
+        description=(
+            "Start the reference gateway on loopback (unless --stream-url is given), subscribe "
+            "one client to order books, tickers and trades across asset classes on ONE "
+            "connection, and show a live dashboard: per book the top levels, spread, seq, sync "
+            "state and age; per connection its state, heartbeat age, frames/s, latency p50/p99, "
+            "gaps, resyncs, reconnects, backoff, snapshot requests, 429s and what the kill "
+            "switch cancelled. Press keys to inject the gateway's faults and watch the client "
+            "go stale, cancel, back off, reconnect and re-seed."
+        ),
+        epilog=EPILOG.format(keys=keys),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("where the data comes from")
+    src.add_argument(
+        "--stream-url",
+        metavar="URL",
+        help="a VTS/1 stream (ws://.../v1/stream); default: start the embedded gateway",
+    )
+    src.add_argument(
+        "--rest-url",
+        metavar="URL",
+        help="its REST base URL (http://host:port); default: same host and port as the stream",
+    )
+    src.add_argument(
+        "--admin-url",
+        metavar="URL",
+        help="admin API of a reference gateway, for fault keys (default: the embedded one's)",
+    )
+    src.add_argument("--admin-token", metavar="T", help="X-Admin-Token for --admin-url")
+    src.add_argument("--key", metavar="K", help=f"API key (default: {DEMO_KEY!r})")
+    src.add_argument("--secret", metavar="S", help="API secret (default: the demo key's)")
+
+    gw = p.add_argument_group("embedded gateway (ignored with --stream-url)")
+    gw.add_argument("--seed", type=int, default=1, metavar="N", help="market seed (default 1)")
+    gw.add_argument(
+        "--rate", type=float, metavar="R", help="market updates per second (gateway default)"
+    )
+    gw.add_argument(
+        "--faults",
+        metavar="PROFILE",
+        help="fault profile the gateway runs by itself (see `tickpipe gateway --help`)",
+    )
+    gw.add_argument(
+        "--gateway-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `tickpipe gateway` (repeatable), "
+        "e.g. --gateway-arg=--heartbeat-ms=1000",
+    )
+
+    run = p.add_argument_group("what runs")
+    run.add_argument(
+        "--channels",
+        nargs="+",
+        metavar="CH",
+        default=list(DEFAULT_CHANNELS),
+        help="channels to subscribe (KIND:SYMBOL); default: 7 books over crypto, equities, "
+        "metal and FX, 3 tickers, 2 trade streams",
+    )
+    run.add_argument(
+        "--no-strategy",
+        action="store_true",
+        help="do not run the built-in strategy (it rests orders on BTC-USD, AAPL, EUR-USD "
+        "so the kill switch has something to cancel)",
+    )
+    run.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="FAULT@SECONDS",
+        help="inject FAULT that many seconds after start (repeatable); names as in the key list",
+    )
+    run.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="end by itself after this long (default: run until q or Ctrl-C)",
+    )
+    run.add_argument(
+        "--refresh",
+        type=float,
+        default=5.0,
+        metavar="HZ",
+        help="screen refreshes per second (default 5; 4-10 is comfortable)",
+    )
+    p.set_defaults(func=run_demo)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """Validated command line of ``tickpipe demo``."""
+
+    stream_url: str | None
+    rest_url: str | None
+    admin_url: str | None
+    admin_token: str | None
+    key: str | None
+    secret: str | None
+    gateway_args: list[str]
+    channels: list[str]
+    strategy: bool
+    injects: list[ScheduledFault]
+    duration_s: float | None
+    refresh_hz: float
+    embedded_only_flags: list[str] = field(default_factory=list)
+
+
+def options_from_args(args: argparse.Namespace) -> DemoOptions:
+    """Check the flags together; ConfigError names the one that is wrong."""
+    injects = sorted(parse_inject(t) for t in args.inject)
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {args.duration!r}")
+    if not 0.5 <= args.refresh <= 30:
+        raise ConfigError(f"--refresh must be between 0.5 and 30 Hz, got {args.refresh!r}")
+    for ch in args.channels:
+        try:
+            kind, _ = frames.split_channel(ch)
+        except (TickpipeError, ValueError) as exc:
+            raise ConfigError(f"--channels: {exc}") from None
+        if kind not in ("orderbook", "ticker", "trades"):
+            raise ConfigError(f"--channels: {ch!r}: kind must be orderbook, ticker or trades")
+    rest_url = args.rest_url
+    if args.stream_url is None and rest_url is not None:
+        raise ConfigError("--rest-url needs --stream-url (without them the demo embeds a gateway)")
+    if args.stream_url is not None and rest_url is None:
+        rest_url = rest_url_for(args.stream_url)
+    gateway_args = [f"--seed={args.seed}", *args.gateway_arg]
+    if args.rate is not None:
+        gateway_args.append(f"--rate={args.rate}")
+    if args.faults is not None:
+        gateway_args.append(f"--faults={args.faults}")
+    if args.stream_url is not None and (args.faults or args.rate is not None or args.gateway_arg):
+        raise ConfigError(
+            "--faults, --rate and --gateway-arg configure the embedded gateway; "
+            "with --stream-url no gateway is started"
+        )
+    if (args.admin_url is None) != (args.admin_token is None) and args.stream_url is not None:
+        raise ConfigError("--admin-url and --admin-token go together")
+    return DemoOptions(
+        stream_url=args.stream_url,
+        rest_url=rest_url,
+        admin_url=args.admin_url,
+        admin_token=args.admin_token,
+        key=args.key,
+        secret=args.secret,
+        gateway_args=gateway_args,
+        channels=list(dict.fromkeys(args.channels)),
+        strategy=not args.no_strategy,
+        injects=injects,
+        duration_s=args.duration,
+        refresh_hz=args.refresh,
+    )
+
+
+def rest_url_for(stream_url: str) -> str:
+    """``ws://h:p/v1/stream`` -> ``http://h:p`` (``wss`` -> ``https``)."""
+    parts = urlsplit(stream_url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ConfigError(
+            f"--stream-url must be ws://HOST:PORT/... or wss://..., got {stream_url!r}"
+        )
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return f"{scheme}://{parts.netloc}"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        opts = options_from_args(args)
+    except ConfigError as exc:
+        print(f"tickpipe demo: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(DemoApp(opts).main())
+    except KeyboardInterrupt:  # a Ctrl-C that landed outside the loop's handler
+        return 0
+
+
+class DemoApp:
+    """One run of the demo. ``main()`` returns the exit code."""
+
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.console = Console(stderr=False)
+        self.gateway: EmbeddedGateway | None = None
+        self.admin: AdminClient | None = None
+        self.client: Any = None
+        self.strategy: DemoStrategy | None = None
+        self.instruments: dict[str, Instrument] = {}
+        self.events: collections.deque[str] = collections.deque(maxlen=EVENTS_KEPT)
+        self.snap = DashboardSnapshot()
+        self.notice = ""
+        self.target = ""
+        self.stop_reason = ""
+        self.started = time.monotonic()
+        self._stop = asyncio.Event()
+        self._main_task: asyncio.Task[Any] | None = None
+        self._dashboard_up = False
+        self._log_handler: logging.Handler | None = None
+        self.fatal: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._main_task = asyncio.current_task()
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        for sig in sigs:
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            if not self.stop_reason:
+                raise
+        except (GatewayStartError, TickpipeError, OSError, aiohttp.ClientError) as exc:
+            self.fatal = f"{type(exc).__name__}: {exc}"
+        finally:
+            for sig in sigs:
+                loop.remove_signal_handler(sig)
+            # a second Ctrl-C during cleanup must not leave the gateway running
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                await self._cleanup()
+            finally:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._print_summary()
+        return 1 if self.fatal else 0
+
+    def request_stop(self, reason: str) -> None:
+        """Ctrl-C, SIGTERM, SIGHUP, q or --duration: end the demo cleanly (idempotent)."""
+        if self.stop_reason:
+            return
+        self.stop_reason = reason
+        self._stop.set()
+        if not self._dashboard_up and self._main_task is not None:
+            self._main_task.cancel()  # still starting: interrupt whatever it waits on
+
+    async def _run(self) -> None:
+        opts = self.opts
+        if opts.stream_url is None:
+            self._say("starting the reference gateway on 127.0.0.1 ...")
+            self.gateway = EmbeddedGateway(opts.gateway_args)
+            ready = await self.gateway.start()
+            stream_url, rest_url = ready.stream_url, ready.rest_url
+            admin_url, admin_token = ready.admin_url, ready.admin_token
+            key = opts.key or str(ready.extra.get("key") or DEMO_KEY)
+            secret = opts.secret or str(ready.extra.get("secret") or DEMO_SECRET)
+            self.target = f"embedded gateway pid {ready.pid}  {stream_url}"
+        else:
+            assert opts.rest_url is not None
+            stream_url, rest_url = opts.stream_url, opts.rest_url
+            admin_url, admin_token = opts.admin_url, opts.admin_token
+            key, secret = opts.key or DEMO_KEY, opts.secret or DEMO_SECRET
+            self.target = stream_url
+        if admin_url:
+            self.admin = AdminClient(admin_url, admin_token)
+        self.instruments = await fetch_instruments(rest_url)
+        self._say(f"connecting to {stream_url} ...")
+        from tickpipe import Client  # the client package is imported only when it is needed
+
+        async with Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret) as c:
+            self.client = c
+            events_task = asyncio.create_task(self._pump_events(c), name="demo-events")
+            try:
+                await c.subscribe(opts.channels)
+                await self._dashboard()
+            finally:
+                events_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await events_task
+                if self.strategy is not None:
+                    await self.strategy.stop()
+
+    async def _dashboard(self) -> None:
+        opts = self.opts
+        tasks: list[asyncio.Task[Any]] = []
+        with KeyReader() as keys:
+            self._capture_logs()
+            live = Live(
+                get_renderable=self._renderable,
+                console=self.console,
+                screen=self.console.is_terminal,
+                auto_refresh=True,
+                refresh_per_second=opts.refresh_hz,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                transient=False,
+            )
+            self.started = time.monotonic()
+            self._refresh_snapshot()
+            with live:
+                self._dashboard_up = True
+                if self.stop_reason:  # asked to stop while the screen came up
+                    return
+                tasks.append(asyncio.create_task(self._snapshot_loop(), name="demo-snapshot"))
+                tasks.append(asyncio.create_task(self._key_loop(keys), name="demo-keys"))
+                if opts.injects:
+                    tasks.append(asyncio.create_task(self._inject_loop(), name="demo-inject"))
+                if opts.duration_s is not None:
+                    tasks.append(asyncio.create_task(self._timer(opts.duration_s)))
+                if opts.strategy:
+                    self.strategy = DemoStrategy(
+                        self.client,
+                        [s for s in STRATEGY_SYMBOLS if f"orderbook:{s}" in opts.channels],
+                        self.instruments,
+                        StrategyConfig(),
+                    )
+                    tasks.append(asyncio.create_task(self.strategy.run(), name="demo-strategy"))
+                try:
+                    await self._stop.wait()
+                finally:
+                    self._dashboard_up = False
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    self._refresh_snapshot()
+            self._release_logs()
+
+    async def _cleanup(self) -> None:
+        self._release_logs()
+        if self.admin is not None:
+            await self.admin.close()
+        if self.gateway is not None:
+            code = await self.gateway.stop()
+            self.events.append(f"gateway pid {self.gateway.pid} stopped (exit {code})")
+
+    # -- loops -----------------------------------------------------------------------------
+    async def _timer(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.request_stop("duration")
+
+    async def _snapshot_loop(self) -> None:
+        period = 1.0 / self.opts.refresh_hz
+        while True:
+            self._refresh_snapshot()
+            await asyncio.sleep(period)
+
+    async def _pump_events(self, client: Any) -> None:
+        async for ev in client.events():
+            self.events.append(format_event(ev))
+
+    async def _key_loop(self, keys: KeyReader) -> None:
+        while True:
+            key = await keys.get()
+            if key in QUIT_KEYS:
+                self.request_stop("q")
+                return
+            action = ACTIONS_BY_KEY.get(key)
+            if action is None:
+                continue
+            await self._inject(action, source=f"key {key!r}")
+
+    async def _inject_loop(self) -> None:
+        for sf in self.opts.injects:
+            delay = self.started + sf.at_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._inject(sf.action, source=f"--inject {sf.name}@{sf.at_s:g}")
+
+    async def _inject(self, action: FaultAction, source: str) -> None:
+        if self.admin is None:
+            self.notice = f"{action.name}: no admin endpoint (pass --admin-url and --admin-token)"
+            return
+        self.notice = f"{source}: injecting {action.label} ..."
+        self.events.append(f"{time.strftime('%H:%M:%S')} >> inject {action.name} ({source})")
+        self.notice = f"{source}: " + await self.admin.inject(action)
+
+    # -- screen ----------------------------------------------------------------------------
+    def _refresh_snapshot(self) -> None:
+        """Copy the client's state into plain values (the event loop's only screen work)."""
+        c = self.client
+        books = []
+        quotes = []
+        conn = ConnectionRow()
+        if c is not None:
+            now_ns = time.time_ns()
+            for ch in self.opts.channels:
+                kind, symbol = frames.split_channel(ch)
+                inst = self.instruments.get(symbol)
+                if kind == "orderbook":
+                    books.append(book_row(symbol, c.book(symbol), inst))
+                else:
+                    last_of = getattr(c, "last", None)
+                    last = last_of(ch) if callable(last_of) else None
+                    quotes.append(quote_row(ch, last, inst, now_ns))
+            conn = connection_row(c.stats())
+        admin_ok = self.admin is not None
+        keys = tuple(KeyHelp(a.key, a.label, admin_ok) for a in FAULT_ACTIONS)
+        keys += (KeyHelp("q", "quit"),)
+        duration = self.opts.duration_s
+        uptime = time.monotonic() - self.started
+        self.snap = DashboardSnapshot(
+            target=self.target,
+            uptime_s=uptime,
+            books=tuple(books),
+            quotes=tuple(quotes),
+            connection=conn,
+            strategy=self.strategy.row() if self.strategy else StrategyRow(),
+            events=tuple(self.events),
+            keys=keys,
+            notice=self.notice or ("" if admin_ok else "fault keys off: no admin endpoint"),
+            ends_in_s=None if duration is None else duration - uptime,
+        )
+
+    def _renderable(self) -> RenderableType:
+        """Called on rich's refresh thread with the latest snapshot."""
+        w, h = self.console.size
+        try:
+            return render(self.snap, w, h)
+        except Exception as exc:  # the refresh thread must survive a bad frame; show it instead
+            return Text(f"dashboard render failed: {type(exc).__name__}: {exc}", style="red")
+
+    def _say(self, text: str) -> None:
+        if not self._dashboard_up:
+            print(f"tickpipe demo: {text}", file=sys.stderr, flush=True)
+
+    def _capture_logs(self) -> None:
+        """While the dashboard is up, log records go to the events pane, not over the screen."""
+        events = self.events
+
+        class _ToPane(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                events.append(f"{time.strftime('%H:%M:%S')} log {record.getMessage()}")
+
+        self._log_handler = _ToPane(logging.WARNING)
+        logging.getLogger().addHandler(self._log_handler)
+
+    def _release_logs(self) -> None:
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler = None
+
+    def _print_summary(self) -> None:
+        if self.fatal:
+            print(f"tickpipe demo: error: {self.fatal}", file=sys.stderr)
+        c = self.snap.connection
+        s = self.snap.strategy
+        why = {"SIGINT": "Ctrl-C", "q": "q pressed", "duration": "--duration reached"}.get(
+            self.stop_reason, self.stop_reason or "done"
+        )
+        lines = [
+            f"tickpipe demo: stopped ({why}) after {self.snap.uptime_s:.1f} s",
+            f"  connection: reconnects {c.reconnects}, gaps {c.gaps}, resyncs {c.resyncs}, "
+            f"snapshot requests {c.snapshot_requests}, 429s {c.rate_limited}",
+            f"  kill switch: {c.kill_switch}",
+        ]
+        if s.enabled:
+            lines.append(f"  strategy: placed {s.placed}, cancelled {s.cancelled}")
+        if self.gateway is not None:
+            alive = self.gateway.running
+            lines.append(
+                f"  gateway pid {self.gateway.pid}: {'STILL RUNNING' if alive else 'stopped'}"
+            )
+        print("\n".join(lines), flush=True)
+
+
+async def fetch_instruments(rest_url: str, timeout_s: float = 10.0) -> dict[str, Instrument]:
+    """``GET /v1/instruments`` (public): symbol -> Instrument, for asset classes and ticks."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s,
+        s.get(rest_url.rstrip("/") + "/v1/instruments") as resp,
+    ):
+        body = await resp.read()
+        if resp.status != 200:
+            raise TickpipeError(f"GET /v1/instruments answered {resp.status}: {body[:200]!r}")
+    return {i.symbol: i for i in frames.decode_instruments(body)}

@@ -1,0 +1,203 @@
+"""Dashboard keys -> gateway faults, through the reference gateway's admin API.
+
+Each :class:`FaultAction` is one key on the dashboard, one ``--inject NAME@SECONDS`` name, and
+the admin request(s) that cause it (shapes: ``docs/protocol.md``, "Reference gateway: admin
+API"). :class:`AdminClient` sends them with the ``X-Admin-Token`` header and returns a one-line
+result for the dashboard's notice line; it never raises for an HTTP or network failure (the
+demo must survive a gateway that is down), only for a programming error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from tickpipe.errors import ConfigError
+
+JsonObj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRequest:
+    method: str
+    path: str
+    body: JsonObj | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAction:
+    """One injectable fault: its key, its name (for ``--inject``), what it shows, how to ask."""
+
+    key: str
+    name: str
+    label: str
+    requests: tuple[AdminRequest, ...] = field(default_factory=tuple)
+    expect: str = ""  # what the viewer should see next (shown in the notice line)
+
+
+def _trigger(fault: str, **params: Any) -> AdminRequest:
+    return AdminRequest("POST", "/admin/trigger", {"fault": fault, **params})
+
+
+def _arm(fault: str, **params: Any) -> AdminRequest:
+    return AdminRequest("POST", "/admin/faults", {fault: params or True})
+
+
+FAULT_ACTIONS: tuple[FaultAction, ...] = (
+    FaultAction(
+        "d",
+        "disconnect",
+        "disconnect (no close frame)",
+        (_trigger("disconnect", close_frame=False),),
+        "books go stale, orders cancelled, backoff, reconnect, re-seed",
+    ),
+    FaultAction(
+        "c",
+        "close",
+        "clean close",
+        (_trigger("disconnect", close_frame=True),),
+        "close frame 1001: stale, cancel, reconnect, re-seed",
+    ),
+    FaultAction(
+        "g",
+        "drop_delta",
+        "drop a delta (gap)",
+        (_arm("drop_delta", count=1),),
+        "one book sees a seq gap and resyncs from a snapshot",
+    ),
+    FaultAction(
+        "x",
+        "bad_checksum",
+        "bad checksum",
+        (_arm("bad_checksum", count=1),),
+        "one book fails its CRC-32 and resyncs",
+    ),
+    FaultAction(
+        "m",
+        "malformed_frame",
+        "malformed frame",
+        (_arm("malformed_frame", count=1),),
+        "a bad frame is reported; its book resyncs",
+    ),
+    FaultAction(
+        "p",
+        "stop_pings",
+        "stop pings (heartbeat loss)",
+        (_arm("stop_pings", duration_s=15.0),),
+        "no ping for 2.5 heartbeats: the client declares the link dead",
+    ),
+    FaultAction(
+        "s",
+        "stall",
+        "stall socket",
+        (_arm("stall", duration_s=15.0),),
+        "no frame at all: heartbeat loss, then reconnect",
+    ),
+    FaultAction(
+        "r",
+        "snapshot_rate_limit",
+        "snapshot 429s",
+        (_arm("snapshot_rate_limit", count=5), _trigger("disconnect", close_frame=False)),
+        "re-seed meets 429 Retry-After; the client waits it out",
+    ),
+)
+QUIT_KEYS = ("q", "Q")
+ACTIONS_BY_KEY = {a.key: a for a in FAULT_ACTIONS}
+ACTIONS_BY_NAME = {a.name: a for a in FAULT_ACTIONS}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ScheduledFault:
+    """``--inject NAME@SECONDS``: inject ``action`` ``at_s`` seconds after the demo started."""
+
+    at_s: float
+    name: str
+
+    @property
+    def action(self) -> FaultAction:
+        return ACTIONS_BY_NAME[self.name]
+
+
+def parse_inject(text: str) -> ScheduledFault:
+    """Parse ``NAME@SECONDS`` (for example ``disconnect@5``); ConfigError says what is wrong."""
+    name, at, secs = text.partition("@")
+    name = name.strip()
+    if name not in ACTIONS_BY_NAME:
+        known = ", ".join(ACTIONS_BY_NAME)
+        raise ConfigError(f"--inject {text!r}: unknown fault {name!r}; known: {known}")
+    if not at:
+        raise ConfigError(f"--inject {text!r}: expected NAME@SECONDS, e.g. {name}@5")
+    try:
+        at_s = float(secs)
+    except ValueError:
+        raise ConfigError(f"--inject {text!r}: {secs!r} is not a number of seconds") from None
+    if not at_s >= 0 or at_s != at_s or at_s == float("inf"):
+        raise ConfigError(f"--inject {text!r}: seconds must be a finite number >= 0")
+    return ScheduledFault(at_s, name)
+
+
+class AdminClient:
+    """Sends fault requests to ``admin_url`` with ``X-Admin-Token: token``.
+
+    - ``timeout_s`` (3 s): per request; the gateway answers at once, so a slow answer means it
+      is down or stalled, and the dashboard must not wait on it.
+    """
+
+    def __init__(self, admin_url: str, token: str | None, *, timeout_s: float = 3.0) -> None:
+        self.admin_url = admin_url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AdminClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def inject(self, action: FaultAction) -> str:
+        """Send the action's requests in order; a one-line result (never raises for I/O)."""
+        for req in action.requests:
+            ok, detail = await self.send(req)
+            if not ok:
+                return f"{action.name}: admin API refused: {detail}"
+        return f"injected {action.name}: {action.expect}" if action.expect else action.name
+
+    async def send(self, req: AdminRequest) -> tuple[bool, str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+        headers = {"X-Admin-Token": self.token} if self.token else {}
+        try:
+            async with self._session.request(
+                req.method,
+                self.admin_url + req.path,
+                json=req.body,
+                headers=headers,
+            ) as resp:
+                text = await resp.text()
+                if resp.status >= 300:
+                    return False, f"HTTP {resp.status} {_error_text(text)}"
+                return True, text
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _error_text(body: str) -> str:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return body[:120]
+    if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+        err = obj["error"]
+        return f"{err.get('code', '')}: {err.get('message', '')}"
+    return body[:120]

@@ -1,0 +1,154 @@
+"""Copies what the dashboard shows out of a live :class:`tickpipe.Client` into plain values.
+
+Runs on the event loop a few times a second (never per frame): a handful of attribute reads per
+book and one ``client.stats()``. Everything returned is immutable text and numbers, so rich's
+refresh thread can render it while the client keeps reading the socket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from tickpipe.cli.dashboard_model import BookRow, ConnectionRow, QuoteRow
+from tickpipe.protocol.instruments import Instrument
+
+LEVELS = 5
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of a stats object or dict (the client's ``stats()`` may give either)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _first(obj: Any, names: Iterable[str], default: Any = None) -> Any:
+    for n in names:
+        v = _get(obj, n)
+        if v is not None:
+            return v
+    return default
+
+
+def fmt_decimal(d: Decimal, places: int | None) -> str:
+    """Fixed-point text: ``places`` decimals when known, else as the Decimal writes itself."""
+    if places is None:
+        return format(d, "f")
+    return format(d.quantize(Decimal(1).scaleb(-places)), "f") if places > 0 else f"{d:.0f}"
+
+
+def book_row(symbol: str, view: Any, instrument: Instrument | None) -> BookRow:
+    """One BookRow from a ``client.book(symbol)`` view."""
+    pd = instrument.price_decimals if instrument else None
+    sd = instrument.size_decimals if instrument else None
+    state = str(_get(view, "state", "idle"))
+    state = getattr(state, "value", state)
+    bids = [(fmt_decimal(p, pd), fmt_decimal(s, sd)) for p, s in view.bids(LEVELS)]
+    asks = [(fmt_decimal(p, pd), fmt_decimal(s, sd)) for p, s in view.asks(LEVELS)]
+    spread = None
+    b1, a1 = view.bids(1), view.asks(1)
+    if b1 and a1:
+        spread = fmt_decimal(a1[0][0] - b1[0][0], pd)
+    usable = False
+    try:
+        usable = bool(view.usable())
+    except TypeError:
+        usable = False
+    reason = _get(view, "reason", "") or ""
+    return BookRow(
+        symbol=symbol,
+        asset_class=instrument.asset_class if instrument else "",
+        state=str(state),
+        reason=str(reason),
+        seq=_get(view, "seq"),
+        age_s=_get(view, "age_s"),
+        bids=tuple(bids),
+        asks=tuple(asks),
+        spread=spread,
+        usable=usable,
+    )
+
+
+def connection_row(stats: Any) -> ConnectionRow:
+    """A ConnectionRow from ``client.stats()`` (an object or a dict)."""
+    gaps = _first(stats, ("gaps", "gaps_total"), 0)
+    if isinstance(gaps, Mapping):
+        gaps = sum(int(v) for v in gaps.values())
+    state = _first(stats, ("state", "connection_state"), "connecting")
+    state = getattr(state, "value", state)
+    return ConnectionRow(
+        state=str(state),
+        heartbeat_age_s=_first(stats, ("heartbeat_age_s",)),
+        frames_per_s=_first(stats, ("frames_per_s",)),
+        latency_p50_ms=_first(stats, ("latency_p50_ms",)),
+        latency_p99_ms=_first(stats, ("latency_p99_ms",)),
+        gaps=int(gaps or 0),
+        resyncs=int(_first(stats, ("resyncs",), 0) or 0),
+        reconnects=int(_first(stats, ("reconnects",), 0) or 0),
+        backoff_delay_s=_first(stats, ("backoff_delay_s", "reconnect_delay_s")),
+        snapshot_requests=int(_first(stats, ("snapshot_requests",), 0) or 0),
+        rate_limited=int(_first(stats, ("snapshot_429", "rate_limited", "http_429"), 0) or 0),
+        kill_switch=kill_switch_text(_first(stats, ("kill_switch", "last_kill_switch"))),
+    )
+
+
+def kill_switch_text(result: Any) -> str:
+    """'cancelled 4, failed 0 (own) at 12:00:03' from the last kill-switch result, or '-'."""
+    if result is None:
+        return "-"
+    if isinstance(result, str):
+        return result
+    cancelled = _get(result, "cancelled", []) or []
+    failed = _get(result, "failed", []) or []
+    scope = _get(result, "scope", "")
+    t = _get(result, "t")
+    when = f" at {time.strftime('%H:%M:%S', time.localtime(t))}" if t else ""
+    n_c = len(cancelled) if not isinstance(cancelled, int) else cancelled
+    n_f = len(failed) if not isinstance(failed, int) else failed
+    scope_text = f" ({scope})" if scope else ""
+    return f"cancelled {n_c}, failed {n_f}{scope_text}{when}"
+
+
+def quote_text(kind: str, last: Any, instrument: Instrument | None) -> str:
+    """A short line for the latest ticker or trade value."""
+    if last is None:
+        return "-"
+    if kind == "ticker":
+        return (
+            f"{_get(last, 'bid', '?')} / {_get(last, 'ask', '?')}  last {_get(last, 'last', '?')}"
+        )
+    return f"{_get(last, 'side', '?')} {_get(last, 'size', '?')} @ {_get(last, 'price', '?')}"
+
+
+def quote_row(channel: str, last: Any, instrument: Instrument | None, now_ns: int) -> QuoteRow:
+    kind = channel.partition(":")[0]
+    ts = _get(last, "ts") if last is not None else None
+    age = (now_ns - ts) / 1e9 if isinstance(ts, int) else None
+    return QuoteRow(
+        channel=channel,
+        asset_class=instrument.asset_class if instrument else "",
+        text=quote_text(kind, last, instrument),
+        seq=_get(last, "seq") if last is not None else None,
+        age_s=age,
+    )
+
+
+def format_event(ev: Any) -> str:
+    """One line for the events pane: ``HH:MM:SS name k=v ...`` from a ClientEvent."""
+    d: dict[str, Any] = dict(ev.to_dict()) if hasattr(ev, "to_dict") else dict(ev)
+    name = d.pop("event", getattr(ev, "name", "?"))
+    t = d.pop("t", None)
+    when = time.strftime("%H:%M:%S", time.localtime(t if isinstance(t, int | float) else None))
+    parts = []
+    for k, v in d.items():
+        if v is None or v == [] or v == "":
+            continue
+        if isinstance(v, float):
+            v = f"{v:.2f}"
+        elif isinstance(v, list):
+            v = ",".join(map(str, v[:4])) + ("..." if len(v) > 4 else "")
+        parts.append(f"{k}={v}")
+    return f"{when} {name} " + " ".join(parts)
