@@ -36,6 +36,11 @@ class FaultAction:
     label: str
     requests: tuple[AdminRequest, ...] = field(default_factory=tuple)
     expect: str = ""  # what the viewer should see next (shown in the notice line)
+    short: str = ""  # the label in the on-screen key legend (default: ``label``)
+
+    @property
+    def legend(self) -> str:
+        return self.short or self.label
 
 
 def _trigger(fault: str, **params: Any) -> AdminRequest:
@@ -53,6 +58,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "disconnect (no close frame)",
         (_trigger("disconnect", close_frame=False),),
         "books go stale, orders cancelled, backoff, reconnect, re-seed",
+        short="disconnect",
     ),
     FaultAction(
         "c",
@@ -60,6 +66,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "clean close",
         (_trigger("disconnect", close_frame=True),),
         "close frame 1001: stale, cancel, reconnect, re-seed",
+        short="clean close",
     ),
     FaultAction(
         "g",
@@ -67,6 +74,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "drop a delta (gap)",
         (_arm("drop_delta", count=1),),
         "one book sees a seq gap and resyncs from a snapshot",
+        short="drop delta",
     ),
     FaultAction(
         "x",
@@ -74,6 +82,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "bad checksum",
         (_arm("bad_checksum", count=1),),
         "one book fails its CRC-32 and resyncs",
+        short="bad checksum",
     ),
     FaultAction(
         "m",
@@ -81,6 +90,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "malformed frame",
         (_arm("malformed_frame", count=1),),
         "a bad frame is reported; its book resyncs",
+        short="malformed",
     ),
     FaultAction(
         "p",
@@ -88,6 +98,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "stop pings (heartbeat loss)",
         (_arm("stop_pings", duration_s=15.0),),
         "no ping for 2.5 heartbeats: the client declares the link dead",
+        short="stop pings",
     ),
     FaultAction(
         "s",
@@ -95,6 +106,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "stall socket",
         (_arm("stall", duration_s=15.0),),
         "no frame at all: heartbeat loss, then reconnect",
+        short="stall",
     ),
     FaultAction(
         "r",
@@ -102,6 +114,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "snapshot 429s",
         (_arm("snapshot_rate_limit", count=5), _trigger("disconnect", close_frame=False)),
         "re-seed meets 429 Retry-After; the client waits it out",
+        short="snapshot 429",
     ),
 )
 QUIT_KEYS = ("q", "Q")

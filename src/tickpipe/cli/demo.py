@@ -24,6 +24,7 @@ import contextlib
 import logging
 import signal
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,14 +88,15 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "demo",
         help="live dashboard: gateway + client + strategy; inject faults with keys",
-        description=(
+        description=textwrap.fill(
             "Start the reference gateway on loopback (unless --stream-url is given), subscribe "
             "one client to order books, tickers and trades across asset classes on ONE "
             "connection, and show a live dashboard: per book the top levels, spread, seq, sync "
             "state and age; per connection its state, heartbeat age, frames/s, latency p50/p99, "
             "gaps, resyncs, reconnects, backoff, snapshot requests, 429s and what the kill "
             "switch cancelled. Press keys to inject the gateway's faults and watch the client "
-            "go stale, cancel, back off, reconnect and re-seed."
+            "go stale, cancel, back off, reconnect and re-seed.",
+            width=78,
         ),
         epilog=EPILOG.format(keys=keys),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -473,7 +475,7 @@ class DemoApp:
                     quotes.append(quote_row(ch, last, inst, now_ns))
             conn = connection_row(c.stats())
         admin_ok = self.admin is not None
-        keys = tuple(KeyHelp(a.key, a.label, admin_ok) for a in FAULT_ACTIONS)
+        keys = tuple(KeyHelp(a.key, a.legend, admin_ok) for a in FAULT_ACTIONS)
         keys += (KeyHelp("q", "quit"),)
         duration = self.opts.duration_s
         uptime = time.monotonic() - self.started

@@ -1,0 +1,533 @@
+"""``tickpipe demo``: the dashboard as a person sees it, and the pieces it is made of.
+
+The end-to-end tests run the real command in a pseudo-terminal (pexpect) against the real
+reference gateway it starts, feed everything it writes to a 160x50 ``pyte`` screen and read that
+screen. The unit tests cover the pure parts: rendering from a plain snapshot, flag checks,
+``--inject`` parsing, the ready line, the key reader's terminal handling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pty
+import re
+import signal
+import sys
+import termios
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pexpect
+import pyte
+import pytest
+from rich.console import Console
+
+from tickpipe.cli.dashboard import book_grid_shape, render
+from tickpipe.cli.dashboard_faults import ACTIONS_BY_KEY, FAULT_ACTIONS, parse_inject
+from tickpipe.cli.dashboard_gateway import parse_ready_line
+from tickpipe.cli.dashboard_keys import KeyReader
+from tickpipe.cli.dashboard_model import (
+    BookRow,
+    ConnectionRow,
+    DashboardSnapshot,
+    KeyHelp,
+    StrategyRow,
+)
+from tickpipe.cli.dashboard_source import fmt_decimal, format_event, kill_switch_text
+from tickpipe.cli.demo import DEFAULT_BOOKS, options_from_args, rest_url_for
+from tickpipe.cli.main import build_parser
+from tickpipe.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+COLS, ROWS = 160, 50
+ASSET_CLASSES = ("crypto", "equity", "metal", "fx")
+
+
+# -- the pseudo-terminal harness -----------------------------------------------------------
+
+
+class DemoTerminal:
+    """``python -m tickpipe demo ARGS`` in a pty, its output kept on a pyte screen."""
+
+    def __init__(self, *args: str, cols: int = COLS, rows: int = ROWS) -> None:
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+        env.pop("NO_COLOR", None)
+        self.child = pexpect.spawn(
+            PYTHON,
+            ["-m", "tickpipe", "demo", *args],
+            dimensions=(rows, cols),
+            env=env,
+            cwd=str(ROOT),
+            timeout=5,
+        )
+        self.screen = pyte.Screen(cols, rows)
+        self.stream = pyte.ByteStream(self.screen)
+        self.raw = bytearray()
+
+    def pump(self, wait_s: float = 0.1) -> None:
+        """Feed whatever the demo wrote (waiting up to ``wait_s`` for the first byte)."""
+        timeout = wait_s
+        while True:
+            try:
+                data = self.child.read_nonblocking(65536, timeout=timeout)
+            except (pexpect.TIMEOUT, pexpect.EOF):
+                return
+            self.raw += data
+            self.stream.feed(data)
+            timeout = 0
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    def wait_for(self, ok: Callable[[str], bool], what: str, timeout_s: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.pump(0.1)
+            screen = self.text()
+            if ok(screen):
+                return screen
+            if not self.child.isalive():
+                self.pump(0)
+                break
+        raise AssertionError(
+            f"screen never showed {what} within {timeout_s} s; last screen:\n{self.text()}\n"
+            f"raw tail: {bytes(self.raw[-2000:])!r}"
+        )
+
+    def wait_exit(self, timeout_s: float = 15.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while self.child.isalive() and time.monotonic() < deadline:
+            self.pump(0.1)
+        self.pump(0)
+        assert not self.child.isalive(), f"demo still running after {timeout_s} s"
+        self.child.close()
+        assert self.child.exitstatus is not None, f"demo killed by signal {self.child.signalstatus}"
+        return int(self.child.exitstatus)
+
+    def plain_output(self) -> str:
+        """Everything written, escape sequences removed (for text printed after the screen)."""
+        return re.sub(
+            r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>]",
+            "",
+            self.raw.decode(errors="replace"),
+        )
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.kill(signal.SIGKILL)
+        self.child.close(force=True)
+
+
+def book_line(screen: str, symbol: str) -> str:
+    """The status line of ``symbol``'s book panel (the line under its title)."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        m = re.search(rf"╭─ {re.escape(symbol)} ", line)
+        if m and i + 1 < len(lines):
+            return lines[i + 1][m.start() : m.start() + 60]
+    return ""
+
+
+def all_books_live(screen: str) -> bool:
+    return all("LIVE" in book_line(screen, s) for s in DEFAULT_BOOKS)
+
+
+def conn_value(screen: str, label: str) -> str:
+    m = re.search(rf"{re.escape(label)}\s+(\S+)", screen)
+    return m.group(1) if m else ""
+
+
+def reconnects(screen: str) -> int:
+    m = re.search(r"reconnects (\d+)", screen)
+    return int(m.group(1)) if m else -1
+
+
+def gateway_pid(screen: str) -> int:
+    m = re.search(r"embedded gateway pid (\d+)", screen)
+    assert m, f"no gateway pid on screen:\n{screen}"
+    return int(m.group(1))
+
+
+def pid_gone(pid: int, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def demo_term() -> object:
+    terms: list[DemoTerminal] = []
+
+    def start(*args: str) -> DemoTerminal:
+        t = DemoTerminal(*args)
+        terms.append(t)
+        return t
+
+    yield start
+    for t in terms:
+        t.close()
+
+
+# -- end to end: what a person sees --------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_dashboard_shows_books_then_a_disconnect_key_goes_stale_and_recovers(demo_term):
+    term: DemoTerminal = demo_term("--duration", "45")
+    screen = term.wait_for(all_books_live, "every default book LIVE", timeout_s=25)
+    for symbol in DEFAULT_BOOKS:
+        assert symbol in screen
+    for asset_class in ASSET_CLASSES:
+        assert asset_class in screen, f"asset class {asset_class} not on screen"
+    for label in ("heartbeat age", "frames/s", "latency p50/p99", "snapshots", "kill switch"):
+        assert label in screen
+    assert "[d] disconnect" in screen and "[q] quit" in screen
+    pid = gateway_pid(screen)
+    before = reconnects(screen)
+    assert before == 0, screen
+
+    term.child.send("d")
+    term.wait_for(
+        lambda s: "disconnected" in s or "STALE" in s or "stale" in s,
+        "the disconnect seen (stale / disconnected event)",
+        timeout_s=10,
+    )
+    screen = term.wait_for(
+        lambda s: reconnects(s) >= 1 and all_books_live(s),
+        "reconnect count 1 and every book LIVE again",
+        timeout_s=20,
+    )
+    assert "synced" in screen  # the re-seed is in the recent-events pane
+
+    term.child.sendintr()
+    code = term.wait_exit(15)
+    assert code == 0
+    out = term.plain_output()
+    assert "Traceback" not in out
+    assert "stopped (Ctrl-C)" in out
+    assert pid_gone(pid), f"gateway pid {pid} still running after the demo exited"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(45)
+def test_duration_and_inject_flags_end_by_themselves(demo_term):
+    term: DemoTerminal = demo_term(
+        "--duration", "9", "--no-strategy", "--inject", "disconnect@3", "--refresh", "8"
+    )
+    screen = term.wait_for(lambda s: "embedded gateway pid" in s, "the header", timeout_s=20)
+    pid = gateway_pid(screen)
+    assert "strategy" in screen and "off" in screen
+    code = term.wait_exit(30)
+    assert code == 0
+    out = term.plain_output()
+    assert "Traceback" not in out
+    assert "stopped (--duration reached)" in out
+    m = re.search(r"reconnects (\d+)", out.split("stopped (--duration reached)")[-1])
+    assert m and int(m.group(1)) >= 1, out[-1500:]
+    assert pid_gone(pid)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(30)
+def test_sigterm_while_starting_leaves_no_gateway():
+    proc = pexpect.spawn(PYTHON, ["-m", "tickpipe", "demo"], cwd=str(ROOT), timeout=20)
+    try:
+        proc.expect("starting the reference gateway")
+        proc.expect("connecting to")  # the gateway is up: stop right now, mid-start
+        children = _children_of(proc.pid)
+        proc.kill(signal.SIGTERM)
+        proc.expect(pexpect.EOF, timeout=15)
+        proc.close()
+        assert proc.exitstatus == 0, proc.before
+        assert b"Traceback" not in (proc.before or b"")
+        for pid in children:
+            assert pid_gone(pid), f"child {pid} left running"
+    finally:
+        if proc.isalive():
+            proc.kill(signal.SIGKILL)
+
+
+def _children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out.append(int(entry))
+    return out
+
+
+def test_unreachable_gateway_is_a_clear_error_not_a_traceback():
+    proc = pexpect.spawn(
+        PYTHON,
+        ["-m", "tickpipe", "demo", "--stream-url", "ws://127.0.0.1:9/v1/stream"],
+        cwd=str(ROOT),
+        timeout=20,
+    )
+    proc.expect(pexpect.EOF)
+    proc.close()
+    out = (proc.before or b"").decode()
+    assert proc.exitstatus == 1, out
+    assert "tickpipe demo: error:" in out and "Traceback" not in out
+
+
+# -- the screen, from plain values ---------------------------------------------------------
+
+
+def _snapshot(**over: object) -> DashboardSnapshot:
+    books = (
+        BookRow(
+            "BTC-USD",
+            "crypto",
+            "live",
+            "snapshot",
+            1042,
+            0.05,
+            (("65000.00", "0.5000"), ("64999.99", "1.2000")),
+            (("65000.01", "0.3000"),),
+            "0.01",
+            True,
+        ),
+        BookRow("AAPL", "equity", "resyncing", "seq_gap", None, 1.5),
+        BookRow(
+            "XAU-USD",
+            "metal",
+            "stale",
+            "disconnected",
+            77,
+            3.0,
+            (("2350.00", "1.00"),),
+            (("2350.10", "2.00"),),
+            "0.10",
+        ),
+        BookRow("EUR-USD", "fx", "syncing", "subscribed"),
+    )
+    base = dict(
+        target="embedded gateway pid 4242  ws://127.0.0.1:1234/v1/stream",
+        uptime_s=12.0,
+        books=books,
+        connection=ConnectionRow(
+            "reconnecting",
+            7.5,
+            1234.0,
+            0.42,
+            3.9,
+            2,
+            3,
+            1,
+            0.61,
+            9,
+            4,
+            "cancelled 2, failed 0 (own)",
+        ),
+        strategy=StrategyRow(True, "quoting 3 books", 6, 12, 6),
+        events=tuple(f"12:00:{i:02d} event number {i}" for i in range(40)),
+        keys=(*(KeyHelp(a.key, a.legend) for a in FAULT_ACTIONS), KeyHelp("q", "quit")),
+        notice="key 'd': injected disconnect",
+        ends_in_s=5.0,
+    )
+    base.update(over)
+    return DashboardSnapshot(**base)  # type: ignore[arg-type]
+
+
+def _screen(snap: DashboardSnapshot, width: int = COLS, height: int = ROWS) -> str:
+    with open(os.devnull, "w") as sink:
+        console = Console(width=width, height=height, record=True, color_system=None, file=sink)
+        console.print(render(snap, width, height))
+    return console.export_text()
+
+
+def test_render_shows_each_book_with_state_levels_and_the_connection():
+    text = _screen(_snapshot())
+    for sym, cls_, state in (
+        ("BTC-USD", "crypto", "LIVE"),
+        ("AAPL", "equity", "RESYNCING (seq_gap)"),
+        ("XAU-USD", "metal", "STALE (disconnected)"),
+        ("EUR-USD", "fx", "SYNCING"),
+    ):
+        assert f"{sym} {cls_}" in text
+        assert state in text
+    assert "65000.00" in text and "65000.01" in text and "seq 1042" in text and "spr 0.01" in text
+    assert "RECONNECTING" in text and "backoff 0.61s" in text
+    assert "429s 4" in text and "reconnects 1" in text and "1,234" in text
+    assert "0.42ms / 3.90ms" in text
+    assert "cancelled 2, failed 0 (own)" in text
+    assert "event number 39" in text  # newest event shown, oldest dropped
+    assert "event number 0\n" not in text
+    assert "[d] disconnect" in text and "[q] quit" in text
+    assert "pid 4242" in text and "injected disconnect" in text
+    assert len(text.rstrip("\n").splitlines()) <= ROWS
+
+
+def test_render_fits_a_small_terminal_by_collapsing_books():
+    books = tuple(BookRow(s, "crypto", "live", seq=i) for i, s in enumerate(DEFAULT_BOOKS))
+    text = _screen(_snapshot(books=books), 80, 24)
+    assert len(text.rstrip("\n").splitlines()) <= 24
+    for s in ("BTC-USD", "AAPL", "MSFT", "NVDA"):
+        assert s in text
+
+
+def test_book_grid_shape_follows_the_terminal():
+    assert book_grid_shape(7, 106, 45) == (2, 5)
+    cols, depth = book_grid_shape(7, 40, 20)
+    assert cols == 1 and depth == 0  # too short for 7 ladders: compact table
+    assert book_grid_shape(0, 100, 40) == (1, 0)
+
+
+def test_fault_keys_are_unique_and_quit_is_free():
+    keys = [a.key for a in FAULT_ACTIONS]
+    assert len(keys) == len(set(keys)) and "q" not in keys
+    assert {"d", "c", "g", "x", "p", "s", "r", "m"} <= set(ACTIONS_BY_KEY)
+    for a in FAULT_ACTIONS:
+        assert a.requests, a.name
+
+
+# -- flags -----------------------------------------------------------------------------------
+
+
+def test_parse_inject_accepts_name_at_seconds():
+    sf = parse_inject("disconnect@2.5")
+    assert (sf.name, sf.at_s) == ("disconnect", 2.5)
+    assert sf.action.key == "d"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("explode@3", "unknown fault 'explode'"),
+        ("disconnect", "expected NAME@SECONDS"),
+        ("disconnect@soon", "'soon' is not a number"),
+        ("disconnect@-1", ">= 0"),
+        ("disconnect@nan", ">= 0"),
+    ],
+)
+def test_parse_inject_rejects_bad_text_naming_it(text, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        parse_inject(text)
+
+
+def _demo_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["demo", *argv])
+
+
+def test_options_default_to_the_embedded_gateway_and_the_mixed_channels():
+    opts = options_from_args(_demo_args())
+    assert opts.stream_url is None and opts.strategy
+    kinds = {c.split(":")[0] for c in opts.channels}
+    assert kinds == {"orderbook", "ticker", "trades"}
+    assert "--seed=1" in opts.gateway_args
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--rest-url", "http://x:1"], "--rest-url needs --stream-url"),
+        (["--stream-url", "ws://h:1/v1/stream", "--faults", "flaky"], "embedded gateway"),
+        (["--stream-url", "http://h:1/"], "--stream-url must be ws://"),
+        (["--channels", "orderbook"], "--channels"),
+        (["--channels", "candles:BTC-USD"], "--channels"),
+        (["--duration", "0"], "--duration must be > 0"),
+        (["--refresh", "100"], "--refresh"),
+        (["--inject", "nope@1"], "unknown fault"),
+        (
+            ["--stream-url", "ws://h:1/v1/stream", "--admin-url", "http://h:2"],
+            "--admin-url and --admin-token go together",
+        ),
+    ],
+)
+def test_bad_flags_are_config_errors_naming_the_flag(argv, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        options_from_args(_demo_args(*argv))
+
+
+def test_bad_flag_exits_2_with_a_message(capsys):
+    from tickpipe.cli.main import main
+
+    assert main(["demo", "--inject", "boom@1"]) == 2
+    assert "tickpipe demo: error: --inject 'boom@1': unknown fault" in capsys.readouterr().err
+
+
+def test_rest_url_derived_from_stream_url():
+    assert rest_url_for("ws://127.0.0.1:8080/v1/stream") == "http://127.0.0.1:8080"
+    assert rest_url_for("wss://example.org/v1/stream") == "https://example.org"
+
+
+# -- pieces ----------------------------------------------------------------------------------
+
+
+def test_ready_line_parsing():
+    line = (
+        b'{"event": "ready", "stream_url": "ws://127.0.0.1:5/v1/stream", "rest_url": '
+        b'"http://127.0.0.1:5", "admin_url": "http://127.0.0.1:6", "admin_token": "t", "pid": 9}'
+    )
+    r = parse_ready_line(line, 123)
+    assert r is not None
+    assert (r.pid, r.stream_url, r.admin_token, r.extra) == (
+        123,
+        "ws://127.0.0.1:5/v1/stream",
+        "t",
+        {"pid": 9},
+    )
+    assert parse_ready_line(b"starting...", 1) is None
+    assert parse_ready_line(b'{"event": "log"}', 1) is None
+    assert parse_ready_line(b'{"event": "ready"}', 1) is None  # no URLs: not usable
+
+
+def test_event_and_kill_switch_formatting():
+    from tickpipe.client.events import OrdersCancelled, Reconnecting
+
+    line = format_event(Reconnecting(attempt=0, delay_s=0.6123, t=0.0))
+    assert line.endswith("reconnecting attempt=0 delay_s=0.61")
+    ks = OrdersCancelled(cancelled=["a", "b"], failed=["c"], scope="own", t=0.0)
+    assert kill_switch_text(ks).startswith("cancelled 2, failed 1 (own)")
+    assert kill_switch_text(None) == "-"
+
+
+def test_fmt_decimal_keeps_the_instrument_decimals():
+    from decimal import Decimal
+
+    assert fmt_decimal(Decimal("2350.1"), 2) == "2350.10"
+    assert fmt_decimal(Decimal("1000"), 0) == "1000"
+    assert fmt_decimal(Decimal("0.5"), None) == "0.5"
+
+
+async def test_key_reader_uses_cbreak_delivers_keys_and_restores_the_terminal():
+    master, slave = pty.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        with KeyReader(fd=slave) as keys:
+            assert keys.interactive
+            mode = termios.tcgetattr(slave)
+            assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO
+            assert mode[3] & termios.ISIG  # Ctrl-C still signals
+            os.write(master, b"dq")
+            got = [await asyncio.wait_for(keys.get(), 2), await asyncio.wait_for(keys.get(), 2)]
+            assert got == ["d", "q"]
+        assert termios.tcgetattr(slave) == before
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+async def test_key_reader_does_nothing_without_a_terminal():
+    r, w = os.pipe()
+    try:
+        with KeyReader(fd=r) as keys:
+            assert not keys.interactive
+    finally:
+        os.close(r)
+        os.close(w)
