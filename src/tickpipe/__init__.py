@@ -4,4 +4,29 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from tickpipe.client import (
+    BookView,
+    Client,
+    ClientConfig,
+    ClientEvent,
+    ClientStats,
+    Order,
+    SubscribeResult,
+    TickerUpdate,
+    TopOfBook,
+    TradeUpdate,
+)
+
+__all__ = [
+    "BookView",
+    "Client",
+    "ClientConfig",
+    "ClientEvent",
+    "ClientStats",
+    "Order",
+    "SubscribeResult",
+    "TickerUpdate",
+    "TopOfBook",
+    "TradeUpdate",
+    "__version__",
+]

@@ -1,0 +1,524 @@
+"""``tickpipe.Client``: the facade a trading bot uses. See docs/ARCHITECTURE.md (issue 8).
+
+::
+
+    async with Client(stream_url=..., rest_url=..., key=..., secret=...) as client:
+        await client.subscribe(["orderbook:AAPL", "ticker:BTC-USD", "trades:XAU-USD"])
+        await client.wait_synced("AAPL", timeout=10)
+        book = client.book("AAPL")          # BookView: .synced .seq .state .bids(n) .asks(n)
+        order = await client.place_limit_order("AAPL", "buy", "180.00", "10")
+        await client.cancel_all_orders()
+
+Tasks it owns (all ended by ``close()`` / ``__aexit__``: no task, socket or session left):
+the supervisor (connection loop), the snapshot scheduler, the dispatcher (user callbacks),
+and the orders' background cancel retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random as _random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from tickpipe.client.channels import Channels
+from tickpipe.client.config import ClientConfig
+from tickpipe.client.dispatch import Dispatcher, Feed
+from tickpipe.client.events import OrdersCancelled
+from tickpipe.client.metrics import Metrics, RateMeter
+from tickpipe.client.orders import CancelReport, Order, OrderManager
+from tickpipe.client.rest import RestClient
+from tickpipe.client.snapshots import SnapshotScheduler
+from tickpipe.client.supervisor import SubscribeResult, Supervisor
+from tickpipe.client.views import BookView
+from tickpipe.errors import ConfigError, StreamError, SyncTimeout
+from tickpipe.protocol import frames
+from tickpipe.protocol.frames import Snapshot
+from tickpipe.protocol.watchdog import SilenceDetector
+
+log = logging.getLogger("tickpipe.client")
+
+DEFAULT_STREAM_URL = "ws://127.0.0.1:8765/v1/stream"
+DEFAULT_REST_URL = "http://127.0.0.1:8765"
+DEFAULT_KEY = "demo"
+DEFAULT_SECRET = "demo-secret"
+
+
+@dataclass(frozen=True)
+class BookStatus:
+    channel: str
+    state: str
+    reason: str
+    synced: bool
+    seq: int | None
+    age_s: float | None
+    buffered: int
+    resyncs: int
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """A snapshot of the client's counters and gauges, for dashboards."""
+
+    connection: str
+    url: str
+    session: str
+    heartbeat_age_s: float | None
+    heartbeat_ms: int | None
+    frames: int
+    bytes: int
+    frames_per_s: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    gaps: dict[str, int]
+    duplicates: int
+    bad_frames: int
+    resyncs: int
+    reconnects: int
+    connections_opened: int
+    backoff_delay_s: float
+    snapshot_requests: int
+    snapshot_429: int
+    snapshot_errors: int
+    snapshots_queued: int
+    snapshots_in_flight: int
+    trades_missed: int
+    callback_errors: int
+    overflow_dropped: int
+    queue_depth: int
+    cancel_on_disconnect: bool
+    own_open_orders: int
+    last_kill_switch: dict[str, Any] | None
+    books: dict[str, BookStatus] = field(default_factory=dict)
+
+
+def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> str:
+    if not isinstance(url, str):
+        raise ConfigError(f"{name} must be a string URL, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL with a host, got {url!r}")
+    return url
+
+
+def _channel_list(channels: Sequence[str] | str) -> list[str]:
+    if isinstance(channels, str):
+        channels = [channels]
+    out: list[str] = []
+    for ch in channels:
+        if not isinstance(ch, str):
+            raise ConfigError(f"channel names are strings, got {ch!r}")
+        try:
+            frames.split_channel(ch)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if ch not in out:
+            out.append(ch)
+    return out
+
+
+class Client:
+    """One multiplexed VTS/1 connection, exact local books, safe recovery.
+
+    ``key``/``secret`` default to ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` (else the demo key).
+    Every other keyword is a :class:`~tickpipe.client.config.ClientConfig` knob (or pass
+    ``config=``). ``clock`` (monotonic seconds) and ``random`` (U[0,1)) can be injected.
+    """
+
+    def __init__(
+        self,
+        stream_url: str = DEFAULT_STREAM_URL,
+        rest_url: str = DEFAULT_REST_URL,
+        key: str | None = None,
+        secret: str | None = None,
+        *,
+        config: ClientConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+        **knobs: Any,
+    ) -> None:
+        self.stream_url = _check_url("stream_url", stream_url, ("ws", "wss"))
+        self.rest_url = _check_url("rest_url", rest_url, ("http", "https"))
+        self.key = key if key is not None else os.environ.get("TICKPIPE_KEY", DEFAULT_KEY)
+        secret = secret if secret is not None else os.environ.get("TICKPIPE_SECRET", DEFAULT_SECRET)
+        if not self.key or not secret:
+            raise ConfigError("key and secret must be non-empty")
+        if config is not None and knobs:
+            raise ConfigError("pass either config= or keyword knobs, not both")
+        self.config = config if config is not None else ClientConfig.from_kwargs(**knobs)
+        self._secret = secret
+        self._clock = clock
+        self._random = random
+        self.metrics = Metrics()
+        self._rate = RateMeter()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closed = False
+        self.dispatcher = Dispatcher(
+            self.metrics, self.config.data_queue_size, self.config.event_queue_size
+        )
+        self._sup: Supervisor | None = None
+        self._scheduler: SnapshotScheduler | None = None
+        self._rest: RestClient | None = None
+        self._orders: OrderManager | None = None
+        self._channels: Channels | None = None
+
+    # -- life --
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect and authenticate (retrying up to ``first_connect_timeout_s``).
+
+        Raises :class:`AuthError` when the gateway refuses the key, :class:`StreamError` when
+        no connection could be made in time. On failure everything started is stopped.
+        """
+        if self._started:
+            raise StreamError("client already started")
+        self._started = True
+        cfg = self.config
+        self._rest = RestClient(self.rest_url, self.key, self._secret, cfg.rest_timeout_s)
+        self._orders = OrderManager(self._rest, cfg.order_retry, self._random)
+        self._orders.on_background_report = self._on_background_cancel
+        self._channels = Channels(
+            metrics=self.metrics,
+            dispatcher=self.dispatcher,
+            scheduler_ref=lambda: self._require(self._scheduler),
+            sync_config=cfg.sync,
+            clock=self._clock,
+            random=self._random,
+            silence=SilenceDetector(cfg.stale_after_s),
+            connected=lambda: self._sup is not None and self._sup.connected,
+        )
+        self._scheduler = SnapshotScheduler(
+            self._fetch_snapshot,
+            self._channels.on_snapshot,
+            concurrency=cfg.snapshot_concurrency,
+            rate_per_s=cfg.snapshot_rate_per_s,
+            burst=cfg.snapshot_burst,
+            jitter_s=cfg.snapshot_jitter_s,
+            clock=self._clock,
+            random=self._random,
+        )
+        self._sup = Supervisor(
+            stream_url=self.stream_url,
+            key=self.key,
+            secret=self._secret,
+            config=cfg,
+            channels=self._channels,
+            dispatcher=self.dispatcher,
+            orders=self._orders,
+            metrics=self.metrics,
+            clock=self._clock,
+            random=self._random,
+        )
+        self._tasks = [
+            asyncio.create_task(self._sup.run(), name="tickpipe supervisor"),
+            asyncio.create_task(self._scheduler.run(), name="tickpipe snapshots"),
+            asyncio.create_task(self.dispatcher.run(), name="tickpipe dispatch"),
+        ]
+        try:
+            await self._load_instruments()
+            await asyncio.wait_for(asyncio.shield(self._sup.ready), cfg.first_connect_timeout_s)
+        except TimeoutError:
+            err = self._sup.last_error or "no answer"
+            await self.close()
+            raise StreamError(
+                f"could not connect to {self.stream_url} within "
+                f"{cfg.first_connect_timeout_s}s: {err}"
+            ) from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _load_instruments(self) -> None:
+        """GET /v1/instruments, retried (with the reconnect backoff) until the first timeout."""
+        rest, ch = self._require(self._rest), self._require(self._channels)
+        deadline = self._clock() + self.config.first_connect_timeout_s
+        delay = self.config.reconnect.base_s
+        while True:
+            try:
+                insts = await rest.instruments()
+                break
+            except Exception as exc:
+                from tickpipe.errors import RestError
+
+                if not isinstance(exc, RestError) or self._clock() + delay > deadline:
+                    raise StreamError(
+                        f"cannot load instruments from {self.rest_url}: {exc}"
+                    ) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect.cap_s)
+        ch.instruments = {i.symbol: i for i in insts}
+
+    async def close(self) -> None:
+        """Stop everything: socket closed, tasks ended, REST session released. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sup is not None:
+            await self._sup.close()
+        sup_task = self._tasks[0] if self._tasks else None
+        if sup_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(sup_task), 3.0)
+            except (TimeoutError, Exception):
+                log.debug("supervisor did not end cleanly", exc_info=True)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        conn = self._sup.conn if self._sup is not None else None
+        if conn is not None and conn.transport is not None:
+            conn.abort("client")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.transport.wait_disconnected(), 2.0)
+        if self._orders is not None:
+            await self._orders.close()
+        if self._rest is not None:
+            await self._rest.close()
+        self.dispatcher.close_feeds()
+
+    @staticmethod
+    def _require(x: Any) -> Any:
+        if x is None:
+            raise StreamError("client not started: use 'async with Client(...)' or start()")
+        return x
+
+    # -- internals wired into parts --
+    async def _fetch_snapshot(self, channel: str) -> Snapshot:
+        _, symbol = frames.split_channel(channel)
+        rest: RestClient = self._require(self._rest)
+        return await rest.snapshot(symbol, self.config.snapshot_depth)
+
+    def _on_background_cancel(self, report: CancelReport) -> None:
+        self.dispatcher.event(
+            OrdersCancelled(
+                cancelled=report.cancelled,
+                failed=report.failed,
+                scope=report.scope,
+                background=True,
+            )
+        )
+
+    # -- subscriptions --
+    async def subscribe(self, channels: Sequence[str] | str) -> SubscribeResult:
+        """Subscribe (``KIND:SYMBOL``). Returns accepted and refused channels; refusals are
+        also reported as ``subscribe_error`` events. Kept across reconnects."""
+        chans = _channel_list(channels)
+        sup: Supervisor = self._require(self._sup)
+        ch: Channels = self._require(self._channels)
+        missing = [
+            c
+            for c in chans
+            if c.startswith("orderbook:") and c.partition(":")[2] not in ch.instruments
+        ]
+        if missing:
+            with contextlib.suppress(Exception):
+                await self._load_instruments()
+        for c in chans:
+            sup.wanted[c] = None
+        return await sup.request("subscribe", chans)
+
+    async def unsubscribe(self, channels: Sequence[str] | str) -> SubscribeResult:
+        chans = _channel_list(channels)
+        sup: Supervisor = self._require(self._sup)
+        for c in chans:
+            sup.wanted.pop(c, None)
+        return await sup.request("unsubscribe", chans)
+
+    @property
+    def channels(self) -> list[str]:
+        """Channels wanted (re-subscribed after every reconnect)."""
+        return list(self._sup.wanted) if self._sup is not None else []
+
+    # -- books --
+    @staticmethod
+    def _book_channel(symbol: str) -> str:
+        return symbol if symbol.startswith("orderbook:") else f"orderbook:{symbol}"
+
+    def book(self, symbol: str) -> BookView:
+        """The live view of ``symbol``'s book (``"AAPL"`` or ``"orderbook:AAPL"``)."""
+        ch: Channels = self._require(self._channels)
+        view = ch.views.get(self._book_channel(symbol))
+        if view is None:
+            raise ConfigError(f"not subscribed to {self._book_channel(symbol)!r}")
+        return view
+
+    def books(self) -> dict[str, BookView]:
+        ch: Channels | None = self._channels
+        return dict(ch.views) if ch is not None else {}
+
+    async def wait_synced(self, symbol: str, timeout: float = 10.0) -> BookView:
+        """Wait until the book is synced; :class:`SyncTimeout` after ``timeout`` seconds."""
+        ch: Channels = self._require(self._channels)
+        channel = self._book_channel(symbol)
+        deadline = self._clock() + timeout
+        while True:
+            bc = ch.books.get(channel)
+            if bc is not None and bc.sync.synced:
+                return ch.views[channel]
+            left = deadline - self._clock()
+            if left <= 0:
+                state = bc.sync.state.value if bc is not None else "not subscribed"
+                raise SyncTimeout(f"{channel} not synced within {timeout}s (state {state})")
+            if bc is None:
+                await asyncio.sleep(min(0.02, left))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bc.synced_event.wait(), left)
+
+    def ticker(self, symbol: str) -> frames.Ticker | None:
+        """The last ticker frame of ``symbol`` (None before the first; check ``ticker_stale``)."""
+        ch: Channels = self._require(self._channels)
+        sc = ch.seqs.get(symbol if symbol.startswith("ticker:") else f"ticker:{symbol}")
+        last = sc.last if sc is not None else None
+        return last if isinstance(last, frames.Ticker) else None
+
+    # -- triggers --
+    def on_book(self, fn: Callable[[BookView], Any]) -> Callable[[], None]:
+        """Call ``fn(view)`` when a synced book changed (coalesced: latest state)."""
+        return self.dispatcher.add_callback("book", fn)
+
+    def on_top_of_book(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
+        """Call ``fn(TopOfBook)`` when a synced book's best bid or ask changed."""
+        return self.dispatcher.add_callback("top_of_book", fn)
+
+    def on_ticker(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
+        """Call ``fn(TickerUpdate)`` for each ticker frame."""
+        return self.dispatcher.add_callback("ticker", fn)
+
+    def on_trade(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
+        """Call ``fn(TradeUpdate)`` for each trade."""
+        return self.dispatcher.add_callback("trade", fn)
+
+    def on_state(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
+        """Call ``fn(ClientEvent)`` for every event (connected, gap, stale, ...)."""
+        return self.dispatcher.add_callback("state", fn)
+
+    def events(self, maxsize: int | None = None) -> Feed[Any]:
+        """An async iterator of every :class:`ClientEvent` from now on (bounded; see dispatch).
+        May be called before ``start()`` to see the connection events too."""
+        return self.dispatcher.feed("events", maxsize)
+
+    def book_updates(self, maxsize: int | None = None) -> Feed[Any]:
+        """Async iterator of :class:`BookView` for synced books that changed (coalesced)."""
+        return self.dispatcher.feed("book", maxsize)
+
+    def trades(self, maxsize: int | None = None) -> Feed[Any]:
+        return self.dispatcher.feed("trade", maxsize)
+
+    def tickers(self, maxsize: int | None = None) -> Feed[Any]:
+        return self.dispatcher.feed("ticker", maxsize)
+
+    # -- orders --
+    async def place_limit_order(
+        self,
+        symbol: str,
+        side: str,
+        price: Any,
+        size: Any,
+        client_order_id: str | None = None,
+    ) -> Order:
+        orders: OrderManager = self._require(self._orders)
+        return await orders.place_limit_order(symbol, side, price, size, client_order_id)
+
+    async def open_orders(self, symbol: str | None = None) -> list[Order]:
+        orders: OrderManager = self._require(self._orders)
+        return await orders.open_orders(symbol)
+
+    async def cancel_order(self, order_id: str) -> Order:
+        orders: OrderManager = self._require(self._orders)
+        return await orders.cancel_order(order_id)
+
+    async def cancel_all_orders(self, symbol: str | None = None) -> list[str]:
+        orders: OrderManager = self._require(self._orders)
+        return await orders.cancel_all_orders(symbol)
+
+    @property
+    def own_orders(self) -> dict[str, Order]:
+        """Orders this client placed that may still be open (cancelled on going blind)."""
+        return dict(self._orders.own) if self._orders is not None else {}
+
+    # -- observability --
+    @property
+    def connection_state(self) -> str:
+        return self._sup.state if self._sup is not None else "idle"
+
+    @property
+    def connected(self) -> bool:
+        return self._sup is not None and self._sup.connected
+
+    def stats(self) -> ClientStats:
+        m = self.metrics
+        sup, sch, ch = self._sup, self._scheduler, self._channels
+        p50, p99 = m.latency.percentiles(50, 99)
+        books: dict[str, BookStatus] = {}
+        if ch is not None:
+            for name, bc in ch.books.items():
+                v = ch.views[name]
+                books[name] = BookStatus(
+                    name,
+                    v.state,
+                    v.reason,
+                    v.synced,
+                    v.seq,
+                    v.age_s,
+                    bc.sync.buffered,
+                    bc.sync.stats.resyncs,
+                )
+        last = self._orders.last_report if self._orders is not None else None
+        return ClientStats(
+            connection=self.connection_state,
+            url=self.stream_url,
+            session=sup.conn.session if sup is not None and sup.conn is not None else "",
+            heartbeat_age_s=sup.heartbeat_age() if sup is not None else None,
+            heartbeat_ms=sup.heartbeat_ms if sup is not None else None,
+            frames=m.frames,
+            bytes=m.bytes,
+            frames_per_s=self._rate.rate(self._clock(), m.frames),
+            latency_p50_ms=p50,
+            latency_p99_ms=p99,
+            gaps=dict(m.gaps),
+            duplicates=m.duplicates,
+            bad_frames=m.bad_frames,
+            resyncs=m.resyncs,
+            reconnects=m.reconnects,
+            connections_opened=sup.connections_opened if sup is not None else 0,
+            backoff_delay_s=sup.current_delay_s if sup is not None else 0.0,
+            snapshot_requests=sch.requests if sch is not None else 0,
+            snapshot_429=sch.rate_limited if sch is not None else 0,
+            snapshot_errors=m.snapshot_errors,
+            snapshots_queued=sch.queued if sch is not None else 0,
+            snapshots_in_flight=sch.in_flight if sch is not None else 0,
+            trades_missed=m.trades_missed,
+            callback_errors=m.callback_errors,
+            overflow_dropped=m.overflow_dropped,
+            queue_depth=self.dispatcher.queue_depth,
+            cancel_on_disconnect=sup.cancel_on_disconnect_armed if sup is not None else False,
+            own_open_orders=len(self._orders.own) if self._orders is not None else 0,
+            last_kill_switch=(
+                None
+                if last is None
+                else {"cancelled": last.cancelled, "failed": last.failed, "scope": last.scope}
+            ),
+            books=books,
+        )

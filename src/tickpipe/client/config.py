@@ -1,0 +1,171 @@
+"""Every knob of the client in one frozen, validated object.
+
+Each field has a unit in its name, a concrete default, and a note on what it bounds and what it
+costs. A bad value raises :class:`~tickpipe.errors.ConfigError` naming the field, at
+construction: a typo or a negative timeout never passes silently.
+
+Worst-case memory set by these knobs (per client):
+
+- books: ``sync.max_buffered_deltas`` deltas per book while its snapshot is awaited
+  (~0.5 KiB each: 2,000 x 200 books = ~200 MiB in the absolute worst case, only while every
+  snapshot is late at once; a synced book buffers nothing);
+- user queues: ``event_queue_size`` events per ``events()`` iterator, ``data_queue_size``
+  trades/tickers waiting for callbacks; book triggers are coalesced (one pending slot per book);
+- the socket: ``max_frame_bytes`` for one frame in picows' read buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tickpipe.errors import ConfigError
+from tickpipe.protocol.backoff import BackoffPolicy
+from tickpipe.protocol.sync import SyncConfig
+
+CancelScope = Literal["own", "key", "none"]
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _positive_int(name: str, value: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Client knobs. Pass them as keyword arguments to :class:`tickpipe.Client`.
+
+    Connection
+    - ``connect_timeout_s`` (5.0 s): TCP + WebSocket handshake, and again the wait for the
+      auth answer. Longer only delays noticing a dead gateway.
+    - ``first_connect_timeout_s`` (10.0 s): how long ``async with Client(...)`` keeps trying
+      (with the reconnect backoff) before raising :class:`~tickpipe.errors.StreamError`.
+    - ``heartbeat_timeout_factor`` (2.5): no gateway ping within this many ``heartbeat_ms``
+      (announced at auth) = the link is dead (VTS/1 section 6). Lower finds a dead link
+      sooner but risks false alarms on a loaded machine.
+    - ``heartbeat_timeout_s`` (None): an absolute override of the above.
+    - ``reconnect`` (base 0.5 s, cap 30 s, equal jitter, healthy after 10 s): section 8 delays.
+    - ``cancel_on_disconnect`` (True): arm the gateway's dead man's switch after auth.
+    - ``cancel_orders_on_blind`` ("own"): on going blind, cancel this client's own open orders
+      by id ("own"), every open order of the key ("key", only when the key is this client's
+      alone) or nothing ("none"). Costs one REST call per open order on each loss.
+    - ``max_frame_bytes`` (1 MiB): a larger frame closes the connection (then reconnect).
+    - ``subscribe_timeout_s`` (10.0 s): wait for ``subscribed`` after a subscribe.
+
+    Books and channels
+    - ``sync``: per-book :class:`~tickpipe.protocol.sync.SyncConfig` (buffer bound 2,000
+      deltas, checksum on, snapshot retry backoff 0.25 s..10 s).
+    - ``stale_after_s`` (None = off): a channel silent longer than this while the socket is
+      healthy is flagged ``stale`` (reason ``silent``); the book stays synced but not usable.
+      Costs one check per channel every ``stale_after_s / 4``.
+
+    Snapshot scheduler (shared by every book; see ``client/snapshots.py``)
+    - ``snapshot_concurrency`` (4): fetches in flight at once. One slow book holds one slot.
+    - ``snapshot_rate_per_s`` (8.0) and ``snapshot_burst`` (8): token bucket over all fetches.
+      Keep under the gateway's limit for the key: at 8/s 200 books re-seed in ~25 s with no
+      request refused. A 429 pauses every fetch for its ``Retry-After``.
+    - ``snapshot_jitter_s`` (0.25 s): each fetch is delayed by U(0, this) so that clients that
+      reconnect together do not fetch in lock step. Adds at most this to a re-seed.
+    - ``snapshot_depth`` (None = whole book): depth asked for. A partial book cannot stay
+      exact when deeper levels surface, so keep None unless the gateway has huge books.
+
+    REST
+    - ``rest_timeout_s`` (10.0 s): per request, total.
+    - ``order_retry`` (base 0.5 s, cap 5 s): background retries of cancels that failed while
+      going blind, until they succeed or the client closes.
+
+    Consumers (see ``client/dispatch.py``)
+    - ``event_queue_size`` (10,000): events held per ``events()`` iterator; past it the oldest
+      are dropped and an ``overflow`` event says how many.
+    - ``data_queue_size`` (10,000): ticker/trade/state items waiting for callbacks; past it
+      the oldest are dropped, counted and reported (``overflow``). Never stalls the socket.
+    """
+
+    connect_timeout_s: float = 5.0
+    first_connect_timeout_s: float = 10.0
+    heartbeat_timeout_factor: float = 2.5
+    heartbeat_timeout_s: float | None = None
+    reconnect: BackoffPolicy = field(default_factory=BackoffPolicy)
+    cancel_on_disconnect: bool = True
+    cancel_orders_on_blind: CancelScope = "own"
+    max_frame_bytes: int = 1 << 20
+    subscribe_timeout_s: float = 10.0
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    stale_after_s: float | None = None
+    snapshot_concurrency: int = 4
+    snapshot_rate_per_s: float = 8.0
+    snapshot_burst: int = 8
+    snapshot_jitter_s: float = 0.25
+    snapshot_depth: int | None = None
+    rest_timeout_s: float = 10.0
+    order_retry: BackoffPolicy = field(
+        default_factory=lambda: BackoffPolicy(base_s=0.5, cap_s=5.0, healthy_after_s=0.0)
+    )
+    event_queue_size: int = 10_000
+    data_queue_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "connect_timeout_s",
+            "first_connect_timeout_s",
+            "heartbeat_timeout_factor",
+            "subscribe_timeout_s",
+            "snapshot_rate_per_s",
+            "rest_timeout_s",
+        ):
+            _positive(name, getattr(self, name))
+        for opt in ("heartbeat_timeout_s", "stale_after_s"):
+            v = getattr(self, opt)
+            if v is not None:
+                _positive(opt, v)
+        for iname in (
+            "max_frame_bytes",
+            "snapshot_concurrency",
+            "snapshot_burst",
+            "event_queue_size",
+            "data_queue_size",
+        ):
+            _positive_int(iname, getattr(self, iname))
+        if self.snapshot_depth is not None:
+            _positive_int("snapshot_depth", self.snapshot_depth)
+        if not (
+            isinstance(self.snapshot_jitter_s, int | float)
+            and math.isfinite(self.snapshot_jitter_s)
+            and self.snapshot_jitter_s >= 0
+        ):
+            raise ConfigError(f"snapshot_jitter_s must be >= 0, got {self.snapshot_jitter_s!r}")
+        if self.cancel_orders_on_blind not in ("own", "key", "none"):
+            raise ConfigError(
+                "cancel_orders_on_blind must be 'own', 'key' or 'none', "
+                f"got {self.cancel_orders_on_blind!r}"
+            )
+        if not isinstance(self.reconnect, BackoffPolicy):
+            raise ConfigError(f"reconnect must be a BackoffPolicy, got {self.reconnect!r}")
+        if not isinstance(self.order_retry, BackoffPolicy):
+            raise ConfigError(f"order_retry must be a BackoffPolicy, got {self.order_retry!r}")
+        if not isinstance(self.sync, SyncConfig):
+            raise ConfigError(f"sync must be a SyncConfig, got {self.sync!r}")
+
+    def heartbeat_timeout(self, heartbeat_ms: int) -> float:
+        """Seconds without a ping that make the link dead, for the announced interval."""
+        if self.heartbeat_timeout_s is not None:
+            return self.heartbeat_timeout_s
+        return heartbeat_ms / 1000.0 * self.heartbeat_timeout_factor
+
+    @classmethod
+    def from_kwargs(cls, **knobs: object) -> ClientConfig:
+        """Build from keyword arguments; an unknown name is a ConfigError naming it."""
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(knobs) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown client setting(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(names))}"
+            )
+        return cls(**knobs)  # type: ignore[arg-type]

@@ -1,0 +1,305 @@
+"""User code runs here, on its own task, fed from bounded queues: never on the read path.
+
+The read path (``client/channels.py``) only *marks* things for the user:
+
+- a book that changed is put in an ordered "dirty" set, one slot per book. However fast
+  deltas arrive, a consumer sees the latest state of each book, and the memory is bounded
+  by the number of books: book triggers *coalesce*, they never queue up;
+- tickers, trades and state events go into one bounded ``deque`` (``data_queue_size``).
+  When a consumer is so slow that it fills, the oldest items are dropped, counted
+  (``Metrics.overflow_dropped``) and *reported* with an ``overflow`` event: never silent,
+  and never pushed back into the socket (a slow strategy must not make books lag).
+
+The dispatcher task drains them and calls the user's callbacks (plain functions or
+coroutines; a coroutine is awaited, so it delays only later callbacks). A callback that
+raises is logged and counted (``Metrics.callback_errors``) and the next item goes on.
+
+Book triggers (``on_book``, ``on_top_of_book``, :meth:`Dispatcher.stream` of kind ``book``)
+fire only while that book is synced, checked at the moment of the call, and carry its seq:
+a book that went stale or resyncing between the delta and the call does not fire.
+
+Async iterators (:class:`Feed`) are bounded the same way: each holds at most ``maxsize``
+items, drops the oldest past it and yields an ``overflow`` event first when it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from tickpipe.client.events import ClientEvent, Overflow
+from tickpipe.client.metrics import Metrics
+from tickpipe.protocol import frames
+
+if TYPE_CHECKING:
+    from tickpipe.client.views import BookView
+
+log = logging.getLogger("tickpipe.client.dispatch")
+
+T = TypeVar("T")
+Callback = Callable[[Any], Any]
+KINDS = ("book", "top_of_book", "ticker", "trade", "state")
+
+
+@dataclass(frozen=True, slots=True)
+class TickerUpdate:
+    channel: str
+    symbol: str
+    seq: int
+    ts: int
+    bid: Decimal
+    bid_size: Decimal
+    ask: Decimal
+    ask_size: Decimal
+    last: Decimal
+    volume: Decimal
+
+    @classmethod
+    def from_frame(cls, f: frames.Ticker) -> TickerUpdate:
+        return cls(
+            f.channel,
+            f.channel.partition(":")[2],
+            f.seq,
+            f.ts,
+            Decimal(f.bid),
+            Decimal(f.bid_size),
+            Decimal(f.ask),
+            Decimal(f.ask_size),
+            Decimal(f.last),
+            Decimal(f.volume),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TradeUpdate:
+    channel: str
+    symbol: str
+    seq: int
+    ts: int
+    id: str
+    price: Decimal
+    size: Decimal
+    side: str
+
+    @classmethod
+    def from_frame(cls, f: frames.Trade) -> TradeUpdate:
+        return cls(
+            f.channel,
+            f.channel.partition(":")[2],
+            f.seq,
+            f.ts,
+            f.id,
+            Decimal(f.price),
+            Decimal(f.size),
+            f.side,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopOfBook:
+    """Best bid and ask of a synced book at ``seq`` (None for an empty side)."""
+
+    channel: str
+    symbol: str
+    seq: int
+    bid: tuple[Decimal, Decimal] | None
+    ask: tuple[Decimal, Decimal] | None
+
+
+class Feed(Generic[T]):
+    """A bounded async iterator. ``close()`` ends it; past ``maxsize`` the oldest are dropped."""
+
+    def __init__(self, name: str, maxsize: int, on_close: Callable[[Feed[T]], None]) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self._items: deque[T] = deque()
+        self._dropped = 0
+        self.dropped_total = 0
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._on_close = on_close
+
+    def put(self, item: T) -> None:
+        if self._closed:
+            return
+        if len(self._items) >= self.maxsize:
+            self._items.popleft()
+            self._dropped += 1
+            self.dropped_total += 1
+        self._items.append(item)
+        self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __aiter__(self) -> Feed[T]:
+        return self
+
+    async def __anext__(self) -> T | Overflow:
+        while True:
+            if self._dropped:
+                n, self._dropped = self._dropped, 0
+                return Overflow(queue=self.name, dropped=n)
+            if self._items:
+                return self._items.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+
+    def get_nowait(self) -> T | Overflow | None:
+        """The next item if one is ready (for tests and polling consumers)."""
+        if self._dropped:
+            n, self._dropped = self._dropped, 0
+            return Overflow(queue=self.name, dropped=n)
+        return self._items.popleft() if self._items else None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._ready.set()
+            self._on_close(self)
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class Dispatcher:
+    """Owns the user-facing queues and the task that runs callbacks."""
+
+    def __init__(self, metrics: Metrics, data_queue_size: int, feed_size: int) -> None:
+        self._metrics = metrics
+        self._data_queue_size = data_queue_size
+        self._feed_size = feed_size
+        self._callbacks: dict[str, list[Callback]] = {k: [] for k in KINDS}
+        self._feeds: dict[str, list[Feed[Any]]] = {k: [] for k in (*KINDS, "events")}
+        self._dirty: dict[str, BookView] = {}
+        self._items: deque[tuple[str, Any]] = deque()
+        self._dropped = 0
+        self._last_top: dict[str, tuple[Any, Any]] = {}
+        self._wake = asyncio.Event()
+        self.dispatched = 0
+
+    # -- registration ----------------------------------------------------------------------
+    def add_callback(self, kind: str, fn: Callback) -> Callable[[], None]:
+        """Register ``fn`` for ``kind``; returns a function that removes it."""
+        if kind not in self._callbacks:
+            raise ValueError(f"unknown callback kind {kind!r}; known: {', '.join(KINDS)}")
+        self._callbacks[kind].append(fn)
+        return lambda: self._callbacks[kind].remove(fn) if fn in self._callbacks[kind] else None
+
+    def feed(self, kind: str, maxsize: int | None = None) -> Feed[Any]:
+        """A new bounded async iterator of ``kind`` (``events`` or one of KINDS)."""
+        if kind not in self._feeds:
+            raise ValueError(f"unknown feed kind {kind!r}")
+        f: Feed[Any] = Feed(kind, maxsize or self._feed_size, self._feeds[kind].remove)
+        self._feeds[kind].append(f)
+        return f
+
+    def close_feeds(self) -> None:
+        for feeds in self._feeds.values():
+            for f in list(feeds):
+                f.close()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._items) + len(self._dirty)
+
+    # -- inputs from the read path (O(1), never block, never call user code) ---------------
+    def event(self, ev: ClientEvent) -> None:
+        for f in self._feeds["events"]:
+            f.put(ev)
+        if self._callbacks["state"] or self._feeds["state"]:
+            self._push(("state", ev))
+
+    def book_changed(self, view: BookView) -> None:
+        if (
+            self._callbacks["book"]
+            or self._callbacks["top_of_book"]
+            or self._feeds["book"]
+            or (self._feeds["top_of_book"])
+        ):
+            self._dirty[view.channel] = view
+            self._wake.set()
+
+    def book_lost(self, channel: str) -> None:
+        """The book is no longer synced: drop its pending trigger and its last top."""
+        self._dirty.pop(channel, None)
+        self._last_top.pop(channel, None)
+
+    def ticker(self, f: frames.Ticker) -> None:
+        if self._callbacks["ticker"] or self._feeds["ticker"]:
+            self._push(("ticker", f))
+
+    def trade(self, f: frames.Trade) -> None:
+        if self._callbacks["trade"] or self._feeds["trade"]:
+            self._push(("trade", f))
+
+    def _push(self, item: tuple[str, Any]) -> None:
+        items = self._items
+        if len(items) >= self._data_queue_size:
+            items.popleft()
+            self._dropped += 1
+            self._metrics.overflow_dropped += 1
+        items.append(item)
+        self._wake.set()
+
+    # -- the task --------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._wake.wait()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._items or self._dirty or self._dropped:
+            if self._dropped:
+                n, self._dropped = self._dropped, 0
+                ev = Overflow(queue="callbacks", dropped=n)
+                for f in self._feeds["events"]:
+                    f.put(ev)
+                await self._call("state", ev)
+            while self._items:
+                kind, obj = self._items.popleft()
+                if kind == "ticker":
+                    obj = TickerUpdate.from_frame(obj)
+                elif kind == "trade":
+                    obj = TradeUpdate.from_frame(obj)
+                for f in self._feeds[kind]:
+                    f.put(obj)
+                await self._call(kind, obj)
+            while self._dirty:
+                channel = next(iter(self._dirty))
+                view = self._dirty.pop(channel)
+                if not view.synced:
+                    continue
+                for f in self._feeds["book"]:
+                    f.put(view)
+                await self._call("book", view)
+                if (self._callbacks["top_of_book"] or self._feeds["top_of_book"]) and view.synced:
+                    top = view.top_of_book()
+                    key = (top.bid, top.ask)
+                    if self._last_top.get(channel) != key:
+                        self._last_top[channel] = key
+                        for f in self._feeds["top_of_book"]:
+                            f.put(top)
+                        await self._call("top_of_book", top)
+
+    async def _call(self, kind: str, obj: Any) -> None:
+        for fn in list(self._callbacks[kind]):
+            try:
+                r = fn(obj)
+                if inspect.isawaitable(r):
+                    await r
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # user code: isolate it, never let it reach the client
+                self._metrics.callback_errors += 1
+                log.exception("%s callback %r raised", kind, fn)
+            self.dispatched += 1

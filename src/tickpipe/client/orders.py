@@ -1,0 +1,228 @@
+"""Orders through the client, so that it knows which open orders are its own (VTS/1 section 7).
+
+- ``place_limit_order`` sends a ``client_order_id`` (a fresh UUID unless given) and retries a
+  call that got no answer or a 5xx with the *same* id: the gateway returns the first order on
+  a repeat, so a retry never places a second one.
+- The client remembers the orders it placed that may still be open. On going blind
+  (section 8) :meth:`OrderManager.cancel_own` cancels them by id and reports which were and were
+  not cancelled; the ones that failed are retried in the background (``order_retry`` backoff)
+  until they succeed or the client closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tickpipe.client.rest import RestClient, is_retryable
+from tickpipe.errors import ConfigError, RestError, UnknownOrderError
+from tickpipe.protocol.backoff import Backoff, BackoffPolicy
+
+log = logging.getLogger("tickpipe.client.orders")
+
+FINAL_STATUSES = frozenset({"cancelled", "filled", "rejected", "expired"})
+PLACE_TRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as the gateway last described it. ``raw`` keeps every field it sent."""
+
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    price: str
+    size: str
+    status: str
+    filled_size: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Order:
+        if not isinstance(obj, dict) or "order_id" not in obj:
+            raise RestError(200, "bad_body", f"not an order: {obj!r:.200}")
+        return cls(
+            order_id=str(obj["order_id"]),
+            client_order_id=str(obj.get("client_order_id", "")),
+            symbol=str(obj.get("symbol", "")),
+            side=str(obj.get("side", "")),
+            price=str(obj.get("price", "")),
+            size=str(obj.get("size", "")),
+            status=str(obj.get("status", "")),
+            filled_size=str(obj.get("filled_size", "0")),
+            raw=obj,
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in FINAL_STATUSES
+
+
+def _decimal_text(name: str, value: str | Decimal | int) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | Decimal | int):
+        raise ConfigError(f"{name} must be a decimal string, Decimal or int, got {value!r}")
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(f"{name} {value!r} is not a decimal number") from None
+    if not d.is_finite() or d <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+    return value if isinstance(value, str) else format(d, "f")
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReport:
+    cancelled: list[str]
+    failed: list[str]
+    scope: str
+
+
+class OrderManager:
+    """Places and cancels orders and remembers this client's own open ones."""
+
+    def __init__(self, rest: RestClient, retry: BackoffPolicy, random: Callable[[], float]) -> None:
+        self._rest = rest
+        self._retry = retry
+        self._random = random
+        self.own: dict[str, Order] = {}
+        self._retry_task: asyncio.Task[None] | None = None
+        self._to_retry: set[str] = set()
+        self.on_background_report: Callable[[CancelReport], None] | None = None
+        self.last_report: CancelReport | None = None
+
+    async def place_limit_order(
+        self,
+        symbol: str,
+        side: str,
+        price: str | Decimal | int,
+        size: str | Decimal | int,
+        client_order_id: str | None = None,
+    ) -> Order:
+        if side not in ("buy", "sell"):
+            raise ConfigError(f"side must be 'buy' or 'sell', got {side!r}")
+        if not isinstance(symbol, str) or not symbol:
+            raise ConfigError(f"symbol must be a non-empty string, got {symbol!r}")
+        body = {
+            "symbol": symbol,
+            "side": side,
+            "type": "limit",
+            "price": _decimal_text("price", price),
+            "size": _decimal_text("size", size),
+            "client_order_id": client_order_id or uuid.uuid4().hex,
+        }
+        backoff = Backoff(self._retry, self._random)
+        for attempt in range(PLACE_TRIES):
+            try:
+                order = Order.from_wire(await self._rest.place_order(body))
+                break
+            except RestError as exc:
+                if not is_retryable(exc) or attempt == PLACE_TRIES - 1:
+                    raise
+                delay = getattr(exc, "retry_after_s", None) or backoff.next_delay()
+                log.warning(
+                    "place %s failed (%s), retrying in %.2fs", body["client_order_id"], exc, delay
+                )
+                await asyncio.sleep(delay)
+        if order.is_open:
+            self.own[order.order_id] = order
+        return order
+
+    async def open_orders(self, symbol: str | None = None) -> list[Order]:
+        body = await self._rest.list_orders("open", symbol)
+        raw = body.get("orders", []) if isinstance(body, dict) else []
+        return [Order.from_wire(o) for o in raw]
+
+    async def cancel_order(self, order_id: str) -> Order:
+        try:
+            order = Order.from_wire(await self._rest.cancel_order(order_id))
+        except UnknownOrderError:
+            self.own.pop(order_id, None)
+            self._to_retry.discard(order_id)
+            raise
+        self.own.pop(order_id, None)
+        self._to_retry.discard(order_id)
+        return order
+
+    async def cancel_all_orders(self, symbol: str | None = None) -> list[str]:
+        body = await self._rest.cancel_all(symbol)
+        ids = [str(i) for i in body.get("cancelled", [])] if isinstance(body, dict) else []
+        for oid in list(self.own):
+            if symbol is None or self.own[oid].symbol == symbol:
+                self.own.pop(oid, None)
+                self._to_retry.discard(oid)
+        return ids
+
+    # -- going blind -----------------------------------------------------------------------
+    async def cancel_own(self, scope: str) -> CancelReport:
+        """Cancel this client's open orders now; failures are retried in the background."""
+        if scope == "key":
+            try:
+                ids = await self.cancel_all_orders()
+                report = CancelReport(ids, [], scope)
+            except RestError as exc:
+                log.warning("cancel-all while blind failed: %s", exc)
+                failed = sorted(self.own)
+                self._to_retry.update(failed)
+                report = CancelReport([], failed, scope)
+        else:
+            cancelled, failed = await self._cancel_ids(sorted(self.own))
+            self._to_retry.update(failed)
+            report = CancelReport(cancelled, failed, scope)
+        self.last_report = report
+        if self._to_retry:
+            self._ensure_retry_task()
+        return report
+
+    async def _cancel_ids(self, ids: list[str]) -> tuple[list[str], list[str]]:
+        results = await asyncio.gather(*(self._cancel_one(i) for i in ids))
+        cancelled = [i for i, r in zip(ids, results, strict=True) if r == "cancelled"]
+        failed = [i for i, r in zip(ids, results, strict=True) if r == "failed"]
+        return cancelled, failed
+
+    async def _cancel_one(self, order_id: str) -> str:
+        """'cancelled', 'final' (already done or unknown: nothing to cancel) or 'failed'."""
+        try:
+            order = await self.cancel_order(order_id)
+        except UnknownOrderError:
+            return "final"
+        except RestError as exc:
+            log.warning("cancel %s failed: %s", order_id, exc)
+            return "failed"
+        return "cancelled" if order.status == "cancelled" else "final"
+
+    def _ensure_retry_task(self) -> None:
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = asyncio.create_task(self._retry_loop(), name="order cancel retry")
+
+    async def _retry_loop(self) -> None:
+        backoff = Backoff(self._retry, self._random)
+        while self._to_retry:
+            await asyncio.sleep(backoff.next_delay())
+            ids = sorted(self._to_retry)
+            cancelled, failed = await self._cancel_ids(ids)
+            self._to_retry = set(failed) & self._to_retry | (self._to_retry - set(ids))
+            done = [i for i in ids if i not in failed]
+            if done:
+                report = CancelReport(cancelled, failed, "own")
+                self.last_report = report
+                if self.on_background_report is not None:
+                    self.on_background_report(report)
+
+    @property
+    def pending_retries(self) -> int:
+        return len(self._to_retry)
+
+    async def close(self) -> None:
+        t = self._retry_task
+        if t is not None and not t.done():
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._retry_task = None

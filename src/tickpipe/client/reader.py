@@ -1,0 +1,91 @@
+"""The picows listener: the only code that touches incoming WebSocket frames.
+
+picows (Cython) was chosen over ``websockets`` and aiohttp's client for the read path: it
+parses frames in C, hands each one to a synchronous callback without creating a task or a
+future, and lets us see PING frames (``enable_auto_pong=False``) so the heartbeat watchdog
+is fed by the gateway's pings themselves, as VTS/1 section 6 asks. See
+``benchmarks/`` for the figures.
+
+- TEXT: handed to :meth:`Channels.on_text` at once (decode + sequence + apply, inline).
+  Fragmented messages are reassembled up to ``max_frame_bytes``.
+- PING: answered with a PONG carrying the same payload at once; the watchdog is fed.
+- BINARY: VTS/1 frames are text; a binary frame is reported as a bad frame and dropped.
+- CLOSE: the code and reason are kept for the supervisor; we answer and disconnect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from tickpipe.errors import FrameError
+
+
+class ConnectionSink:
+    """What the listener reports to (implemented by the supervisor's connection)."""
+
+    def on_text(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_ping(self) -> None:
+        raise NotImplementedError
+
+    def on_close_frame(self, code: int, reason: str) -> None:
+        raise NotImplementedError
+
+    def on_bad_frame(self, exc: FrameError) -> None:
+        raise NotImplementedError
+
+    def on_disconnected(self) -> None:
+        raise NotImplementedError
+
+
+class StreamListener(WSListener):  # type: ignore[misc]
+    """Per-connection listener; ``sink`` gets every frame."""
+
+    def __init__(self, sink: ConnectionSink, max_frame_bytes: int) -> None:
+        self.sink = sink
+        self.max_frame_bytes = max_frame_bytes
+        self.transport: WSTransport | None = None
+        self._fragments: bytearray | None = None
+        self._on_text: Callable[[bytes], None] = sink.on_text
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        t = frame.msg_type
+        if t is WSMsgType.TEXT:
+            if frame.fin:
+                self._on_text(frame.get_payload_as_bytes())
+            else:
+                self._fragments = bytearray(frame.get_payload_as_memoryview())
+        elif t is WSMsgType.CONTINUATION:
+            buf = self._fragments
+            if buf is None:
+                return
+            buf += frame.get_payload_as_memoryview()
+            if len(buf) > self.max_frame_bytes:
+                self._fragments = None
+                self.sink.on_bad_frame(
+                    FrameError(f"fragmented message over {self.max_frame_bytes} bytes")
+                )
+            elif frame.fin:
+                self._fragments = None
+                self._on_text(bytes(buf))
+        elif t is WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            self.sink.on_ping()
+        elif t is WSMsgType.CLOSE:
+            code = frame.get_close_code()
+            code_int = int(code.value) if isinstance(code, WSCloseCode) else int(code)
+            reason = frame.get_close_message().decode(errors="replace")
+            self.sink.on_close_frame(code_int, reason)
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        elif t is WSMsgType.BINARY:
+            self.sink.on_bad_frame(FrameError("binary frame: VTS/1 frames are text"))
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.sink.on_disconnected()

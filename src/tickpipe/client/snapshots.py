@@ -1,0 +1,216 @@
+"""One scheduler for every snapshot fetch of a client: a shared budget, never a storm.
+
+Popular clients fire one REST snapshot per book the moment they reconnect; with 200 books the
+gateway rate-limits them (or bans the key) and every book waits for retries. Here every fetch
+goes through one queue, bounded three ways:
+
+- ``concurrency`` fetches in flight at once (a slow book holds one slot, not the queue);
+- a token bucket (``rate_per_s``, ``burst``) over all fetches: set it under the gateway's
+  limit for the key and no request is ever refused;
+- a ``429`` pauses *every* fetch until its ``Retry-After`` has passed (the budget is the
+  key's, not the book's), and that book is asked for again after at least that long.
+
+Each request is jittered by U(0, ``jitter_s``) so that clients reconnecting together spread
+out. 5xx and unreachable answers go back to the book's :class:`~tickpipe.protocol.sync.BookSync`,
+whose own backoff decides when to ask again. Newer requests for a channel replace older ones
+(the epoch tells which snapshot answers which seeding; a late answer is ignored by the book).
+
+:class:`TokenBucket` is pure (clock readings passed in) and unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tickpipe.errors import ConfigError, FrameError, RateLimitedError, RestError
+from tickpipe.protocol.frames import Snapshot
+
+log = logging.getLogger("tickpipe.client.snapshots")
+
+
+class TokenBucket:
+    """``rate_per_s`` tokens a second, at most ``burst`` saved up. Starts full."""
+
+    __slots__ = ("_last", "burst", "rate_per_s", "tokens")
+
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        if not rate_per_s > 0:
+            raise ConfigError(f"rate_per_s must be > 0, got {rate_per_s!r}")
+        if burst < 1:
+            raise ConfigError(f"burst must be >= 1, got {burst!r}")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.tokens = float(burst)
+        self._last = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._last:
+            self.tokens = min(float(self.burst), self.tokens + (now - self._last) * self.rate_per_s)
+            self._last = now
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one token is available (0 when one is)."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            return 0.0
+        return (1.0 - self.tokens) / self.rate_per_s
+
+    def take(self, now: float) -> bool:
+        """Take one token if available."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def drain(self, now: float) -> None:
+        """Spend everything (after a 429: the budget we thought we had was wrong)."""
+        self._refill(now)
+        self.tokens = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotOutcome:
+    """The answer to one request: a snapshot, or an error (``retry_after_s`` for a 429)."""
+
+    channel: str
+    epoch: int
+    snapshot: Snapshot | None
+    error: Exception | None = None
+    retry_after_s: float | None = None
+
+
+Fetch = Callable[[str], Awaitable[Snapshot]]
+Deliver = Callable[[SnapshotOutcome], None]
+
+
+class SnapshotScheduler:
+    """Runs fetches under the shared budget; ``run()`` is one task for the client's lifetime."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        deliver: Deliver,
+        *,
+        concurrency: int,
+        rate_per_s: float,
+        burst: int,
+        jitter_s: float,
+        clock: Callable[[], float],
+        random: Callable[[], float],
+    ) -> None:
+        self._fetch = fetch
+        self._deliver = deliver
+        self._concurrency = concurrency
+        self._jitter_s = jitter_s
+        self._clock = clock
+        self._random = random
+        self._bucket = TokenBucket(rate_per_s, burst, clock())
+        self._pending: dict[str, tuple[float, int]] = {}  # channel -> (due, epoch)
+        self._heap: list[tuple[float, int, str]] = []
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.pause_until = 0.0
+        self.requests = 0
+        self.rate_limited = 0
+        self.errors = 0
+        self.max_in_flight = 0
+
+    # -- inputs (called from the read path: cheap, never blocks) -------------------------
+    def request(self, channel: str, epoch: int, delay_s: float) -> None:
+        due = self._clock() + delay_s + self._random() * self._jitter_s
+        self._pending[channel] = (due, epoch)
+        heapq.heappush(self._heap, (due, epoch, channel))
+        self._wake.set()
+
+    def cancel(self, channel: str) -> None:
+        self._pending.pop(channel, None)
+
+    def clear(self) -> None:
+        """Forget every queued request (the stream was lost; books re-ask after reconnect)."""
+        self._pending.clear()
+        self._heap.clear()
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # -- the loop ------------------------------------------------------------------------
+    def _next_valid(self) -> tuple[float, int, str] | None:
+        heap = self._heap
+        while heap:
+            due, epoch, channel = heap[0]
+            if self._pending.get(channel) == (due, epoch):
+                return heap[0]
+            heapq.heappop(heap)  # replaced or cancelled
+        return None
+
+    async def _sleep_or_wake(self, seconds: float | None) -> None:
+        self._wake.clear()
+        if seconds is None:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                head = self._next_valid()
+                if head is None:
+                    await self._sleep_or_wake(None)
+                    continue
+                now = self._clock()
+                due, epoch, channel = head
+                wait = max(due - now, self.pause_until - now, self._bucket.wait_time(now))
+                if wait > 0:
+                    await self._sleep_or_wake(wait)
+                    continue
+                if len(self._in_flight) >= self._concurrency:
+                    await self._sleep_or_wake(None)  # a finishing fetch wakes us
+                    continue
+                if not self._bucket.take(now):
+                    continue
+                heapq.heappop(self._heap)
+                del self._pending[channel]
+                self.requests += 1
+                task = asyncio.create_task(self._one(channel, epoch), name=f"snapshot {channel}")
+                self._in_flight.add(task)
+                self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+        finally:
+            for t in list(self._in_flight):
+                t.cancel()
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            self._in_flight.clear()
+
+    async def _one(self, channel: str, epoch: int) -> None:
+        outcome: SnapshotOutcome
+        try:
+            snap = await self._fetch(channel)
+            outcome = SnapshotOutcome(channel, epoch, snap)
+        except RateLimitedError as exc:
+            self.rate_limited += 1
+            now = self._clock()
+            self.pause_until = max(self.pause_until, now + exc.retry_after_s)
+            self._bucket.drain(now)
+            log.warning("snapshot %s: 429, pausing all fetches %.2fs", channel, exc.retry_after_s)
+            outcome = SnapshotOutcome(channel, epoch, None, exc, exc.retry_after_s)
+        except (RestError, FrameError) as exc:
+            self.errors += 1
+            outcome = SnapshotOutcome(channel, epoch, None, exc)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.discard(task)  # type: ignore[arg-type]
+            self._wake.set()
+        self._deliver(outcome)

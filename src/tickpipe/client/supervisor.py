@@ -1,0 +1,455 @@
+"""The connection supervisor: connect, auth, arm, subscribe, watch, go blind, back off, again.
+
+One task runs :meth:`Supervisor.run` for the client's lifetime::
+
+    connect (picows, enable_auto_pong=False) -> auth -> [cancel_on_disconnect] -> subscribe all
+      -> watch: heartbeat watchdog (no ping for the timeout = dead, socket closed by us),
+                silence checks, until the socket ends
+      -> go blind (VTS/1 section 8): books and tickers stale at once, triggers dropped,
+         own orders cancelled through REST (reported; failures retried in the background)
+      -> wait min(cap, base * 2**attempt) * jitter, then connect again
+
+Retryable versus fatal is decided in one place, :func:`classify`: an auth refusal (error frame
+``auth_failed`` or close code 4001) is fatal: reported once (``auth_failed``), never retried
+in a loop, raised to the user. Everything the network can do (refused, reset, handshake
+failure, timeout, close codes 1001/1008/1011, heartbeat loss) is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from picows import WSCloseCode, WSError, WSMsgType, WSTransport, ws_connect
+
+from tickpipe.client.channels import Channels
+from tickpipe.client.config import ClientConfig
+from tickpipe.client.dispatch import Dispatcher
+from tickpipe.client.events import (
+    AuthFailed,
+    CancelOnDisconnectArmed,
+    Connected,
+    Disconnected,
+    OrdersCancelled,
+    Reconnecting,
+    SubscribedEvent,
+    SubscribeError,
+    UnsubscribedEvent,
+)
+from tickpipe.client.metrics import Metrics
+from tickpipe.client.orders import OrderManager
+from tickpipe.client.reader import ConnectionSink, StreamListener
+from tickpipe.errors import AuthError, FrameError, StreamError
+from tickpipe.protocol import frames
+from tickpipe.protocol.backoff import Backoff
+from tickpipe.protocol.watchdog import HeartbeatWatchdog
+
+log = logging.getLogger("tickpipe.client.supervisor")
+
+AUTH_CLOSE_CODE = 4001
+ConnState = Literal["connecting", "connected", "blind", "backoff", "closed", "auth_failed"]
+
+
+def classify(exc: BaseException) -> Literal["fatal", "retry"]:
+    """The one place that decides whether a connection failure is retried."""
+    if isinstance(exc, AuthError):
+        return "fatal"
+    if isinstance(exc, StreamError | OSError | TimeoutError | WSError):
+        return "retry"
+    raise exc  # anything else is a bug: let it surface
+
+
+@dataclass
+class SubscribeResult:
+    """Answer to one subscribe: channels accepted, and refused ones with their error code."""
+
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    kind: Literal["subscribe", "unsubscribe"]
+    future: asyncio.Future[SubscribeResult]
+    result: SubscribeResult = field(default_factory=SubscribeResult)
+
+
+class Connection(ConnectionSink):
+    """One socket's life. Reports frames to ``channels`` once authenticated."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        loop = asyncio.get_running_loop()
+        self.authed: asyncio.Future[frames.Authenticated] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.transport: WSTransport | None = None
+        self.listener: StreamListener | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.lost_reason: str | None = None  # set when *we* end it: heartbeat | client
+        self.watchdog: HeartbeatWatchdog | None = None
+        self.session = ""
+        self.connected_at = 0.0
+
+    # -- ConnectionSink (called from picows callbacks) --------------------------------------
+    def on_text(self, data: bytes) -> None:
+        # Only until auth: then the listener calls Channels.on_text directly.
+        try:
+            f = frames.decode_server_frame(data)
+        except FrameError as exc:
+            self.sup.channels.bad_frame(exc)
+            return
+        if isinstance(f, frames.Authenticated):
+            if not self.authed.done():
+                self.authed.set_result(f)
+        elif isinstance(f, frames.ErrorFrame) and f.code == "auth_failed":
+            if not self.authed.done():
+                self.authed.set_exception(AuthError(f.message or "auth_failed"))
+        else:
+            self.sup.metrics.unexpected_frames += 1
+
+    def on_ping(self) -> None:
+        self.sup.metrics.pings += 1
+        if self.watchdog is not None:
+            self.watchdog.on_ping(self.sup.clock())
+
+    def on_close_frame(self, code: int, reason: str) -> None:
+        self.close_code = code
+        self.close_reason = reason
+
+    def on_bad_frame(self, exc: FrameError) -> None:
+        self.sup.channels.bad_frame(exc)
+
+    def on_disconnected(self) -> None:
+        if not self.authed.done():
+            if self.close_code == AUTH_CLOSE_CODE:
+                self.authed.set_exception(AuthError(self.close_reason or "auth_failed (4001)"))
+            else:
+                self.authed.set_exception(
+                    StreamError(f"connection closed before auth (code {self.close_code})")
+                )
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- sending -----------------------------------------------------------------------------
+    def send(self, frame: frames.ClientFrame) -> None:
+        t = self.transport
+        if t is None or t.is_disconnected:
+            raise StreamError("not connected")
+        t.send(WSMsgType.TEXT, frames.encode(frame))
+
+    def abort(self, reason: str) -> None:
+        """End the connection from our side (heartbeat loss, client close)."""
+        if self.lost_reason is None:
+            self.lost_reason = reason
+        t = self.transport
+        if t is not None and not t.is_disconnected:
+            if reason == "client":
+                t.send_close(WSCloseCode.OK)
+                t.disconnect(graceful=True)
+            else:
+                t.disconnect(graceful=False)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        stream_url: str,
+        key: str,
+        secret: str,
+        config: ClientConfig,
+        channels: Channels,
+        dispatcher: Dispatcher,
+        orders: OrderManager,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        random: Callable[[], float],
+    ) -> None:
+        self.url = stream_url
+        self._key = key
+        self._secret = secret
+        self.config = config
+        self.channels = channels
+        self.dispatcher = dispatcher
+        self.orders = orders
+        self.metrics = metrics
+        self.clock = clock
+        self.backoff = Backoff(config.reconnect, random)
+        self.state: ConnState = "connecting"
+        self.conn: Connection | None = None
+        self.wanted: dict[str, None] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._next_id = 1
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.fatal: AuthError | None = None
+        self.last_error: str = ""
+        self.current_delay_s = 0.0
+        self.connections_opened = 0
+        self.heartbeat_ms: int | None = None
+        self.cancel_on_disconnect_armed = False
+        self._closing = False
+        self._up = asyncio.Event()
+        channels.control = self._on_control
+
+    # -- queries -------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+    def heartbeat_age(self) -> float | None:
+        c = self.conn
+        if c is None or c.watchdog is None or self.state != "connected":
+            return None
+        return c.watchdog.age(self.clock())
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while not self._closing:
+                conn: Connection | None = None
+                try:
+                    conn = await self._connect()
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:
+                    if classify(exc) == "fatal":
+                        assert isinstance(exc, AuthError)
+                        self._fail_auth(exc)
+                        return
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.info("connect to %s failed: %s", self.url, self.last_error)
+                if conn is not None:
+                    await self._session(conn)
+                    if self.fatal is not None or self._closing:
+                        return
+                self.state = "backoff"
+                delay = self.backoff.next_delay()
+                self.current_delay_s = delay
+                self.dispatcher.event(Reconnecting(attempt=self.backoff.attempt, delay_s=delay))
+                await asyncio.sleep(delay)
+                self.metrics.reconnects += 1
+        finally:
+            self.state = "auth_failed" if self.fatal is not None else "closed"
+            if self.conn is not None:
+                self.conn.abort("client")
+
+    async def _connect(self) -> Connection:
+        self.state = "connecting"
+        conn = Connection(self)
+        self.conn = conn
+        cfg = self.config
+
+        def factory() -> StreamListener:
+            lst = StreamListener(conn, cfg.max_frame_bytes)
+            conn.listener = lst
+            return lst
+
+        try:
+            transport, _ = await asyncio.wait_for(
+                ws_connect(
+                    factory,
+                    self.url,
+                    enable_auto_pong=False,
+                    max_frame_size=cfg.max_frame_bytes,
+                    websocket_handshake_timeout=cfg.connect_timeout_s,
+                ),
+                timeout=cfg.connect_timeout_s,
+            )
+        except BaseException:
+            self.conn = None
+            raise
+        conn.transport = transport
+        self.connections_opened += 1
+        try:
+            ts_ms = int(time.time() * 1000)
+            conn.send(frames.auth_frame(self._key, self._secret, ts_ms))
+            auth = await asyncio.wait_for(asyncio.shield(conn.authed), cfg.connect_timeout_s)
+        except BaseException:
+            conn.abort("client")
+            self.conn = None
+            raise
+        conn.session = auth.session
+        self.heartbeat_ms = auth.heartbeat_ms
+        now = self.clock()
+        conn.watchdog = HeartbeatWatchdog(cfg.heartbeat_timeout(auth.heartbeat_ms), now)
+        conn.connected_at = now
+        assert conn.listener is not None
+        conn.listener._on_text = self.channels.on_text  # the hot path, no extra hop
+        return conn
+
+    async def _session(self, conn: Connection) -> None:
+        """Run one authenticated connection until it ends, then go blind."""
+        self.state = "connected"
+        self.cancel_on_disconnect_armed = False
+        self.backoff.connected(self.clock())
+        self.dispatcher.event(Connected(url=self.url, session=conn.session))
+        if self.config.cancel_on_disconnect:
+            conn.send(frames.CancelOnDisconnect(enabled=True))
+        if self.wanted:
+            self._send_subscribe(conn, list(self.wanted), None)
+        self._up.set()
+        if not self.ready.done():
+            self.ready.set_result(None)
+        try:
+            await self._watch(conn)
+        finally:
+            self._up.clear()
+            await self._go_blind(conn)
+
+    async def _watch(self, conn: Connection) -> None:
+        wd = conn.watchdog
+        assert wd is not None
+        stale_after = self.config.stale_after_s
+        silence_every = stale_after / 4 if stale_after is not None else None
+        while not conn.closed.done():
+            now = self.clock()
+            left = wd.time_left(now)
+            if left <= 0:
+                log.warning("no ping for %.2fs: connection dead", wd.age(now))
+                conn.abort("heartbeat")
+                break
+            timeout = left if silence_every is None else min(left, silence_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.closed), timeout=timeout + 0.005)
+            if stale_after is not None and not conn.closed.done():
+                self.channels.check_silence(self.clock())
+        try:
+            await asyncio.wait_for(asyncio.shield(conn.closed), timeout=2.0)
+        except TimeoutError:
+            log.warning("socket did not report closing within 2s")
+
+    async def _go_blind(self, conn: Connection) -> None:
+        """VTS/1 section 8: stale at once, triggers off, own orders cancelled, then back off."""
+        self.state = "blind"
+        self.backoff.lost(self.clock())
+        if conn.lost_reason is not None:
+            reason = conn.lost_reason
+        elif conn.close_code is not None:
+            reason = "closed"
+        else:
+            reason = "error"
+        self.dispatcher.event(Disconnected(reason=reason, code=conn.close_code))
+        self.channels.stream_lost("heartbeat" if reason == "heartbeat" else "disconnected")
+        for p in self._pending.values():
+            if not p.future.done():
+                p.future.set_exception(StreamError(f"connection lost ({reason}) before answer"))
+        self._pending.clear()
+        if conn.close_code == AUTH_CLOSE_CODE:
+            self._fail_auth(AuthError(conn.close_reason or "auth revoked (4001)"))
+            return
+        scope = self.config.cancel_orders_on_blind
+        if scope != "none" and not self._closing:
+            report = await self.orders.cancel_own(scope)
+            self.dispatcher.event(
+                OrdersCancelled(cancelled=report.cancelled, failed=report.failed, scope=scope)
+            )
+
+    def _fail_auth(self, exc: AuthError) -> None:
+        self.fatal = exc
+        self.state = "auth_failed"
+        self.dispatcher.event(AuthFailed(message=str(exc)))
+        if not self.ready.done():
+            self.ready.set_exception(exc)
+
+    # -- control frames (from the read path) ---------------------------------------------------
+    def _on_control(self, f: frames.ServerFrame) -> None:
+        if isinstance(f, frames.Subscribed):
+            self._on_subscribed(f)
+        elif isinstance(f, frames.Unsubscribed):
+            for ch in f.channels:
+                self.channels.deactivate(ch)
+            self.dispatcher.event(UnsubscribedEvent(channels=list(f.channels)))
+            p = self._pending.pop(f.id, None) if f.id is not None else None
+            if p is not None and not p.future.done():
+                p.result.accepted = list(f.channels)
+                p.future.set_result(p.result)
+        elif isinstance(f, frames.ErrorFrame):
+            self._on_error(f)
+        elif isinstance(f, frames.CancelOnDisconnectAck):
+            self.cancel_on_disconnect_armed = f.enabled
+            self.dispatcher.event(CancelOnDisconnectArmed(enabled=f.enabled))
+        else:
+            self.metrics.unexpected_frames += 1
+
+    def _on_subscribed(self, f: frames.Subscribed) -> None:
+        accepted: list[str] = []
+        for ch in f.channels:
+            err = self.channels.activate(ch)
+            if err is None:
+                accepted.append(ch)
+            else:
+                self.wanted.pop(ch, None)
+                self.dispatcher.event(SubscribeError(channel=ch, code=err))
+        self.dispatcher.event(SubscribedEvent(channels=accepted))
+        p = self._pending.get(f.id) if f.id is not None else None
+        if p is not None:
+            p.result.accepted = accepted
+            # Refusals may come after `subscribed`: give them one loop turn to land.
+            asyncio.get_running_loop().call_soon(self._resolve, f.id)
+
+    def _resolve(self, sub_id: int | None) -> None:
+        p = self._pending.pop(sub_id, None) if sub_id is not None else None
+        if p is not None and not p.future.done():
+            p.future.set_result(p.result)
+
+    def _on_error(self, f: frames.ErrorFrame) -> None:
+        if f.channel is not None and f.code in ("unknown_channel", "too_many_channels"):
+            self.wanted.pop(f.channel, None)
+            p = self._pending.get(f.id) if f.id is not None else None
+            if p is not None:
+                p.result.refused[f.channel] = f.code
+            self.dispatcher.event(SubscribeError(channel=f.channel, code=f.code, message=f.message))
+        else:
+            log.warning("gateway error frame: %s %s (channel %s)", f.code, f.message, f.channel)
+            if f.channel is not None:
+                self.dispatcher.event(
+                    SubscribeError(channel=f.channel, code=f.code, message=f.message)
+                )
+
+    # -- user requests -------------------------------------------------------------------------
+    def _send_subscribe(
+        self, conn: Connection, channels: list[str], pending: _Pending | None
+    ) -> None:
+        sub_id = self._next_id
+        self._next_id += 1
+        if pending is not None:
+            self._pending[sub_id] = pending
+        if pending is not None and pending.kind == "unsubscribe":
+            conn.send(frames.Unsubscribe(channels=channels, id=sub_id))
+        else:
+            conn.send(frames.Subscribe(channels=channels, id=sub_id))
+
+    async def wait_up(self, timeout: float) -> Connection:
+        if self.fatal is not None:
+            raise self.fatal
+        try:
+            await asyncio.wait_for(self._up.wait(), timeout)
+        except TimeoutError:
+            raise StreamError(
+                f"not connected to {self.url} within {timeout}s ({self.last_error or self.state})"
+            ) from None
+        assert self.conn is not None
+        return self.conn
+
+    async def request(
+        self, kind: Literal["subscribe", "unsubscribe"], channels: list[str]
+    ) -> SubscribeResult:
+        timeout = self.config.subscribe_timeout_s
+        conn = await self.wait_up(timeout)
+        pending = _Pending(kind, asyncio.get_running_loop().create_future())
+        self._send_subscribe(conn, channels, pending)
+        try:
+            return await asyncio.wait_for(pending.future, timeout)
+        except TimeoutError:
+            raise StreamError(f"no answer to {kind} {channels} within {timeout}s") from None
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.conn is not None:
+            self.conn.abort("client")
