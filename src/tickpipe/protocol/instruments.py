@@ -6,9 +6,14 @@ price ``"189.12"`` is ``18912``; with ``lot_size="0.001"`` the size ``"0.350"`` 
 keys hash and compare fast and never drift; strings exist only at the edges (decode, display,
 checksum).
 
-Parsing is strict: digits, one optional point, no sign, no exponent, no spaces, no ``_``. Extra
-trailing zeros beyond the instrument's decimals are accepted (another gateway may write
-``"189.120"``); any other extra digit is off the grid and rejected.
+Parsing is strict: ASCII digits, one optional point with at least one digit on each side, no
+sign, no exponent, no spaces, no ``_``, no other Unicode digits. Extra trailing zeros beyond the
+instrument's decimals are accepted (another gateway may write ``"189.120"``); any other extra
+digit is off the grid and rejected.
+
+Knob: :data:`PRICE_CACHE_MAX` (1,024 entries an instrument) bounds the cache of parsed price
+texts behind :meth:`Instrument.price_units_fast`; prices near the top of a book repeat, so most
+lookups hit. Worst case about 150 KiB an instrument; when full the cache is emptied and refills.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from decimal import Decimal
 from tickpipe.errors import ConfigError, FrameError
 
 ASSET_CLASSES = ("crypto", "equity", "metal", "fx")
+
+PRICE_CACHE_MAX = 1024
 
 
 def decimals_of(step: str) -> int:
@@ -35,12 +42,14 @@ def parse_units(text: str, decimals: int) -> int:
     """
     if type(text) is not str:
         raise ValueError(f"expected a decimal string, got {type(text).__name__}")
+    if not text.isascii():  # str.isdigit() alone would take "١٢" or "²"
+        raise ValueError(f"{text!r} is not a non-negative decimal string")
     whole, dot, frac = text.partition(".")
-    if not whole.isdigit() or not whole.isascii():
+    if not whole.isdigit():
         raise ValueError(f"{text!r} is not a non-negative decimal string")
     if not dot:
         return int(whole) * int(10**decimals)
-    if not frac.isdigit() or not frac.isascii():
+    if not frac.isdigit():
         raise ValueError(f"{text!r} is not a non-negative decimal string")
     n = len(frac)
     if n == decimals:
@@ -56,9 +65,10 @@ def format_units(units: int, decimals: int) -> str:
     """Fixed-point text with exactly ``decimals`` digits after the point (VTS/1 section 2)."""
     if decimals == 0:
         return str(units)
-    sign = "-" if units < 0 else ""
-    q, r = divmod(abs(units), 10**decimals)
-    return f"{sign}{q}.{r:0{decimals}d}"
+    if units < 0:
+        return "-" + format_units(-units, decimals)
+    digits = str(units).rjust(decimals + 1, "0")
+    return f"{digits[:-decimals]}.{digits[-decimals:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,9 @@ class Instrument:
     size_decimals: int = field(init=False)
     tick_units: int = field(init=False)
     lot_units: int = field(init=False)
+    _price_cache: dict[str, int] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         pd, sd = decimals_of(self.tick_size), decimals_of(self.lot_size)
@@ -123,6 +136,32 @@ class Instrument:
                 channel=channel,
                 field=field,
             )
+        return units
+
+    def price_units_fast(self, text: str) -> int:
+        """A book level's price for the hot path: cached, > 0, ValueError without context.
+
+        Callers that need the error to name a channel and field re-parse with
+        :meth:`price_units` (see ``frames.parse_levels``). The cache holds at most
+        :data:`PRICE_CACHE_MAX` valid prices and only texts that parsed.
+        """
+        cache = self._price_cache
+        units = cache.get(text)
+        if units is not None:
+            return units
+        units = parse_units(text, self.price_decimals)
+        if units % self.tick_units or not units:
+            raise ValueError(f"price {text!r} is zero or not a multiple of {self.tick_size}")
+        if len(cache) >= PRICE_CACHE_MAX:
+            cache.clear()
+        cache[text] = units
+        return units
+
+    def size_units_fast(self, text: str) -> int:
+        """Like :meth:`size_units` for the hot path: ValueError without context."""
+        units = parse_units(text, self.size_decimals)
+        if units % self.lot_units:
+            raise ValueError(f"size {text!r} is not a multiple of lot_size {self.lot_size}")
         return units
 
     def size_units(self, text: str, *, channel: str | None = None, field: str = "size") -> int:

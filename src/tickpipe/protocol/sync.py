@@ -6,8 +6,8 @@ The shell feeds it inputs and carries out what it asks::
     on_delta(seq, bids, asks, cs)-> DeltaResult                            SYNCING|LIVE
     on_snapshot(epoch, seq, b, a)-> bool (taken)                           SYNCING (same epoch)
     on_snapshot_failed(epoch, ..)-> SnapshotRequest with backoff            SYNCING (same epoch)
-    on_bad_frame(reason)         -> gap "bad_frame", resync                 SYNCING|LIVE
-    on_overflow()                -> gap "overflow", resync                  SYNCING|LIVE
+    on_bad_frame(reason)         -> gap "bad_frame"                         SYNCING|LIVE
+    on_overflow()                -> gap "overflow"                          SYNCING|LIVE
     on_stream_lost(reason)       -> STALE (book kept for display, not synced)
     stop()                       -> IDLE (unsubscribed)
 
@@ -19,6 +19,17 @@ Transitions::
 SYNCING and RESYNCING behave the same (buffer deltas, wait for a snapshot); they differ only so
 that readers can tell a first seed from a recovery. Each seeding has an ``epoch``; a snapshot or
 failure tagged with an older epoch is ignored (counted in ``late_snapshots``).
+
+While SYNCING or RESYNCING exactly one snapshot request (the current epoch) is outstanding: the
+shell answers each request with ``on_snapshot`` or ``on_snapshot_failed``. A gap, bad frame or
+overflow while buffering therefore restarts the buffer but asks for no second snapshot: the one
+in flight may still bridge, and if not the bridging check re-fetches with backoff. That, and
+the rule below, is what keeps recovery from storming the snapshot endpoint:
+
+- a LIVE book that breaks after a healthy spell (``healthy_after_deltas`` deltas applied since
+  it synced) re-fetches at once and resets the backoff;
+- a book that breaks sooner (or whose snapshot cannot be bridged, or fails) waits the next
+  backoff delay (``snapshot_retry``: 0.25 s doubling to 10 s, jittered).
 
 Events (:class:`SnapshotRequest`, :class:`Synced`, :class:`Gap`, :class:`StateChanged`) are
 appended to ``events``; the shell drains them with :meth:`take_events` after each input.
@@ -48,6 +59,9 @@ class SyncState(StrEnum):
 
 
 class DeltaResult(Enum):
+    """What became of a delta. GAP: this delta revealed a gap or a bad checksum (a Gap event
+    was emitted); a delta that revealed a seq gap is kept as the first of the new buffer."""
+
     APPLIED = "applied"
     BUFFERED = "buffered"
     DUPLICATE = "duplicate"
@@ -63,7 +77,10 @@ class SyncConfig:
       so ~1 MiB a book; it fills only while a snapshot is slow.
     - ``verify_checksum`` (True): check each delta's CRC-32; costs a few µs a delta.
     - ``snapshot_retry`` (base 0.25 s, cap 10 s, equal jitter): delay between re-fetches of a
-      failed or unbridgeable snapshot. Retries go on while subscribed; the cap bounds their rate.
+      failed or unbridgeable snapshot, and before re-seeding a book that broke again soon after
+      it synced. Retries go on while subscribed; the cap bounds their rate (>= 1 per 5 s..15 s).
+    - ``healthy_after_deltas`` (10): deltas a LIVE book must apply before its next break is
+      re-seeded at once (and the backoff reset); a break sooner than that waits the backoff.
     """
 
     max_buffered_deltas: int = 2_000
@@ -71,10 +88,15 @@ class SyncConfig:
     snapshot_retry: BackoffPolicy = field(
         default_factory=lambda: BackoffPolicy(base_s=0.25, cap_s=10.0, healthy_after_s=0.0)
     )
+    healthy_after_deltas: int = 10
 
     def __post_init__(self) -> None:
-        if self.max_buffered_deltas < 1:
+        if type(self.max_buffered_deltas) is not int or self.max_buffered_deltas < 1:
             raise ConfigError(f"max_buffered_deltas must be >= 1, got {self.max_buffered_deltas!r}")
+        if type(self.healthy_after_deltas) is not int or self.healthy_after_deltas < 0:
+            raise ConfigError(
+                f"healthy_after_deltas must be an int >= 0, got {self.healthy_after_deltas!r}"
+            )
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -82,7 +104,10 @@ class SyncConfig:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotRequest:
-    """Fetch a snapshot after ``delay_s`` and report it with ``epoch``."""
+    """Fetch a snapshot after ``delay_s`` and report it with ``epoch``.
+
+    ``attempt`` counts the backed-off tries so far (0 for an immediate fetch after health).
+    """
 
     channel: str
     epoch: int
@@ -113,10 +138,13 @@ class Gap:
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
+    """``seq`` is the book's seq after the change (None when the book holds none)."""
+
     channel: str
     old: SyncState
     new: SyncState
     reason: str
+    seq: int | None = None
 
 
 SyncEvent = SnapshotRequest | Synced | Gap | StateChanged
@@ -130,6 +158,7 @@ class BookSync:
     __slots__ = (
         "_backoff",
         "_buffer",
+        "_live_applied",
         "book",
         "channel",
         "config",
@@ -157,6 +186,7 @@ class BookSync:
         self.stats = SyncStats()
         self._buffer: list[_BufferedDelta] = []
         self._backoff = Backoff(self.config.snapshot_retry, random)
+        self._live_applied = 0  # deltas applied since the book last became LIVE
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -175,15 +205,19 @@ class BookSync:
     # -- inputs -----------------------------------------------------------------------------
     def start(self) -> SnapshotRequest:
         """Subscription (re)confirmed: clear the book and ask for a snapshot at once."""
-        if self.state not in (SyncState.IDLE, SyncState.STALE):
+        if self.state is not SyncState.IDLE and self.state is not SyncState.STALE:
             raise IllegalTransition("BookSync", self.state.value, "start")
         self._backoff.reset()
+        self.book.clear()
+        self.seq = None
+        self._buffer.clear()
         self._to(SyncState.SYNCING, "subscribed")
-        return self._reseed(delay_s=0.0)
+        return self._request(delay_s=0.0)
 
     def on_delta(
         self, seq: int, bids: list[Level], asks: list[Level], checksum: int | None
     ) -> DeltaResult:
+        """One decoded delta of this channel. Returns what became of it."""
         state = self.state
         if state is SyncState.LIVE:
             last = self.seq
@@ -193,16 +227,17 @@ class BookSync:
                 book.apply(bids, asks)
                 self.seq = seq
                 self.stats.applied += 1
+                self._live_applied += 1
                 if checksum is not None and self.config.verify_checksum:
                     local = book.checksum()
                     if local != checksum:
-                        self._corrupt("checksum", checksum, local, keep=None)
+                        self._break_live("checksum", checksum, local, keep=None)
                         return DeltaResult.GAP
                 return DeltaResult.APPLIED
             if seq <= last:
                 self.stats.duplicates += 1
                 return DeltaResult.DUPLICATE
-            self._corrupt("seq_gap", last + 1, seq, keep=(seq, bids, asks, checksum))
+            self._break_live("seq_gap", last + 1, seq, keep=(seq, bids, asks, checksum))
             return DeltaResult.GAP
         if state is SyncState.SYNCING or state is SyncState.RESYNCING:
             return self._buffer_delta(seq, bids, asks, checksum)
@@ -210,20 +245,18 @@ class BookSync:
 
     def on_snapshot(self, epoch: int, seq: int, bids: list[Level], asks: list[Level]) -> bool:
         """A snapshot fetched for ``epoch`` arrived. Returns False when it was ignored (late)."""
-        if epoch != self.epoch or self.state not in (SyncState.SYNCING, SyncState.RESYNCING):
+        if epoch != self.epoch or not self._seeding():
             self.stats.late_snapshots += 1
             return False
         buf = self._buffer
-        i = 0
-        while i < len(buf) and buf[i][0] <= seq:
-            i += 1
-        stale_count = i
-        if stale_count:
-            del buf[:stale_count]
+        stale_count = 0
+        while stale_count < len(buf) and buf[stale_count][0] <= seq:
+            stale_count += 1
+        del buf[:stale_count]
         if buf and buf[0][0] > seq + 1:
-            self._emit(Gap(self.channel, "stale_snapshot", seq + 1, buf[0][0]))
             self.stats.gaps["stale_snapshot"] += 1
-            self._reseed(delay_s=self._backoff.next_delay(), keep_buffer=True)
+            self._emit(Gap(self.channel, "stale_snapshot", seq + 1, buf[0][0]))
+            self._request(delay_s=self._backoff.next_delay())
             return True
         book = self.book
         book.load(bids, asks)
@@ -238,42 +271,51 @@ class BookSync:
             if d_cs is not None and verify:
                 local = book.checksum()
                 if local != d_cs:
-                    self._corrupt("checksum", d_cs, local, keep=None)
+                    # this snapshot cannot be trusted to bridge: back off before the next one
+                    self._count_break("checksum")
+                    self._emit(Gap(self.channel, "checksum", d_cs, local))
+                    self._clear_book()
+                    self._to(SyncState.RESYNCING, "checksum")
+                    self._request(delay_s=self._backoff.next_delay())
                     return True
-        self._backoff.reset()
-        old = self.state
-        self.state = SyncState.LIVE
-        self._emit(StateChanged(self.channel, old, SyncState.LIVE, "snapshot"))
+        self._live_applied = 0
+        self._to(SyncState.LIVE, "snapshot")
         self._emit(Synced(self.channel, self.seq, self.epoch))
         return True
 
     def on_snapshot_failed(self, epoch: int, retry_after_s: float | None = None) -> bool:
-        """The fetch for ``epoch`` failed; ask again after backoff (at least ``retry_after_s``)."""
-        if epoch != self.epoch or self.state not in (SyncState.SYNCING, SyncState.RESYNCING):
+        """The fetch for ``epoch`` failed; ask again after backoff (at least ``retry_after_s``).
+
+        Returns False when the failure was for an earlier epoch (ignored).
+        """
+        if epoch != self.epoch or not self._seeding():
             self.stats.late_snapshots += 1
             return False
         self.stats.snapshot_failures += 1
         delay = self._backoff.next_delay()
         if retry_after_s is not None and retry_after_s > delay:
-            delay = retry_after_s
-        self._reseed(delay_s=delay, keep_buffer=True)
+            delay = float(retry_after_s)
+        self._request(delay_s=delay)
         return True
 
     def on_bad_frame(self, reason: str = "bad_frame") -> None:
-        """A frame of this channel could not be decoded: a delta is lost, so the book is too."""
-        if self.state in (SyncState.IDLE, SyncState.STALE):
-            raise IllegalTransition("BookSync", self.state.value, "bad_frame")
-        self._corrupt("bad_frame", None if self.seq is None else self.seq + 1, None, keep=None)
+        """A frame of this channel could not be decoded: a delta is lost, so the book is too.
+
+        LIVE: the book breaks (gap ``bad_frame``). While buffering: the buffer restarts and
+        the snapshot in flight still counts. ``reason`` is carried in the StateChanged event.
+        """
+        self._lost_deltas("bad_frame", reason)
 
     def on_overflow(self) -> None:
-        """A bound upstream was exceeded and deltas of this channel were dropped: resync."""
-        if self.state in (SyncState.IDLE, SyncState.STALE):
-            raise IllegalTransition("BookSync", self.state.value, "overflow")
-        self._corrupt("overflow", None if self.seq is None else self.seq + 1, None, keep=None)
+        """A bound upstream was exceeded and deltas of this channel were dropped.
+
+        LIVE: the book breaks (gap ``overflow``). While buffering: the buffer restarts.
+        """
+        self._lost_deltas("overflow", "overflow")
 
     def on_stream_lost(self, reason: str) -> None:
         """The stream is gone: not synced at once. The levels stay for display until start()."""
-        if self.state in (SyncState.IDLE, SyncState.STALE):
+        if self.state is SyncState.IDLE or self.state is SyncState.STALE:
             return
         self._buffer.clear()
         self.epoch += 1  # any snapshot in flight is now late
@@ -282,49 +324,77 @@ class BookSync:
     def stop(self) -> None:
         """Unsubscribed: forget everything."""
         self._buffer.clear()
-        self.book.clear()
-        self.seq = None
+        self._clear_book()
         self.epoch += 1
         if self.state is not SyncState.IDLE:
             self._to(SyncState.IDLE, "unsubscribed")
 
     # -- internals --------------------------------------------------------------------------
+    def _seeding(self) -> bool:
+        return self.state is SyncState.SYNCING or self.state is SyncState.RESYNCING
+
     def _emit(self, ev: SyncEvent) -> None:
         self.events.append(ev)
 
     def _to(self, new: SyncState, reason: str) -> None:
         old = self.state
         self.state = new
-        self._emit(StateChanged(self.channel, old, new, reason))
+        self._emit(StateChanged(self.channel, old, new, reason, self.seq))
 
-    def _reseed(self, delay_s: float, keep_buffer: bool = False) -> SnapshotRequest:
+    def _request(self, delay_s: float) -> SnapshotRequest:
+        """Open a new epoch and ask for its snapshot (any older one in flight becomes late)."""
         self.epoch += 1
-        if not keep_buffer:
-            self._buffer.clear()
         self.stats.snapshot_requests += 1
         req = SnapshotRequest(self.channel, self.epoch, delay_s, self._backoff.attempt)
         self._emit(req)
         return req
 
-    def _corrupt(
+    def _clear_book(self) -> None:
+        self.book.clear()
+        self.seq = None
+
+    def _count_break(self, reason: GapReason) -> None:
+        self.stats.gaps[reason] += 1
+        self.stats.resyncs += 1
+
+    def _break_live(
         self,
         reason: GapReason,
         expected: int | None,
         got: int | None,
         keep: _BufferedDelta | None,
+        why: str | None = None,
     ) -> None:
-        """Book known wrong: not synced at once, cleared, buffer restarted, re-seed asked for."""
-        self.stats.gaps[reason] += 1
-        self.stats.resyncs += 1
-        self.book.clear()
-        self.seq = None
+        """The LIVE book is known wrong: not synced at once, cleared, re-seed asked for.
+
+        ``keep`` is the delta that revealed a gap: it starts the new buffer. ``why`` overrides
+        the StateChanged reason (default: ``reason``).
+        """
+        self._count_break(reason)
+        self._clear_book()
         self._emit(Gap(self.channel, reason, expected, got))
-        if self.state is not SyncState.RESYNCING:
-            self._to(SyncState.RESYNCING, reason)
+        self._to(SyncState.RESYNCING, why or reason)
         self._buffer.clear()
         if keep is not None:
             self._buffer.append(keep)
-        self._reseed(delay_s=0.0, keep_buffer=True)
+        if self._live_applied >= self.config.healthy_after_deltas:
+            self._backoff.reset()
+            self._request(delay_s=0.0)
+        else:
+            self._request(delay_s=self._backoff.next_delay())
+
+    def _lost_deltas(self, reason: GapReason, why: str) -> None:
+        state = self.state
+        if state is SyncState.LIVE:
+            expected = None if self.seq is None else self.seq + 1
+            self._break_live(reason, expected, None, keep=None, why=why)
+        elif self._seeding():
+            self.stats.gaps[reason] += 1
+            expected = self._buffer[-1][0] + 1 if self._buffer else None
+            self._emit(Gap(self.channel, reason, expected, None))
+            self._buffer.clear()
+        else:
+            raise IllegalTransition("BookSync", state.value, reason)
 
     def _buffer_delta(
         self, seq: int, bids: list[Level], asks: list[Level], checksum: int | None
@@ -342,13 +412,15 @@ class BookSync:
                 self.stats.gaps["seq_gap"] += 1
                 self._emit(Gap(self.channel, "seq_gap", last + 1, seq))
                 buf.clear()
-            elif len(buf) >= self.config.max_buffered_deltas:
+                buf.append((seq, bids, asks, checksum))
+                return DeltaResult.GAP
+            if len(buf) >= self.config.max_buffered_deltas:
+                # The snapshot is slow. Drop what is buffered and go on from this delta: the
+                # snapshot in flight bridges only if it is recent enough, else it is re-fetched.
                 self.stats.gaps["overflow"] += 1
-                self.stats.resyncs += 1
                 self._emit(Gap(self.channel, "overflow", last + 1, seq))
                 buf.clear()
                 buf.append((seq, bids, asks, checksum))
-                self._reseed(delay_s=self._backoff.next_delay(), keep_buffer=True)
                 return DeltaResult.GAP
         buf.append((seq, bids, asks, checksum))
         return DeltaResult.BUFFERED
