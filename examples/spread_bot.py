@@ -1,0 +1,129 @@
+"""A spread-reacting bot: quote inside a wide spread, step back when it narrows.
+
+What it shows a bot author:
+- one ``Client`` (one WebSocket) that keeps an exact local book and re-seeds it by itself after
+  any gap or reconnect;
+- ``client.book_updates()``: an async iterator of books that changed (coalesced, so a slow
+  bot sees the latest state instead of falling behind);
+- trading only while ``view.usable()`` says the book is synced, fresh and the stream is up;
+- placing and cancelling limit orders through the client, so that it knows which orders are
+  its own and cancels them by itself when it goes blind (the kill switch).
+
+Run it against the reference gateway (``tickpipe gateway`` in another terminal)::
+
+    python examples/spread_bot.py --symbol BTC-USD --duration 30
+
+It ends by itself after ``--duration`` seconds, cancels what it still has resting and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from decimal import Decimal
+
+import aiohttp
+
+from tickpipe import BookView, Client
+from tickpipe.errors import RestError
+
+
+async def tick_size(rest_url: str, symbol: str) -> Decimal:
+    """The instrument's price step, from the public ``GET /v1/instruments``."""
+    async with aiohttp.ClientSession() as http, http.get(f"{rest_url}/v1/instruments") as r:
+        body = await r.json()
+    for inst in body["instruments"]:
+        if inst["symbol"] == symbol:
+            return Decimal(inst["tick_size"])
+    raise SystemExit(f"unknown symbol {symbol!r}")
+
+
+class SpreadBot:
+    """Rests one buy one tick above the best bid and one sell one tick under the best ask
+    while the spread is at least ``min_ticks`` wide; cancels both when it narrows."""
+
+    def __init__(self, client: Client, symbol: str, tick: Decimal, size: str, min_ticks: int):
+        self.client, self.symbol, self.tick, self.size = client, symbol, tick, size
+        self.min_ticks = min_ticks
+        self.resting: dict[str, tuple[str, Decimal]] = {}  # side -> (order_id, price)
+        self.placed = self.cancelled = self.skipped = 0
+
+    async def on_book(self, view: BookView) -> None:
+        if not view.usable(max_age_s=2.0):
+            # Not synced (a gap, a reconnect) or stale: never act on a book we cannot trust.
+            # Orders are not our problem here: the client cancels them when it goes blind.
+            self.skipped += 1
+            return
+        bid, ask = view.best_bid(), view.best_ask()
+        if bid is None or ask is None:
+            return
+        spread_ticks = (ask[0] - bid[0]) / self.tick
+        if spread_ticks >= self.min_ticks:
+            await self.quote("buy", bid[0] + self.tick)
+            await self.quote("sell", ask[0] - self.tick)
+        else:
+            await self.pull("buy")
+            await self.pull("sell")
+
+    async def quote(self, side: str, price: Decimal) -> None:
+        current = self.resting.get(side)
+        if current is not None and current[1] == price:
+            return  # already there
+        await self.pull(side)
+        try:
+            order = await self.client.place_limit_order(self.symbol, side, price, self.size)
+        except RestError as exc:  # rejected, rate limited, gateway unreachable: try next time
+            print(f"place {side} @ {price} failed: {exc}")
+            return
+        self.placed += 1
+        if order.is_open:
+            self.resting[side] = (order.order_id, price)
+
+    async def pull(self, side: str) -> None:
+        current = self.resting.pop(side, None)
+        if current is None:
+            return
+        try:
+            await self.client.cancel_order(current[0])
+            self.cancelled += 1
+        except RestError:
+            pass  # already filled, or already cancelled by the kill switch: nothing to do
+
+
+async def main(args: argparse.Namespace) -> None:
+    tick = await tick_size(args.rest_url, args.symbol)
+    async with Client(args.stream_url, args.rest_url) as client:
+        await client.subscribe([f"orderbook:{args.symbol}"])
+        await client.wait_synced(args.symbol, timeout=10)
+        bot = SpreadBot(client, args.symbol, tick, args.size, args.min_ticks)
+        # Run until --duration is over; book_updates() only yields synced books that changed.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(args.duration):
+                async for view in client.book_updates():
+                    if isinstance(view, BookView):  # else an Overflow notice: we lagged
+                        await bot.on_book(view)
+        for side in list(bot.resting):
+            await bot.pull(side)
+        stats = client.stats()
+        print(
+            f"spread_bot {args.symbol}: placed {bot.placed}, cancelled {bot.cancelled}, "
+            f"skipped {bot.skipped} unusable updates; reconnects {stats.reconnects}, "
+            f"resyncs {stats.resyncs}, kill switch {stats.last_kill_switch}"
+        )
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stream-url", default="ws://127.0.0.1:8765/v1/stream")
+    p.add_argument("--rest-url", default="http://127.0.0.1:8765")
+    p.add_argument("--symbol", default="BTC-USD")
+    p.add_argument("--size", default="0.0010", help="order size (on the lot grid)")
+    p.add_argument("--min-ticks", type=int, default=2, help="quote when the spread is this wide")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the client closes, no traceback
+        asyncio.run(main(parse_args()))
