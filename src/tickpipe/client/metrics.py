@@ -13,6 +13,7 @@ start", which is what a dashboard wants.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 
@@ -43,7 +44,7 @@ class LatencyWindow:
         data = sorted(self._buf[:n])
         out: list[float | None] = []
         for q in qs:
-            k = max(0, min(n - 1, round(q / 100.0 * n + 0.5) - 1))
+            k = max(0, min(n - 1, math.ceil(q / 100.0 * n) - 1))
             out.append(data[k])
         return tuple(out)
 

@@ -231,7 +231,7 @@ class Supervisor:
                 self.state = "backoff"
                 delay = self.backoff.next_delay()
                 self.current_delay_s = delay
-                self.dispatcher.event(Reconnecting(attempt=self.backoff.attempt, delay_s=delay))
+                self.dispatcher.event(Reconnecting(attempt=self.backoff.attempt - 1, delay_s=delay))
                 await asyncio.sleep(delay)
                 self.metrics.reconnects += 1
         finally:

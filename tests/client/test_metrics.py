@@ -1,0 +1,34 @@
+import pytest
+
+from tickpipe.client.metrics import LatencyWindow, RateMeter
+
+
+def test_percentiles_exact_on_known_data() -> None:
+    w = LatencyWindow(size=1000)
+    assert w.percentiles(50, 99) == (None, None)
+    for i in range(1, 101):
+        w.record(float(i))
+    p50, p99, p100 = w.percentiles(50, 99, 100)
+    assert p50 == 50.0
+    assert p99 == 99.0
+    assert p100 == 100.0
+
+
+def test_window_keeps_only_recent_samples() -> None:
+    w = LatencyWindow(size=10)
+    for _ in range(100):
+        w.record(1000.0)
+    for _ in range(10):
+        w.record(1.0)
+    assert w.percentiles(99) == (1.0,)
+    assert w.count == 110
+
+
+def test_rate_meter() -> None:
+    r = RateMeter(window_s=5.0)
+    assert r.rate(0.0, 0) == 0.0
+    assert r.rate(1.0, 100) == pytest.approx(100.0)
+    assert r.rate(2.0, 300) == pytest.approx(150.0)
+    for t in range(3, 20):
+        r.rate(float(t), 300 + (t - 2) * 10)
+    assert r.rate(20.0, 300 + 18 * 10) == pytest.approx(10.0)
