@@ -1,11 +1,193 @@
-"""`tickpipe gateway`: being built (see docs/ARCHITECTURE.md)."""
+"""`tickpipe gateway`: run the reference VTS/1 gateway (wiring only; see tickpipe.gateway)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
 from typing import Any
+
+from tickpipe.errors import ConfigError
+
+EPILOG = """\
+keys: with no --key the gateway takes TICKPIPE_KEY/TICKPIPE_SECRET when both are set, else the
+demo pair demo/demo-secret (the client's default), and says which at start.
+admin API: http://127.0.0.1:ADMIN_PORT/admin/... with header X-Admin-Token (see docs/protocol.md).
+faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value) on top, e.g.
+  --fault drop_delta=0.01 --fault 'silence_channel=["ticker:AAPL"]' --fault snapshot_rate_limit=5
+"""
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("gateway", help="(not built yet)")
-    p.set_defaults(func=lambda args: 2)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "gateway",
+        help="run the reference VTS/1 gateway (a local venue with faults on demand)",
+        description="Serve VTS/1 (stream + REST + orders) from simulated markets, with faults "
+        "that can be set at start or at run time through a loopback admin API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="stream + REST port; 0 = any free (8765)")
+    p.add_argument(
+        "--admin-port", type=int, default=8766, help="admin API port on 127.0.0.1; 0 = any (8766)"
+    )
+    p.add_argument("--no-admin", action="store_true", help="do not serve the admin API")
+    p.add_argument("--admin-token", help="admin API token (default: random, printed at start)")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="KEY:SECRET",
+        help="an API key and its secret; repeatable (default: env, else demo:demo-secret)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="market seed: same seed, same market (1)")
+    p.add_argument(
+        "--rate",
+        default="20",
+        help="orderbook deltas a second per instrument; 0 or 'max' = as fast as possible (20)",
+    )
+    p.add_argument(
+        "--heartbeat-ms", type=int, default=5000, help="ping interval announced at auth (5000)"
+    )
+    p.add_argument("--depth", type=int, default=300, help="simulated levels a book side (300)")
+    p.add_argument(
+        "--faults", metavar="PROFILE", help="fault profile: calm, flaky, chaos or a JSON file"
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one fault setting (JSON value) on top of the profile; repeatable",
+    )
+    p.add_argument(
+        "--ready-json",
+        action="store_true",
+        help='print one JSON line {"event": "ready", ...} on stdout once serving',
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="stderr log level (INFO)",
+    )
+    p.set_defaults(func=run)
+
+
+def _parse_rate(text: str) -> float:
+    if text.strip().lower() == "max":
+        return 0.0
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ConfigError(f"--rate must be a number >= 0 or 'max', got {text!r}") from None
+    if rate < 0:
+        raise ConfigError(f"--rate must be >= 0 or 'max', got {text!r}")
+    return rate
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """A GatewayConfig from parsed arguments; ConfigError names the bad flag."""
+    from tickpipe.gateway import FaultSettings, GatewayConfig, load_profile
+    from tickpipe.gateway.config import parse_key_arg
+
+    faults = load_profile(args.faults) if args.faults else FaultSettings()
+    patch: dict[str, Any] = {}
+    for item in args.fault:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--fault expects NAME=VALUE, got {item!r}")
+        try:
+            patch[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            patch[name.strip()] = raw  # a bare word, e.g. a channel name
+    faults = faults.merged(patch)
+    return GatewayConfig(
+        host=args.host,
+        port=args.port,
+        admin_port=None if args.no_admin else args.admin_port,
+        admin_token=args.admin_token,
+        keys=tuple(parse_key_arg(k) for k in args.key),
+        seed=args.seed,
+        rate=_parse_rate(args.rate),
+        heartbeat_ms=args.heartbeat_ms,
+        depth=args.depth,
+        faults=faults,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(message)s")
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        print(f"tickpipe gateway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        runner = asyncio.run
+    try:
+        return int(runner(_serve(config, args.ready_json)))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(config: Any, ready_json: bool) -> int:
+    from tickpipe.gateway import Gateway
+
+    gw = Gateway(config)
+    try:
+        await gw.start()
+    except OSError as exc:
+        print(
+            f"tickpipe gateway: cannot listen on {config.host}:{config.port}: {exc}",
+            file=sys.stderr,
+        )
+        await gw.stop()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    err = sys.stderr
+    print(f"tickpipe gateway: stream {gw.stream_url}  REST {gw.rest_url}", file=err)
+    print(f"tickpipe gateway: keys {', '.join(sorted(gw.keys))} (from {gw.key_source})", file=err)
+    if gw.admin_url:
+        print(f"tickpipe gateway: admin {gw.admin_url}  X-Admin-Token: {gw.admin_token}", file=err)
+    print(
+        f"tickpipe gateway: seed {config.seed}, rate {config.rate or 'max'}/s per instrument, "
+        f"{len(gw.instruments)} instruments; Ctrl-C stops",
+        file=err,
+    )
+    if ready_json:
+        ready = {
+            "event": "ready",
+            "stream_url": gw.stream_url,
+            "rest_url": gw.rest_url,
+            "admin_url": gw.admin_url,
+            "admin_token": gw.admin_token,
+            "key": gw.key,
+            "key_source": gw.key_source,
+            "port": gw.port,
+            "admin_port": gw.admin_port,
+            "seed": config.seed,
+            "rate": config.rate,
+            "heartbeat_ms": config.heartbeat_ms,
+            "symbols": [i.symbol for i in gw.instruments],
+            "pid": os.getpid(),
+        }
+        sys.stdout.write(json.dumps(ready) + "\n")
+        sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await gw.stop()
+    return 0

@@ -1,0 +1,117 @@
+"""Gateway settings: one frozen :class:`GatewayConfig`, and where the API keys come from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tickpipe.errors import ConfigError
+from tickpipe.gateway.faults import FaultSettings
+from tickpipe.gateway.markets import DEFAULT_MARKETS, MarketSpec
+
+DEMO_KEY = "demo"
+DEMO_SECRET = "demo-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Every knob of the reference gateway, with its default and what it costs.
+
+    - ``host`` ("127.0.0.1"), ``port`` (8765; 0 = any free port): stream + REST listener.
+    - ``admin_port`` (8766; 0 = any free port; None = no admin API). Admin always binds
+      127.0.0.1 and needs ``X-Admin-Token: admin_token`` (None = a random token at start).
+    - ``keys``: ``((key, secret), ...)``; empty = :func:`resolve_keys` (env, else demo pair).
+    - ``seed`` (1): seeds every market (and the fault dice): same seed, same market.
+    - ``rate`` (20.0): orderbook delta frames a second per instrument; 0 = as fast as the
+      slowest subscribed connection can take (pushes back on the producer, never drops).
+      Tickers go out at most ``ticker_hz`` (10) a second; trades when the market trades.
+    - ``heartbeat_ms`` (5000): WebSocket ping interval, announced at auth. A connection that
+      answers no ping for ``pong_timeout_factor`` (2.5) x that is closed (4008) and counts as
+      a disconnect for cancel_on_disconnect.
+    - ``auth_timeout_s`` (5.0), ``max_skew_ms`` (5000): VTS/1 section 3 and 7.
+    - ``max_channels`` (200), ``max_frame_bytes`` (65536), ``max_frames_per_s`` (50):
+      section 1 limits. A frame above ``hard_frame_bytes`` (4 MiB) is not read at all: the
+      WebSocket layer closes 1009.
+    - ``max_queue_frames`` (10,000): outbound frames buffered per connection; a connection
+      whose queue is full is closed 1008 ``slow consumer``. Worst case ~ 10,000 x 0.3 KiB =
+      3 MiB a connection.
+    - ``depth`` (300): simulated levels a side; ``history_deltas`` (10,000): deltas of truth
+      kept per instrument for ``GET /admin/book?seq=`` (about 1-2 MiB an instrument).
+    - ``markets``: the simulated instruments (default: 11 across crypto, equity, metal, fx).
+    - ``faults``: initial :class:`FaultSettings` (default: none).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    admin_port: int | None = 8766
+    admin_token: str | None = None
+    keys: tuple[tuple[str, str], ...] = ()
+    seed: int = 1
+    rate: float = 20.0
+    ticker_hz: float = 10.0
+    heartbeat_ms: int = 5000
+    pong_timeout_factor: float = 2.5
+    auth_timeout_s: float = 5.0
+    max_skew_ms: int = 5000
+    max_channels: int = 200
+    max_frame_bytes: int = 65536
+    hard_frame_bytes: int = 4 * 1024 * 1024
+    max_frames_per_s: int = 50
+    max_queue_frames: int = 10_000
+    depth: int = 300
+    history_deltas: int = 10_000
+    markets: tuple[MarketSpec, ...] = DEFAULT_MARKETS
+    faults: FaultSettings = field(default_factory=FaultSettings)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, value: object, what: str) -> None:
+            if not ok:
+                raise ConfigError(f"{name} must be {what}, got {value!r}")
+
+        need(0 <= self.port <= 65535, "port", self.port, "0..65535")
+        need(
+            self.admin_port is None or 0 <= self.admin_port <= 65535,
+            "admin_port",
+            self.admin_port,
+            "0..65535 or None",
+        )
+        need(self.rate >= 0, "rate", self.rate, ">= 0 (0 = as fast as possible)")
+        need(self.ticker_hz > 0, "ticker_hz", self.ticker_hz, "> 0")
+        need(self.heartbeat_ms >= 10, "heartbeat_ms", self.heartbeat_ms, ">= 10")
+        need(self.pong_timeout_factor >= 1, "pong_timeout_factor", self.pong_timeout_factor, ">= 1")
+        need(self.auth_timeout_s > 0, "auth_timeout_s", self.auth_timeout_s, "> 0")
+        need(self.max_channels >= 1, "max_channels", self.max_channels, ">= 1")
+        need(self.max_frame_bytes >= 256, "max_frame_bytes", self.max_frame_bytes, ">= 256")
+        need(self.max_frames_per_s >= 1, "max_frames_per_s", self.max_frames_per_s, ">= 1")
+        need(self.max_queue_frames >= 16, "max_queue_frames", self.max_queue_frames, ">= 16")
+        need(10 <= self.depth <= 5000, "depth", self.depth, "10..5000")
+        need(self.history_deltas >= 10, "history_deltas", self.history_deltas, ">= 10")
+        need(len(self.markets) >= 1, "markets", self.markets, "non-empty")
+        for key, secret in self.keys:
+            need(bool(key) and bool(secret), "keys", (key, "***"), "non-empty key and secret")
+
+
+def parse_key_arg(text: str) -> tuple[str, str]:
+    """``"KEY:SECRET"`` -> (key, secret); ConfigError when either part is missing."""
+    key, sep, secret = text.partition(":")
+    if not sep or not key or not secret:
+        raise ConfigError(f"--key expects KEY:SECRET, got {text.split(':')[0]!r}...")
+    return key, secret
+
+
+def resolve_keys(
+    given: Sequence[tuple[str, str]], environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], str]:
+    """The key -> secret table and a phrase saying where it came from.
+
+    Order: ``given`` (``--key``), else ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` when both are set,
+    else the demo pair ``demo``/``demo-secret`` (the client's default too).
+    """
+    env = os.environ if environ is None else environ
+    if given:
+        return dict(given), "--key"
+    key, secret = env.get("TICKPIPE_KEY"), env.get("TICKPIPE_SECRET")
+    if key and secret:
+        return {key: secret}, "TICKPIPE_KEY/TICKPIPE_SECRET"
+    return {DEMO_KEY: DEMO_SECRET}, "demo pair (no --key, no TICKPIPE_KEY/TICKPIPE_SECRET)"

@@ -1,0 +1,285 @@
+"""REST on the stream port (VTS/1 sections 5 and 7): health, instruments, snapshots, orders.
+
+Market data is public; a known ``X-VT-KEY`` there only selects whose rate limit applies (else
+the client's address). Every ``/v1/orders`` call is signed; errors name what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from tickpipe.errors import FrameError
+from tickpipe.gateway.httputil import error_response, json_response
+from tickpipe.protocol import frames
+from tickpipe.protocol.book import OrderBook
+
+if TYPE_CHECKING:
+    from tickpipe.gateway.server import Gateway
+
+_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_json = msgspec.json.Decoder()
+
+
+class SnapshotLimiter:
+    """``snapshot_rate_limit`` per identity (key or address): at most N in any 1 s window."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = {}
+
+    def retry_after(self, identity: str, limit: int, now: float) -> float:
+        """0 when admitted (and counted), else seconds until a request would be admitted."""
+        if limit <= 0:
+            return 0.0
+        q = self._seen.setdefault(identity, deque())
+        while q and now - q[0] >= 1.0:
+            q.popleft()
+        if len(q) >= limit:
+            return 1.0 - (now - q[0])
+        q.append(now)
+        if len(self._seen) > 10_000:  # bound memory: forget idle identities
+            self._seen = {k: v for k, v in self._seen.items() if v}
+        return 0.0
+
+
+def book_body(symbol: str, seq: int, book: OrderBook, depth: int | None) -> dict[str, Any]:
+    inst = book.instrument
+    fp, fs = inst.format_price, inst.format_size
+    bids, asks = book.to_lists(depth)
+    return {
+        "symbol": symbol,
+        "seq": seq,
+        "ts": time.time_ns(),
+        "bids": [[fp(p), fs(s)] for p, s in bids],
+        "asks": [[fp(p), fs(s)] for p, s in asks],
+    }
+
+
+def parse_depth(request: web.Request) -> int | web.Response | None:
+    raw = request.query.get("depth")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        return error_response(400, "bad_depth", f"depth must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+class Rest:
+    """The ``/v1`` routes, bound to one gateway."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.limiter = SnapshotLimiter()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/health", self.health),
+            web.get("/v1/instruments", self.instruments),
+            web.get("/v1/orderbook/{symbol}", self.orderbook),
+            web.post("/v1/orders", self.place_order),
+            web.get("/v1/orders", self.list_orders),
+            web.delete("/v1/orders", self.cancel_all),
+            web.get("/v1/orders/{order_id}", self.get_order),
+            web.delete("/v1/orders/{order_id}", self.cancel_order),
+        ]
+
+    # -- public -----------------------------------------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "status": "ok",
+                "ts": time.time_ns(),
+                "uptime_s": round(time.monotonic() - self.gw.started_at, 3),
+                "connections": len(self.gw.sessions),
+            }
+        )
+
+    async def instruments(self, request: web.Request) -> web.Response:
+        return json_response(
+            {"instruments": [m.instrument.to_wire() for m in self.gw.hub.markets.values()]}
+        )
+
+    async def orderbook(self, request: web.Request) -> web.Response:
+        gw = self.gw
+        symbol = request.match_info["symbol"]
+        market = gw.hub.markets.get(symbol)
+        if market is None:
+            return error_response(404, "unknown_symbol", f"no instrument {symbol!r}")
+        depth = parse_depth(request)
+        if isinstance(depth, web.Response):
+            return depth
+        settings = gw.faults.settings
+        key = request.headers.get("X-VT-KEY")
+        identity = f"key:{key}" if key in gw.keys else f"addr:{request.remote}"
+        wait = self.limiter.retry_after(identity, settings.snapshot_rate_limit, time.monotonic())
+        if wait > 0:
+            gw.faults.record("snapshot_rate_limit", symbol=symbol, who=identity)
+            retry = max(1, math.ceil(wait))
+            return error_response(
+                429,
+                "rate_limited",
+                f"more than {settings.snapshot_rate_limit} snapshots a second for {identity}",
+                headers={"Retry-After": str(retry)},
+            )
+        fault = gw.faults.snapshot_fault(symbol)
+        if fault == "snapshot_error":
+            gw.faults.record("snapshot_error", symbol=symbol, seq=market.history.seq)
+            return error_response(
+                503, "snapshot_unavailable", "snapshot service unavailable (fault)"
+            )
+        history = market.history
+        seq = history.seq
+        if fault == "stale_snapshot":
+            seq = max(history.oldest_seq, seq - settings.stale_by)
+            gw.faults.record("stale_snapshot", symbol=symbol, seq=seq, latest=history.seq)
+        body = book_body(symbol, seq, history.book_at(seq), depth)
+        if settings.snapshot_delay_ms:
+            gw.faults.record(
+                "snapshot_delay_ms", symbol=symbol, seq=seq, ms=settings.snapshot_delay_ms
+            )
+            await asyncio.sleep(settings.snapshot_delay_ms / 1000)
+        return json_response(body)
+
+    # -- signed -----------------------------------------------------------------------------
+    async def _auth(self, request: web.Request) -> tuple[str, str] | web.Response:
+        """(key, body text) of a correctly signed request, else the 401/400 answer."""
+        body = await request.text()
+        hdr = request.headers
+        missing = [h for h in ("X-VT-KEY", "X-VT-TS", "X-VT-SIGN") if not hdr.get(h)]
+        if missing:
+            return error_response(401, "missing_auth", f"missing header(s): {', '.join(missing)}")
+        key, ts_text, sig = hdr["X-VT-KEY"], hdr["X-VT-TS"], hdr["X-VT-SIGN"]
+        secret = self.gw.keys.get(key)
+        if secret is None:
+            return error_response(401, "unknown_key", f"unknown key {key!r}")
+        if not ts_text.isdigit():
+            return error_response(
+                401, "bad_timestamp", f"X-VT-TS must be integer ms, got {ts_text!r}"
+            )
+        skew = abs(int(ts_text) - time.time_ns() // 1_000_000)
+        if skew > self.gw.config.max_skew_ms:
+            return error_response(
+                401,
+                "stale_timestamp",
+                f"X-VT-TS is {skew} ms off the gateway clock "
+                f"(limit {self.gw.config.max_skew_ms} ms)",
+            )
+        expected = frames.sign_rest(secret, int(ts_text), request.method, request.raw_path, body)
+        if not frames.verify_signature(expected, sig):
+            return error_response(
+                401,
+                "bad_signature",
+                "X-VT-SIGN does not match "
+                "HMAC-SHA256(secret, ts + METHOD + path-with-query + body)",
+            )
+        return key, body
+
+    async def place_order(self, request: web.Request) -> web.Response:
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        key, text = auth
+        try:
+            obj = _json.decode(text)
+        except msgspec.DecodeError as exc:
+            return error_response(400, "bad_json", f"body is not valid JSON: {exc}")
+        if not isinstance(obj, dict):
+            return error_response(400, "bad_request", "body must be a JSON object")
+        coid = obj.get("client_order_id")
+        if coid is not None and (not isinstance(coid, str) or not _CLIENT_ID_RE.match(coid)):
+            return error_response(
+                400,
+                "invalid_client_order_id",
+                "client_order_id must be 1-64 characters of A-Z a-z 0-9 . _ : -",
+            )
+        if coid is not None:
+            existing = self.gw.desk.by_client_id(key, coid)
+            if existing is not None:
+                return json_response(existing.to_json(), 200)
+        for name in ("symbol", "side", "price", "size"):
+            if name not in obj:
+                return error_response(400, "missing_field", f"order lacks field {name!r}")
+        symbol = obj["symbol"]
+        market = self.gw.hub.markets.get(symbol) if isinstance(symbol, str) else None
+        if market is None:
+            return error_response(400, "unknown_symbol", f"no instrument {symbol!r}")
+        side = obj["side"]
+        if side not in ("buy", "sell"):
+            return error_response(
+                400, "invalid_side", f"side must be 'buy' or 'sell', got {side!r}"
+            )
+        otype = obj.get("type", "limit")
+        if otype != "limit":
+            return error_response(400, "invalid_type", f"type must be 'limit', got {otype!r}")
+        inst = market.instrument
+        for name in ("price", "size"):
+            if not isinstance(obj[name], str):
+                return error_response(
+                    400, f"invalid_{name}", f"{name} must be a decimal string, got {obj[name]!r}"
+                )
+        try:
+            price = inst.price_units(obj["price"])
+        except FrameError as exc:
+            return error_response(400, "invalid_price", f"price {obj['price']!r}: {exc.reason}")
+        try:
+            size = inst.size_units(obj["size"])
+        except FrameError as exc:
+            return error_response(400, "invalid_size", f"size {obj['size']!r}: {exc.reason}")
+        if price <= 0:
+            return error_response(400, "invalid_price", "price must be > 0")
+        if size <= 0:
+            return error_response(400, "invalid_size", "size must be > 0")
+        desk = self.gw.desk
+        if desk.open_count(key) >= desk.max_open_per_key:
+            return error_response(
+                400, "too_many_open_orders", f"at most {desk.max_open_per_key} open orders a key"
+            )
+        order = desk.place(key, inst, side, price, size, coid, market.sim.book)
+        return json_response(order.to_json(), 201)
+
+    async def list_orders(self, request: web.Request) -> web.Response:
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        status = request.query.get("status")
+        if status not in (None, "open", "filled", "cancelled"):
+            return error_response(
+                400, "bad_status", f"status must be open, filled or cancelled, got {status!r}"
+            )
+        symbol = request.query.get("symbol")
+        orders = self.gw.desk.find(auth[0], status, symbol)
+        return json_response({"orders": [o.to_json() for o in orders]})
+
+    async def get_order(self, request: web.Request) -> web.Response:
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        oid = request.match_info["order_id"]
+        order = self.gw.desk.get(auth[0], oid)
+        if order is None:
+            return error_response(404, "unknown_order", f"no order {oid!r} for this key")
+        return json_response(order.to_json())
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        oid = request.match_info["order_id"]
+        order = self.gw.desk.get(auth[0], oid)
+        if order is None:
+            return error_response(404, "unknown_order", f"no order {oid!r} for this key")
+        return json_response(self.gw.desk.cancel(order).to_json())
+
+    async def cancel_all(self, request: web.Request) -> web.Response:
+        auth = await self._auth(request)
+        if isinstance(auth, web.Response):
+            return auth
+        symbol = request.query.get("symbol")
+        return json_response({"cancelled": self.gw.desk.cancel_all(auth[0], symbol)})

@@ -1,0 +1,98 @@
+"""`tickpipe gateway` as a user runs it: --help, the ready line, clean stop, bad flags."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from tickpipe.gateway.testing import GatewayProcess
+
+
+def test_help_documents_every_flag() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--help"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    flags = "--host --port --admin-port --key --seed --rate --heartbeat-ms --faults --fault"
+    for flag in [*flags.split(), "--ready-json", "--admin-token"]:
+        assert flag in out
+    assert "TICKPIPE_KEY" in out and "demo" in out
+
+
+def test_ready_line_serves_and_sigterm_exits_zero(gateway_process: GatewayProcess) -> None:
+    gp = gateway_process
+    r = gp.ready
+    assert r["event"] == "ready" and r["key"] == "demo"
+    assert gp.stream_url.startswith("ws://127.0.0.1:") and gp.stream_url.endswith("/v1/stream")
+    with urllib.request.urlopen(gp.rest_url + "/v1/health", timeout=5) as resp:
+        assert json.loads(resp.read())["status"] == "ok"
+    req = urllib.request.Request(
+        gp.admin_url + "/admin/stats", headers={"X-Admin-Token": gp.admin_token}
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert json.loads(resp.read())["connections"] == 0
+    assert gp.stop() == 0
+    log = gp.log_text()
+    assert "Traceback" not in log
+    assert "keys demo (from --key)" in log
+
+
+def test_sigint_exits_zero_without_traceback() -> None:
+    gp = GatewayProcess("--rate", "5").start()
+    try:
+        assert gp.proc is not None
+        gp.proc.send_signal(signal.SIGINT)
+        assert gp.proc.wait(10) == 0
+        assert "Traceback" not in gp.log_text()
+    finally:
+        gp.stop()
+
+
+def test_key_from_environment_is_used_and_said() -> None:
+    import os
+
+    env = dict(os.environ, TICKPIPE_KEY="envkey", TICKPIPE_SECRET="envsecret")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickpipe", "gateway", "--port", "0", "--no-admin", "--ready-json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        assert ready["key"] == "envkey" and ready["admin_url"] is None
+        assert "TICKPIPE_KEY" in ready["key_source"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--rate", "fast"], "--rate"),
+        (["--key", "nosecret"], "--key"),
+        (["--faults", "no-such-profile"], "bundled"),
+        (["--fault", "drop_delta=2"], "drop_delta"),
+        (["--fault", "nonsense=1"], "nonsense"),
+    ],
+)
+def test_bad_flags_exit_2_with_a_clear_message(args: list[str], needle: str) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--port", "0", *args],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bundled_profiles_load() -> None:
+    from tickpipe.gateway.faults import bundled_profiles, load_profile
+
+    assert {"calm", "flaky", "chaos"} <= set(bundled_profiles())
+    assert load_profile("chaos").drop_delta.rate > 0
+    assert load_profile("calm").drop_delta.rate == 0

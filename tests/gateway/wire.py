@@ -1,0 +1,94 @@
+"""A small, independent VTS/1 test client for the gateway tests (aiohttp; no tickpipe client).
+
+Signing is written out here from the spec text on purpose, so the tests check the gateway
+against VTS/1 and not against its own helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+KEY, SECRET = "demo", "demo-secret"
+
+
+def hmac_hex(secret: str, msg: str) -> str:
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def auth_msg(key: str = KEY, secret: str = SECRET, ts_ms: int | None = None) -> dict[str, Any]:
+    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    return {"action": "auth", "key": key, "ts": ts, "sig": hmac_hex(secret, f"{ts}GET/v1/stream")}
+
+
+def signed_headers(
+    method: str, path_qs: str, body: str = "", key: str = KEY, secret: str = SECRET,
+    ts_ms: int | None = None,
+) -> dict[str, str]:  # fmt: skip
+    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    return {
+        "X-VT-KEY": key,
+        "X-VT-TS": str(ts),
+        "X-VT-SIGN": hmac_hex(secret, f"{ts}{method}{path_qs}{body}"),
+        "Content-Type": "application/json",
+    }
+
+
+async def recv(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> dict[str, Any]:
+    """Next text frame as JSON (pings are answered by aiohttp's autoping)."""
+    msg = await asyncio.wait_for(ws.receive(), timeout)
+    assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+    obj: dict[str, Any] = json.loads(msg.data)
+    return obj
+
+
+async def recv_until(
+    ws: aiohttp.ClientWebSocketResponse, pred: Any, timeout: float = 5.0, limit: int = 100_000
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Frames until one satisfies ``pred``; returns it and those seen before it (bounded)."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    for _ in range(limit):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        f = await recv(ws, left)
+        if pred(f):
+            return f, seen
+        seen.append(f)
+    raise AssertionError(f"no matching frame within {timeout} s; last seen: {seen[-3:]}")
+
+
+async def connect(
+    session: aiohttp.ClientSession, url: str, *, auth: bool = True, **kw: Any
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(url, **kw)
+    if auth:
+        await ws.send_json(auth_msg())
+        f = await recv(ws)
+        assert f["type"] == "authenticated", f
+    return ws
+
+
+async def subscribe(
+    ws: aiohttp.ClientWebSocketResponse, channels: list[str], req_id: int = 1
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Subscribe; returns the ``subscribed`` frame and the error frames before it."""
+    await ws.send_json({"action": "subscribe", "channels": channels, "id": req_id})
+    return await recv_until(ws, lambda f: f.get("type") == "subscribed")
+
+
+async def admin(
+    session: aiohttp.ClientSession, url: str, token: str, method: str, path: str,
+    body: Any = None,
+) -> tuple[int, Any]:  # fmt: skip
+    async with session.request(
+        method, url + path, json=body, headers={"X-Admin-Token": token}
+    ) as r:
+        return r.status, await r.json()
