@@ -264,12 +264,14 @@ class StreamConn(asyncio.Protocol):
     async def rate(self, corpus: Corpus, n: int, rate: float) -> None:
         t0 = time.perf_counter()
         sent = 0
-        while sent < n and not self.closed:
+        while not self.closed:
             due = min(n, int((time.perf_counter() - t0) * rate) + 1)
             if due > sent:
                 self._write(corpus.rate_batch(sent, due, str(time.time_ns()).encode()))
                 sent = due
             await self._wait_writable()
+            if sent >= n:
+                return
             await asyncio.sleep(RATE_TICK_S)
 
 
@@ -316,7 +318,7 @@ class Sender:
             return web.json_response({"error": "no subscribed connection or bad body"}, status=409)
         if mode == "rate" and rate <= 0:
             return web.json_response({"error": "rate mode needs rate > 0"}, status=400)
-        wire = self.corpus.flood_chunks(n)[1] if mode == "flood" else 0
+        wire = self.corpus.flood_chunks(n)[1]  # the same in rate mode: ts keeps its width
         self.last = {}
         conn.task = asyncio.get_running_loop().create_task(self._run_stream(conn, mode, n, rate))
         return web.json_response(

@@ -13,7 +13,9 @@ Figures:
 - ``lat_*_us`` (rate mode only): ``time.time_ns()`` right after a delta was applied minus the
   frame's ``ts`` (stamped by the sender at write, same machine clock); p50 / p99 / p99.9 over
   every delta of the run.
-- ``rss_*_mb``: resident set size after setup (books seeded), at the window's start and end.
+- ``rss_*_mb``: resident set size after imports (base), after setup (books seeded), at the
+  window's start and end; ``rss_per_channel_kb`` = (setup - base) / channels: what 200
+  subscribed channels with their books (300 levels a side) cost, connection included.
 """
 
 from __future__ import annotations
@@ -109,12 +111,14 @@ class Run:
     row: str
     args: RowArgs
     snap: framegen.Snapshots
+    rss_base: float = field(default_factory=rss_mb)  # after imports, before any setup
     rss_setup: float = 0.0
     t0: float = 0.0
     c0: float = 0.0
     rss0: float = 0.0
     t1: float = 0.0
     c1: float = 0.0
+    rss1: float = 0.0
     received: int = 0
     gaps: int = 0
     errors: int = 0
@@ -132,6 +136,24 @@ class Run:
     def setup_done(self) -> None:
         gc.collect()
         self.rss_setup = rss_mb()
+        gc.callbacks.append(self._gc_timer)
+
+    _gc_t: float = 0.0
+    gc_total_s: float = 0.0
+    gc_max_s: float = 0.0
+    gc_full: int = 0
+
+    def _gc_timer(self, phase: str, info: dict[str, int]) -> None:
+        """Time every collection in the window: pauses explain latency tails."""
+        if phase == "start":
+            self._gc_t = time.perf_counter()
+            return
+        if not self.t0 or self.t1:
+            return
+        d = time.perf_counter() - self._gc_t
+        self.gc_total_s += d
+        self.gc_max_s = max(self.gc_max_s, d)
+        self.gc_full += info.get("generation") == 2
 
     def begin(self) -> dict[str, Any]:
         """Start the stream and open the window; returns the sender's answer."""
@@ -144,6 +166,7 @@ class Run:
     def end(self) -> None:
         self.t1 = time.perf_counter()
         self.c1 = cpu_s()
+        self.rss1 = rss_mb()
 
     def result(self) -> dict[str, Any]:
         el = self.t1 - self.t0
@@ -163,10 +186,17 @@ class Run:
             "fps": round(n / el, 1) if el > 0 else 0.0,
             "cpu_us": round((self.c1 - self.c0) / n * 1e6, 3) if n else None,
             "channels": len(self.snap.channels),
+            "rss_base_mb": round(self.rss_base, 2),
             "rss_setup_mb": round(self.rss_setup, 2),
+            "rss_per_channel_kb": round(
+                (self.rss_setup - self.rss_base) * 1e3 / len(self.snap.channels), 1
+            ),
             "rss_start_mb": round(self.rss0, 2),
-            "rss_end_mb": round(rss_mb(), 2),
+            "rss_end_mb": round(self.rss1, 2),
             "gaps": self.gaps,
+            "gc_ms": round(self.gc_total_s * 1e3, 2),
+            "gc_max_ms": round(self.gc_max_s * 1e3, 2),
+            "gc_full": self.gc_full,
             "errors": self.errors,
             "sender": sender,
         }

@@ -16,7 +16,7 @@ import msgspec
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from benchmarks.rows.common import KEY, SECRET, Run, RowArgs, fail
+from benchmarks.rows.common import KEY, SECRET, RowArgs, Run, fail
 from tickpipe.protocol import frames as vts
 
 _control_decoder = msgspec.json.Decoder()
