@@ -72,7 +72,8 @@ def test_ticker_and_trade_decode() -> None:
     t = frames.decode_server_frame(dumps(TICKER))
     assert isinstance(t, frames.Ticker) and (t.seq, t.ask, t.volume) == (88, "100.5", "1234.000")
     tr = frames.decode_server_frame(dumps(TRADE))
-    assert isinstance(tr, frames.Trade) and (tr.id, tr.side, tr.price) == ("T311", "sell", "2000.50")
+    assert isinstance(tr, frames.Trade)
+    assert (tr.id, tr.side, tr.price) == ("T311", "sell", "2000.50")
 
 
 @pytest.mark.parametrize(
@@ -246,7 +247,8 @@ def test_client_frame_errors() -> None:
 
 
 def test_snapshot_and_instruments_errors() -> None:
-    err = bad({"symbol": "AAPL", "seq": -3, "ts": 1, "bids": [], "asks": []}, frames.decode_snapshot)
+    body = {"symbol": "AAPL", "seq": -3, "ts": 1, "bids": [], "asks": []}
+    err = bad(body, frames.decode_snapshot)
     assert err.field == "seq"
     err = bad({"instruments": [{"symbol": "A"}]}, frames.decode_instruments)
     assert err.field is not None and err.field.startswith("instruments[0].")
@@ -343,7 +345,7 @@ def test_rest_signature_covers_ts_method_path_query_and_body() -> None:
 def test_unicode_secret_and_body_are_utf8() -> None:
     secret = "clé-✓"
     expected = hmac.new(
-        secret.encode("utf-8"), "9POST/v1/orders{\"note\":\"é\"}".encode(), hashlib.sha256
+        secret.encode("utf-8"), '9POST/v1/orders{"note":"é"}'.encode(), hashlib.sha256
     ).hexdigest()
     assert frames.sign_rest(secret, 9, "POST", "/v1/orders", '{"note":"é"}') == expected
 

@@ -138,7 +138,7 @@ def test_price_off_the_tick_grid_names_channel_and_field() -> None:
 
 def test_size_off_the_lot_grid_and_negative_sizes_are_frame_errors() -> None:
     halves = Instrument("H", "fx", "0.01", "0.5")
-    with pytest.raises(FrameError, match="lot_size 0.5") as ei:
+    with pytest.raises(FrameError, match=r"lot_size 0\.5") as ei:
         halves.size_units("1.2", channel="orderbook:H", field="asks[1].size")
     assert ei.value.field == "asks[1].size"
     with pytest.raises(FrameError, match="more than 0 decimals"):

@@ -335,9 +335,7 @@ def test_bad_frame_while_live_is_a_gap(stream: TrueStream) -> None:
     assert not sync.synced
     ev = sync.take_events()
     assert ev[0] == Gap(CH, "bad_frame", 101, None)
-    assert ev[1] == StateChanged(
-        CH, SyncState.LIVE, SyncState.RESYNCING, "undecodable delta", None
-    )
+    assert ev[1] == StateChanged(CH, SyncState.LIVE, SyncState.RESYNCING, "undecodable delta", None)
     assert sync.stats.gaps["bad_frame"] == 1
 
 
