@@ -47,7 +47,9 @@ CONNECTION_STYLE = {
     "reconnecting": "bold yellow",
     "backoff": "bold yellow",
     "blind": "bold red",
+    "auth_failed": "bold red",
     "closed": "dim",
+    "idle": "dim",
 }
 SIDEBAR_WIDTH = 54
 BOOK_PANEL_MIN_WIDTH = 38
@@ -135,7 +137,7 @@ def books_view(books: tuple[BookRow, ...], width: int, height: int) -> Renderabl
 
 def book_panel(book: BookRow, depth: int) -> Panel:
     style = STATE_STYLE.get(book.state, "bold magenta")
-    status = Text()
+    status = Text(no_wrap=True, overflow="ellipsis")
     status.append(book.state.upper(), style=style)
     if book.reason and book.state != "live":
         status.append(f" ({book.reason})", style=style)
@@ -215,7 +217,7 @@ def connection_panel(c: ConnectionRow) -> Panel:
     t.add_column(style="dim", no_wrap=True)
     t.add_column(no_wrap=True)
     state = Text(c.state.upper(), style=CONNECTION_STYLE.get(c.state, "bold magenta"))
-    if c.backoff_delay_s is not None and c.state != "live":
+    if c.backoff_delay_s and c.state not in ("live", "connected"):
         state.append(f"  backoff {c.backoff_delay_s:.2f}s", style="yellow")
     t.add_row("state", state)
     t.add_row("heartbeat age", _age(c.heartbeat_age_s))

@@ -9,6 +9,7 @@ demo must survive a gateway that is down), only for a programming error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,18 +38,23 @@ class FaultAction:
     requests: tuple[AdminRequest, ...] = field(default_factory=tuple)
     expect: str = ""  # what the viewer should see next (shown in the notice line)
     short: str = ""  # the label in the on-screen key legend (default: ``label``)
+    undo: tuple[AdminRequest, ...] = ()  # sent ``undo_after_s`` later (setting faults)
+    undo_after_s: float = 0.0
 
     @property
     def legend(self) -> str:
         return self.short or self.label
 
 
+TARGET = "{channel}"  # replaced by the order book channel a frame fault is aimed at
+
+
 def _trigger(fault: str, **params: Any) -> AdminRequest:
     return AdminRequest("POST", "/admin/trigger", {"fault": fault, **params})
 
 
-def _arm(fault: str, **params: Any) -> AdminRequest:
-    return AdminRequest("POST", "/admin/faults", {fault: params or True})
+def _settings(**patch: Any) -> AdminRequest:
+    return AdminRequest("POST", "/admin/faults", patch)
 
 
 FAULT_ACTIONS: tuple[FaultAction, ...] = (
@@ -63,58 +69,60 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
     FaultAction(
         "c",
         "close",
-        "clean close",
+        "clean close (close frame)",
         (_trigger("disconnect", close_frame=True),),
-        "close frame 1001: stale, cancel, reconnect, re-seed",
+        "closed: stale, orders cancelled, reconnect, re-seed",
         short="clean close",
     ),
     FaultAction(
         "g",
         "drop_delta",
-        "drop a delta (gap)",
-        (_arm("drop_delta", count=1),),
-        "one book sees a seq gap and resyncs from a snapshot",
+        "drop one delta (gap)",
+        (_trigger("drop_delta", channel=TARGET, count=1),),
+        "a seq gap on {channel}: that book resyncs, the others stay live",
         short="drop delta",
     ),
     FaultAction(
         "x",
         "bad_checksum",
-        "bad checksum",
-        (_arm("bad_checksum", count=1),),
-        "one book fails its CRC-32 and resyncs",
+        "bad checksum on one delta",
+        (_trigger("bad_checksum", channel=TARGET, count=1),),
+        "a CRC-32 mismatch on {channel}: it resyncs",
         short="bad checksum",
     ),
     FaultAction(
         "m",
         "malformed_frame",
         "malformed frame",
-        (_arm("malformed_frame", count=1),),
-        "a bad frame is reported; its book resyncs",
+        (_trigger("malformed_frame", channel=TARGET, count=1),),
+        "a frame that does not decode on {channel}: reported, book resyncs",
         short="malformed",
     ),
     FaultAction(
         "p",
         "stop_pings",
         "stop pings (heartbeat loss)",
-        (_arm("stop_pings", duration_s=15.0),),
-        "no ping for 2.5 heartbeats: the client declares the link dead",
+        (_trigger("stop_pings", duration_ms=60_000),),
+        "no ping for the heartbeat timeout: the client drops the link and reconnects",
         short="stop pings",
     ),
     FaultAction(
         "s",
         "stall",
-        "stall socket",
-        (_arm("stall", duration_s=15.0),),
-        "no frame at all: heartbeat loss, then reconnect",
+        "stall the socket (TCP open, silent)",
+        (_trigger("stall", duration_ms=60_000),),
+        "nothing arrives, not even pings: heartbeat loss, then reconnect",
         short="stall",
     ),
     FaultAction(
         "r",
         "snapshot_rate_limit",
-        "snapshot 429s",
-        (_arm("snapshot_rate_limit", count=5), _trigger("disconnect", close_frame=False)),
-        "re-seed meets 429 Retry-After; the client waits it out",
+        "snapshot 429s (limit 1/s + reconnect)",
+        (_settings(snapshot_rate_limit=1), _trigger("disconnect", close_frame=False)),
+        "every book re-seeds at once and meets 429 Retry-After; the client waits it out",
         short="snapshot 429",
+        undo=(_settings(snapshot_rate_limit=0),),
+        undo_after_s=10.0,
     ),
 )
 QUIT_KEYS = ("q", "Q")
@@ -164,6 +172,7 @@ class AdminClient:
         self.token = token
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
+        self._undo_pending: dict[asyncio.Task[None], FaultAction] = {}
 
     async def __aenter__(self) -> AdminClient:
         return self
@@ -172,17 +181,36 @@ class AdminClient:
         await self.close()
 
     async def close(self) -> None:
+        for task, action in list(self._undo_pending.items()):  # put settings back first
+            task.cancel()
+            for req in action.undo:
+                await self.send(req)
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def inject(self, action: FaultAction) -> str:
-        """Send the action's requests in order; a one-line result (never raises for I/O)."""
+    async def inject(self, action: FaultAction, channel: str = "") -> str:
+        """Send the action's requests in order (frame faults aimed at ``channel``); then, for a
+        setting with an ``undo``, schedule it. Returns a one-line result; never raises for I/O.
+        """
         for req in action.requests:
-            ok, detail = await self.send(req)
+            ok, detail = await self.send(_aimed(req, channel))
             if not ok:
                 return f"{action.name}: admin API refused: {detail}"
-        return f"injected {action.name}: {action.expect}" if action.expect else action.name
+        if action.undo:
+            task = asyncio.create_task(self._undo_later(action), name=f"undo-{action.name}")
+            self._undo_pending[task] = action
+            task.add_done_callback(self._forget)
+        expect = action.expect.replace(TARGET, channel or "a book")
+        return f"injected {action.name}: {expect}"
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._undo_pending.pop(task, None)
+
+    async def _undo_later(self, action: FaultAction) -> None:
+        await asyncio.sleep(action.undo_after_s)
+        for req in action.undo:
+            await self.send(req)
 
     async def send(self, req: AdminRequest) -> tuple[bool, str]:
         if self._session is None:
@@ -203,6 +231,14 @@ class AdminClient:
                 return True, text
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _aimed(req: AdminRequest, channel: str) -> AdminRequest:
+    """``req`` with the ``{channel}`` placeholder replaced by ``channel``."""
+    if req.body is None or TARGET not in req.body.values():
+        return req
+    body = {k: (channel if v == TARGET else v) for k, v in req.body.items()}
+    return AdminRequest(req.method, req.path, body)
 
 
 def _error_text(body: str) -> str:

@@ -77,7 +77,7 @@ def connection_row(stats: Any) -> ConnectionRow:
     gaps = _first(stats, ("gaps", "gaps_total"), 0)
     if isinstance(gaps, Mapping):
         gaps = sum(int(v) for v in gaps.values())
-    state = _first(stats, ("state", "connection_state"), "connecting")
+    state = _first(stats, ("connection", "state", "connection_state"), "connecting")
     state = getattr(state, "value", state)
     return ConnectionRow(
         state=str(state),
@@ -143,6 +143,9 @@ def format_event(ev: Any) -> str:
     t = d.pop("t", None)
     when = time.strftime("%H:%M:%S", time.localtime(t if isinstance(t, int | float) else None))
     parts = []
+    channel = d.pop("channel", None)
+    if channel:
+        parts.append(str(channel))
     for k, v in d.items():
         if v is None or v == [] or v == "":
             continue

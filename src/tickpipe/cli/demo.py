@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import logging
 import signal
 import sys
@@ -40,6 +39,7 @@ from tickpipe.cli.dashboard_faults import (
     ACTIONS_BY_KEY,
     FAULT_ACTIONS,
     QUIT_KEYS,
+    TARGET,
     AdminClient,
     FaultAction,
     ScheduledFault,
@@ -64,7 +64,6 @@ DEFAULT_CHANNELS = (
     "trades:XAU-USD",
 )
 STRATEGY_SYMBOLS = ("BTC-USD", "AAPL", "EUR-USD")
-DEMO_KEY, DEMO_SECRET = "demo", "demo-secret"
 EVENTS_KEPT = 200
 
 log = logging.getLogger("tickpipe.cli.demo")
@@ -118,13 +117,25 @@ def register(sub: Any) -> None:
         help="admin API of a reference gateway, for fault keys (default: the embedded one's)",
     )
     src.add_argument("--admin-token", metavar="T", help="X-Admin-Token for --admin-url")
-    src.add_argument("--key", metavar="K", help=f"API key (default: {DEMO_KEY!r})")
-    src.add_argument("--secret", metavar="S", help="API secret (default: the demo key's)")
+    src.add_argument(
+        "--key", metavar="K", help="API key (default: $TICKPIPE_KEY, else the demo key 'demo')"
+    )
+    src.add_argument(
+        "--secret", metavar="S", help="API secret (default: $TICKPIPE_SECRET, else the demo's)"
+    )
 
     gw = p.add_argument_group("embedded gateway (ignored with --stream-url)")
     gw.add_argument("--seed", type=int, default=1, metavar="N", help="market seed (default 1)")
     gw.add_argument(
         "--rate", type=float, metavar="R", help="market updates per second (gateway default)"
+    )
+    gw.add_argument(
+        "--heartbeat-ms",
+        type=int,
+        default=1000,
+        metavar="MS",
+        help="gateway ping interval (default 1000: a lost heartbeat shows within 2.5 s; "
+        "the gateway's own default is 5000)",
     )
     gw.add_argument(
         "--faults",
@@ -216,11 +227,22 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         raise ConfigError("--rest-url needs --stream-url (without them the demo embeds a gateway)")
     if args.stream_url is not None and rest_url is None:
         rest_url = rest_url_for(args.stream_url)
-    gateway_args = [f"--seed={args.seed}", *args.gateway_arg]
+    if not 100 <= args.heartbeat_ms <= 60_000:
+        raise ConfigError(f"--heartbeat-ms must be 100..60000, got {args.heartbeat_ms!r}")
+    gateway_args = [
+        f"--seed={args.seed}",
+        f"--heartbeat-ms={args.heartbeat_ms}",
+        "--log-level=WARNING",
+    ]
     if args.rate is not None:
         gateway_args.append(f"--rate={args.rate}")
     if args.faults is not None:
         gateway_args.append(f"--faults={args.faults}")
+    if args.key is not None or args.secret is not None:
+        if args.key is None or args.secret is None:
+            raise ConfigError("--key and --secret go together")
+        gateway_args.append(f"--key={args.key}:{args.secret}")
+    gateway_args += args.gateway_arg  # last: they override the ones above
     if args.stream_url is not None and (args.faults or args.rate is not None or args.gateway_arg):
         raise ConfigError(
             "--faults, --rate and --gateway-arg configure the embedded gateway; "
@@ -288,6 +310,8 @@ class DemoApp:
         self._main_task: asyncio.Task[Any] | None = None
         self._dashboard_up = False
         self._log_handler: logging.Handler | None = None
+        self._target_i = 0
+        self.last_trade: dict[str, Any] = {}
         self.fatal: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -333,14 +357,13 @@ class DemoApp:
             ready = await self.gateway.start()
             stream_url, rest_url = ready.stream_url, ready.rest_url
             admin_url, admin_token = ready.admin_url, ready.admin_token
-            key = opts.key or str(ready.extra.get("key") or DEMO_KEY)
-            secret = opts.secret or str(ready.extra.get("secret") or DEMO_SECRET)
+            key, secret = opts.key, opts.secret
             self.target = f"embedded gateway pid {ready.pid}  {stream_url}"
         else:
             assert opts.rest_url is not None
             stream_url, rest_url = opts.stream_url, opts.rest_url
             admin_url, admin_token = opts.admin_url, opts.admin_token
-            key, secret = opts.key or DEMO_KEY, opts.secret or DEMO_SECRET
+            key, secret = opts.key, opts.secret
             self.target = stream_url
         if admin_url:
             self.admin = AdminClient(admin_url, admin_token)
@@ -350,14 +373,17 @@ class DemoApp:
 
         async with Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret) as c:
             self.client = c
-            events_task = asyncio.create_task(self._pump_events(c), name="demo-events")
+            pumps = [
+                asyncio.create_task(self._pump_events(c), name="demo-events"),
+                asyncio.create_task(self._pump_trades(c), name="demo-trades"),
+            ]
             try:
                 await c.subscribe(opts.channels)
                 await self._dashboard()
             finally:
-                events_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await events_task
+                for t in pumps:
+                    t.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
                 if self.strategy is not None:
                     await self.strategy.stop()
 
@@ -429,6 +455,12 @@ class DemoApp:
         async for ev in client.events():
             self.events.append(format_event(ev))
 
+    async def _pump_trades(self, client: Any) -> None:
+        async for trade in client.trades():
+            channel = getattr(trade, "channel", None)
+            if channel is not None:
+                self.last_trade[channel] = trade
+
     async def _key_loop(self, keys: KeyReader) -> None:
         while True:
             key = await keys.get()
@@ -451,9 +483,15 @@ class DemoApp:
         if self.admin is None:
             self.notice = f"{action.name}: no admin endpoint (pass --admin-url and --admin-token)"
             return
+        books = [c for c in self.opts.channels if c.startswith("orderbook:")]
+        channel = ""
+        if books:  # frame faults take turns over the books
+            channel = books[self._target_i % len(books)]
+            if TARGET in str([r.body for r in action.requests]):
+                self._target_i += 1
         self.notice = f"{source}: injecting {action.label} ..."
         self.events.append(f"{time.strftime('%H:%M:%S')} >> inject {action.name} ({source})")
-        self.notice = f"{source}: " + await self.admin.inject(action)
+        self.notice = f"{source}: " + await self.admin.inject(action, channel)
 
     # -- screen ----------------------------------------------------------------------------
     def _refresh_snapshot(self) -> None:
@@ -470,8 +508,7 @@ class DemoApp:
                 if kind == "orderbook":
                     books.append(book_row(symbol, c.book(symbol), inst))
                 else:
-                    last_of = getattr(c, "last", None)
-                    last = last_of(ch) if callable(last_of) else None
+                    last = c.ticker(symbol) if kind == "ticker" else self.last_trade.get(ch)
                     quotes.append(quote_row(ch, last, inst, now_ns))
             conn = connection_row(c.stats())
         admin_ok = self.admin is not None

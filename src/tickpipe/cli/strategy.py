@@ -104,6 +104,7 @@ class DemoStrategy:
 
     async def step(self) -> None:
         """One requote pass over every book."""
+        self._forget_cancelled()
         paused: list[str] = []
         for symbol in self.symbols:
             view = self.client.book(symbol)
@@ -119,6 +120,14 @@ class DemoStrategy:
             self.status = f"quoting; paused {', '.join(paused)}"
         else:
             self.status = f"quoting {len(self.symbols)} books"
+
+    def _forget_cancelled(self) -> None:
+        """Drop orders the client no longer holds as open (the kill switch cancelled them)."""
+        own = getattr(self.client, "own_orders", None)
+        if not isinstance(own, Mapping):
+            return
+        for symbol, ids in self.resting.items():
+            self.resting[symbol] = [i for i in ids if i in own]
 
     async def _requote(self, symbol: str, view: _BookView) -> None:
         bids, asks = view.bids(1), view.asks(1)
