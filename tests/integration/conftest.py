@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,8 +18,13 @@ FAST_RECONNECT = BackoffPolicy(base_s=0.05, cap_s=0.4, healthy_after_s=5.0)
 
 
 def gateway_config(**over: Any) -> GatewayConfig:
-    base: dict[str, Any] = {"port": 0, "admin_port": 0, "seed": 7, "rate": 40.0,
-                            "heartbeat_ms": 200}
+    base: dict[str, Any] = {
+        "port": 0,
+        "admin_port": 0,
+        "seed": 7,
+        "rate": 40.0,
+        "heartbeat_ms": 200,
+    }
     base.update(over)
     return GatewayConfig(**base)
 
@@ -51,7 +57,8 @@ class Recorder:
 
     def named(self, name: str, **fields: Any) -> list[ClientEvent]:
         return [
-            e for e in self.events
+            e
+            for e in self.events
             if e.name == name and all(getattr(e, k, None) == v for k, v in fields.items())
         ]
 
@@ -70,10 +77,8 @@ class Recorder:
     async def close(self) -> None:
         self._feed.close()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
 
 
 def assert_books_match_truth(client: Client, gw: Gateway) -> int:

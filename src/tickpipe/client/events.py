@@ -14,7 +14,8 @@ gap                 channel, reason (seq_gap|checksum|bad_frame|overflow|stale_s
                     expected, got (seqs; for ``checksum`` the frame's and the local CRC)
 stale               channel, reason (heartbeat|disconnected|silent)
 active              channel (a ``silent`` channel spoke again)
-disconnected        reason (heartbeat|closed|error|client), code (close code or null)
+disconnected        reason (heartbeat|closed|error|client), code (close code or null),
+                    heartbeat_age_s (seconds since the last ping, when known)
 reconnecting        attempt, delay_s
 orders_cancelled    cancelled [order_id], failed [order_id], scope, background
 auth_failed         message
@@ -111,6 +112,7 @@ class Disconnected(ClientEvent):
     name: ClassVar[str] = "disconnected"
     reason: str
     code: int | None = None
+    heartbeat_age_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -93,6 +93,7 @@ class Connection(ConnectionSink):
         self.close_reason = ""
         self.lost_reason: str | None = None  # set when *we* end it: heartbeat | client
         self.watchdog: HeartbeatWatchdog | None = None
+        self.heartbeat_age_at_loss: float | None = None
         self.session = ""
         self.connected_at = 0.0
 
@@ -312,6 +313,7 @@ class Supervisor:
             left = wd.time_left(now)
             if left <= 0:
                 log.warning("no ping for %.2fs: connection dead", wd.age(now))
+                conn.heartbeat_age_at_loss = wd.age(now)
                 conn.abort("heartbeat")
                 break
             timeout = left if silence_every is None else min(left, silence_every)
@@ -334,7 +336,12 @@ class Supervisor:
             reason = "closed"
         else:
             reason = "error"
-        self.dispatcher.event(Disconnected(reason=reason, code=conn.close_code))
+        age = conn.watchdog.age(self.clock()) if conn.watchdog is not None else None
+        if conn.heartbeat_age_at_loss is not None:
+            age = conn.heartbeat_age_at_loss
+        self.dispatcher.event(
+            Disconnected(reason=reason, code=conn.close_code, heartbeat_age_s=age)
+        )
         self.channels.stream_lost("heartbeat" if reason == "heartbeat" else "disconnected")
         for p in self._pending.values():
             if not p.future.done():
