@@ -29,6 +29,7 @@ import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -218,7 +219,7 @@ def generate(spec: CorpusSpec) -> tuple[Snapshots, Frames]:
             seq[ch] += 1
             bb, ba = g.book.best_bid(), g.book.best_ask()
             assert bb is not None and ba is not None
-            side = "buy" if rnd.random() < 0.5 else "sell"
+            side: Literal["buy", "sell"] = "buy" if rnd.random() < 0.5 else "sell"
             frame = vts.Trade(
                 ch,
                 seq[ch],

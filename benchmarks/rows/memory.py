@@ -53,7 +53,7 @@ def build(structure: str, books: int, levels: int) -> list[Any]:
             ob.load(bids, asks)
             out.append(ob)
         elif structure == "peer":
-            from order_book import OrderBook as PeerBook
+            from order_book import OrderBook as PeerBook  # type: ignore[import-not-found]
 
             pb = PeerBook()
             for p, s in bids:

@@ -22,7 +22,7 @@ from collections import deque
 from decimal import Decimal
 
 import msgspec
-from order_book import OrderBook
+from order_book import OrderBook  # type: ignore[import-not-found]
 from picows import WSFrame
 
 from benchmarks.rows import picows_base

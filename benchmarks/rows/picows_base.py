@@ -41,7 +41,7 @@ class Handler:
             self.done.set_result(None)
 
 
-class _Listener(WSListener):  # type: ignore[misc]
+class _Listener(WSListener):
     def __init__(self) -> None:
         self.control: asyncio.Queue[dict[str, object]] = asyncio.Queue()
         self.on_data: Callable[[WSFrame], None] | None = None

@@ -31,25 +31,22 @@ import os
 import time
 
 from benchmarks.rows.common import KEY, SECRET, Run, fail, parse_args
-from tickpipe import Client
+from tickpipe import Client, ClientConfig
 from tickpipe.client.metrics import LatencyWindow
 from tickpipe.errors import TickpipeError
 
 POLL_S = 0.002
 PROFILE_ENV = "TICKPIPE_BENCH_PROFILE"  # a path: cProfile the window and dump the stats there
-SETUP_KNOBS: dict[str, object] = {
-    "snapshot_rate_per_s": 1000.0,
-    "snapshot_burst": 200,
-    "snapshot_concurrency": 16,
-    "snapshot_jitter_s": 0.0,
-}
+SETUP_CONFIG = ClientConfig(
+    snapshot_rate_per_s=1000.0, snapshot_burst=200, snapshot_concurrency=16, snapshot_jitter_s=0.0
+)
 
 
 async def _main(run: Run) -> None:
     args = run.args
     snap = run.snap
     symbols = [ch.partition(":")[2] for ch in snap.book_channels]
-    async with Client(args.stream_url, args.rest_url, KEY, SECRET, **SETUP_KNOBS) as client:
+    async with Client(args.stream_url, args.rest_url, KEY, SECRET, config=SETUP_CONFIG) as client:
         t = time.perf_counter()
         await client.subscribe(snap.channels)
         for sym in symbols:
