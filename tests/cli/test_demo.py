@@ -146,6 +146,11 @@ def reconnects(screen: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+def placed(screen: str) -> int:
+    m = re.search(r"placed (\d+)", screen)
+    return int(m.group(1)) if m else -1
+
+
 def gateway_pid(screen: str) -> int:
     m = re.search(r"embedded gateway pid (\d+)", screen)
     assert m, f"no gateway pid on screen:\n{screen}"
@@ -153,11 +158,14 @@ def gateway_pid(screen: str) -> int:
 
 
 def pid_gone(pid: int, timeout_s: float = 5.0) -> bool:
+    """True once ``pid`` no longer runs (gone, or a zombie waiting for a reaper)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return True
         time.sleep(0.05)
     return False
@@ -193,13 +201,14 @@ def test_dashboard_shows_books_then_a_disconnect_key_goes_stale_and_recovers(dem
         assert label in screen
     assert "[d] disconnect" in screen and "[q] quit" in screen
     pid = gateway_pid(screen)
-    before = reconnects(screen)
-    assert before == 0, screen
+    assert reconnects(screen) == 0, screen
+    # the built-in strategy rests orders, so the kill switch will have something to cancel
+    term.wait_for(lambda s: placed(s) >= 2, "the strategy placing orders", timeout_s=10)
 
     term.child.send("d")
-    term.wait_for(
-        lambda s: "disconnected" in s or "STALE" in s or "stale" in s,
-        "the disconnect seen (stale / disconnected event)",
+    screen = term.wait_for(
+        lambda s: "disconnected reason=" in s and "stale orderbook:" in s,
+        "the disconnect and the books going stale in the events pane",
         timeout_s=10,
     )
     screen = term.wait_for(
@@ -207,6 +216,8 @@ def test_dashboard_shows_books_then_a_disconnect_key_goes_stale_and_recovers(dem
         "reconnect count 1 and every book LIVE again",
         timeout_s=20,
     )
+    assert re.search(r"kill switch\s+cancelled [1-9]", screen), screen
+    assert re.search(r"reconnecting attempt=0 delay_s=\d", screen), screen
     assert "synced" in screen  # the re-seed is in the recent-events pane
 
     term.child.sendintr()
@@ -224,9 +235,8 @@ def test_duration_and_inject_flags_end_by_themselves(demo_term):
     term: DemoTerminal = demo_term(
         "--duration", "9", "--no-strategy", "--inject", "disconnect@3", "--refresh", "8"
     )
-    screen = term.wait_for(lambda s: "embedded gateway pid" in s, "the header", timeout_s=20)
+    screen = term.wait_for(lambda s: "off (--no-strategy)" in s, "the strategy off", 20)
     pid = gateway_pid(screen)
-    assert "strategy" in screen and "off" in screen
     code = term.wait_exit(30)
     assert code == 0
     out = term.plain_output()
@@ -255,6 +265,35 @@ def test_sigterm_while_starting_leaves_no_gateway():
     finally:
         if proc.isalive():
             proc.kill(signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(30)
+def test_gateway_dies_with_the_demo_even_on_sigkill(demo_term):
+    term: DemoTerminal = demo_term("--duration", "30", "--no-strategy")
+    pid = gateway_pid(term.wait_for(lambda s: "embedded gateway pid" in s, "the header", 20))
+    term.child.kill(signal.SIGKILL)  # no cleanup code runs: only PR_SET_PDEATHSIG is left
+    assert pid_gone(pid, timeout_s=10), f"gateway pid {pid} outlived a SIGKILLed demo"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(30)
+def test_pointed_elsewhere_starts_nothing_and_fault_keys_need_an_admin_endpoint(
+    demo_term, gateway_process
+):
+    term: DemoTerminal = demo_term(
+        "--stream-url", gateway_process.stream_url, "--rest-url", gateway_process.rest_url,
+        "--duration", "20", "--no-strategy",
+    )  # fmt: skip
+    screen = term.wait_for(all_books_live, "every default book LIVE", timeout_s=15)
+    assert "embedded gateway" not in screen and gateway_process.stream_url in screen
+    assert "fault keys off: no admin endpoint" in screen
+    assert _children_of(term.child.pid) == []  # no gateway of its own
+    term.child.send("d")
+    term.wait_for(lambda s: "disconnect: no admin endpoint" in s, "the no-admin notice", 5)
+    term.child.send("q")
+    assert term.wait_exit(10) == 0
+    assert "stopped (q pressed)" in term.plain_output()
 
 
 def _children_of(pid: int) -> list[int]:
