@@ -88,8 +88,9 @@ async def test_malformed_frame_reported_book_resynced_client_alive(gw: Gateway) 
     try:
         gw.trigger("malformed_frame", channel="orderbook:BTC-USD")
         await rec.wait_for("bad_frame")
-        bad = rec.named("bad_frame")[0]
-        assert bad.to_dict()["error"]
+        bad = rec.named("bad_frame")[0].to_dict()
+        assert bad["error"] and bad["channel"] == "orderbook:BTC-USD"
+        await rec.wait_for("gap", channel="orderbook:BTC-USD", reason="bad_frame")
         await client.wait_synced("BTC-USD", timeout=5)
         await asyncio.sleep(0.1)
         assert client.connected and client.stats().connections_opened == 1

@@ -253,8 +253,8 @@ class Dispatcher:
     # -- the task --------------------------------------------------------------------------
     async def run(self) -> None:
         while True:
-            self._wake.clear()
             await self._wake.wait()
+            self._wake.clear()  # set again by anything queued while we drain
             await self._drain()
 
     async def _drain(self) -> None:
