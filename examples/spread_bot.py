@@ -40,36 +40,59 @@ async def tick_size(rest_url: str, symbol: str) -> Decimal:
 
 
 class SpreadBot:
-    """Rests one buy one tick above the best bid and one sell one tick under the best ask
-    while the spread is at least ``min_ticks`` wide; cancels both when it narrows."""
+    """Reacts to the spread of one book.
 
-    def __init__(self, client: Client, symbol: str, tick: Decimal, size: str, min_ticks: int):
+    - spread at least ``min_ticks`` wide: improve it, one buy a tick above the best bid and
+      one sell a tick under the best ask;
+    - narrower: step back, resting ``back_ticks`` ticks behind the best bid and ask.
+
+    Orders move at most every ``min_requote_s`` seconds a side: every cancel and place is a
+    REST call, and a book changes many times a second.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        symbol: str,
+        tick: Decimal,
+        size: str,
+        min_ticks: int = 2,
+        back_ticks: int = 3,
+        min_requote_s: float = 0.5,
+    ) -> None:
         self.client, self.symbol, self.tick, self.size = client, symbol, tick, size
-        self.min_ticks = min_ticks
+        self.min_ticks, self.back_ticks, self.min_requote_s = min_ticks, back_ticks, min_requote_s
         self.resting: dict[str, tuple[str, Decimal]] = {}  # side -> (order_id, price)
+        self.last_move: dict[str, float] = {}  # side -> loop time of the last requote
         self.placed = self.cancelled = self.skipped = 0
 
     async def on_book(self, view: BookView) -> None:
         if not view.usable(max_age_s=2.0):
             # Not synced (a gap, a reconnect) or stale: never act on a book we cannot trust.
-            # Orders are not our problem here: the client cancels them when it goes blind.
+            # Resting orders are handled for us: the client cancels them when it goes blind.
             self.skipped += 1
             return
         bid, ask = view.best_bid(), view.best_ask()
         if bid is None or ask is None:
             return
-        spread_ticks = (ask[0] - bid[0]) / self.tick
-        if spread_ticks >= self.min_ticks:
-            await self.quote("buy", bid[0] + self.tick)
-            await self.quote("sell", ask[0] - self.tick)
+        if (ask[0] - bid[0]) / self.tick >= self.min_ticks:
+            buy, sell = bid[0] + self.tick, ask[0] - self.tick  # wide: improve
         else:
-            await self.pull("buy")
-            await self.pull("sell")
+            away = self.tick * self.back_ticks  # tight: step back
+            buy, sell = bid[0] - away, ask[0] + away
+        await self.quote("buy", buy)
+        await self.quote("sell", sell)
 
     async def quote(self, side: str, price: Decimal) -> None:
         current = self.resting.get(side)
         if current is not None and current[1] == price:
             return  # already there
+        now = asyncio.get_running_loop().time()
+        if now - self.last_move.get(side, -1e9) < self.min_requote_s:
+            return  # moved a moment ago: let the book settle
+        self.last_move[side] = now
+        if current is not None and current[0] not in self.client.own_orders:
+            del self.resting[side]  # filled, or cancelled by the kill switch meanwhile
         await self.pull(side)
         try:
             order = await self.client.place_limit_order(self.symbol, side, price, self.size)
@@ -96,7 +119,7 @@ async def main(args: argparse.Namespace) -> None:
     async with Client(args.stream_url, args.rest_url) as client:
         await client.subscribe([f"orderbook:{args.symbol}"])
         await client.wait_synced(args.symbol, timeout=10)
-        bot = SpreadBot(client, args.symbol, tick, args.size, args.min_ticks)
+        bot = SpreadBot(client, args.symbol, tick, args.size, args.min_ticks, args.back_ticks)
         # Run until --duration is over; book_updates() only yields synced books that changed.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(args.duration):
@@ -119,7 +142,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rest-url", default="http://127.0.0.1:8765")
     p.add_argument("--symbol", default="BTC-USD")
     p.add_argument("--size", default="0.0010", help="order size (on the lot grid)")
-    p.add_argument("--min-ticks", type=int, default=2, help="quote when the spread is this wide")
+    p.add_argument("--min-ticks", type=int, default=2, help="improve a spread this wide (2)")
+    p.add_argument("--back-ticks", type=int, default=3, help="else rest this far back (3)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
     return p.parse_args()
 

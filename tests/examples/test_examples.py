@@ -1,0 +1,104 @@
+"""Each script in ``examples/`` runs against the reference gateway and exits 0 by itself.
+
+The examples are run as a user runs them (``python examples/X.py --stream-url ... --duration
+N``) against a gateway subprocess on 127.0.0.1; the spread bot also meets the ``flaky`` fault
+profile and a forced disconnect in the middle of its run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tickpipe.gateway.testing import GatewayProcess
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+RUN_S = 4.0
+TIMEOUT_S = 40.0
+
+
+def run_example(name: str, gw: GatewayProcess, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--stream-url", gw.stream_url,
+         "--rest-url", gw.rest_url, "--duration", str(RUN_S), *extra],
+        capture_output=True, text=True, timeout=TIMEOUT_S,
+    )  # fmt: skip
+
+
+def admin_post(gw: GatewayProcess, path: str, body: dict[str, object]) -> dict[str, object]:
+    req = urllib.request.Request(
+        gw.admin_url + path,
+        data=json.dumps(body).encode(),
+        headers={"X-Admin-Token": gw.admin_token, "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        out: dict[str, object] = json.loads(resp.read())
+    return out
+
+
+def test_every_example_is_tested():
+    assert {p.name for p in EXAMPLES.glob("*.py")} == {
+        "spread_bot.py",
+        "multi_asset_watcher.py",
+        "health_gated_strategy.py",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_multi_asset_watcher_sees_every_asset_class(gateway_process):
+    res = run_example("multi_asset_watcher.py", gateway_process)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    for cls_, sym in (("crypto", "BTC-USD"), ("equity", "AAPL"), ("metal", "XAU-USD"),
+                      ("fx", "EUR-USD")):  # fmt: skip
+        assert re.search(rf"final\s+{cls_}\s+{sym}\s+state=live seq=\d+", res.stdout), res.stdout
+        assert re.search(rf"book\s+{sym}\s", res.stdout), f"no book line for {sym}"
+    assert "trade  trades:" in res.stdout
+    assert "event  {'event': 'synced'" in res.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_health_gated_strategy_counts_usable_checks(gateway_process):
+    res = run_example("health_gated_strategy.py", gateway_process)
+    assert res.returncode == 0, res.stderr
+    for sym in ("ETH-USD", "MSFT", "XAU-USD", "EUR-USD"):
+        m = re.search(rf"{sym}\s+usable (\d+)/(\d+) checks", res.stdout)
+        assert m, res.stdout
+        usable, total = int(m.group(1)), int(m.group(2))
+        assert 0 < usable <= total
+    assert "signals:" in res.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_spread_bot_trades_through_a_fault_profile_and_a_disconnect():
+    with GatewayProcess("--faults", "flaky", "--rate", "50", "--heartbeat-ms", "1000") as gw:
+        proc = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "spread_bot.py"), "--stream-url", gw.stream_url,
+             "--rest-url", gw.rest_url, "--symbol", "AAPL", "--size", "1", "--duration", "6"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(3.0)
+            admin_post(gw, "/admin/trigger", {"fault": "disconnect", "close_frame": False})
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    m = re.search(r"placed (\d+), cancelled (\d+).*reconnects (\d+)", out)
+    assert m, out
+    assert int(m.group(1)) > 0, out
+    assert int(m.group(3)) >= 1, f"the forced disconnect was not survived: {out}"
