@@ -6,13 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from tests.integration.conftest import (
     Recorder,
     assert_books_match_truth,
     gateway_config,
     make_client,
 )
-
 from tickpipe.client.events import Disconnected, Reconnecting
 from tickpipe.errors import AuthError
 from tickpipe.gateway import Gateway

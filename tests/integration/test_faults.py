@@ -6,13 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from tests.integration.conftest import (
     Recorder,
     assert_books_match_truth,
     gateway_config,
     make_client,
 )
-
 from tickpipe.client.events import GapEvent
 from tickpipe.gateway import Gateway
 
@@ -167,3 +167,62 @@ async def test_silent_channel_flagged_stale_while_socket_healthy() -> None:
         finally:
             await rec.close()
             await client.close()
+
+
+async def test_buffer_bound_exceeded_while_snapshot_slow_is_overflow_gap(gw: Gateway) -> None:
+    from tickpipe.protocol.sync import SyncConfig
+
+    gw.set_faults(snapshot_delay_ms=400)
+    client = make_client(gw, sync=SyncConfig(max_buffered_deltas=4))
+    rec = Recorder(client)
+    try:
+        await client.start()
+        await client.subscribe(["orderbook:AAPL"])
+        await rec.wait_for("gap", channel="orderbook:AAPL", reason="overflow", timeout=5)
+        gw.reset_faults()
+        await client.wait_synced("AAPL", timeout=10)
+        assert client.stats().gaps["overflow"] >= 1
+        assert_books_match_truth(client, gw)
+    finally:
+        await rec.close()
+        await client.close()
+
+
+async def test_slow_and_failing_callbacks_never_stall_ingestion(gw: Gateway) -> None:
+    client = make_client(gw, data_queue_size=8)
+    calls = 0
+
+    async def slow_book(view: Any) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.3)
+
+    def failing_ticker(t: Any) -> None:
+        raise ValueError("strategy bug")
+
+    client.on_book(slow_book)
+    client.on_ticker(failing_ticker)
+    rec = Recorder(client)
+    try:
+        await client.start()
+        await client.subscribe([*BOOKS, "ticker:BTC-USD", "trades:BTC-USD"])
+        for ch in BOOKS:
+            await client.wait_synced(ch, timeout=5)
+        f0 = client.stats().frames
+        await asyncio.sleep(1.0)
+        stats = client.stats()
+        assert stats.frames - f0 > 50  # frames kept flowing while the callback slept
+        assert calls <= 5  # the slow consumer saw coalesced, latest states only
+        for _ in range(100):  # bounded: the slow book callback delays later callbacks only
+            if client.stats().callback_errors:
+                break
+            await asyncio.sleep(0.05)
+        assert client.stats().callback_errors >= 1
+        if client.stats().overflow_dropped:
+            await rec.wait_for("overflow", queue="callbacks")
+        assert all(client.book(ch).synced for ch in BOOKS)
+        assert_books_match_truth(client, gw)
+        assert client.connected and stats.connections_opened == 1
+    finally:
+        await rec.close()
+        await client.close()

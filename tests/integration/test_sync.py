@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from tests.integration.conftest import Recorder, assert_books_match_truth, make_client
 
+from tests.integration.conftest import Recorder, assert_books_match_truth, make_client
 from tickpipe.gateway import Gateway
 
 BOOKS = ["orderbook:AAPL", "orderbook:BTC-USD", "orderbook:EUR-USD", "orderbook:XAU-USD"]

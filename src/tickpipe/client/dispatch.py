@@ -258,6 +258,8 @@ class Dispatcher:
             await self._drain()
 
     async def _drain(self) -> None:
+        """One pass serves what was queued when it began (items, then dirty books), so that
+        neither a flood of trades nor books re-dirtied during a slow callback starve the other."""
         while self._items or self._dirty or self._dropped:
             if self._dropped:
                 n, self._dropped = self._dropped, 0
@@ -265,7 +267,9 @@ class Dispatcher:
                 for f in self._feeds["events"]:
                     f.put(ev)
                 await self._call("state", ev)
-            while self._items:
+            for _ in range(len(self._items)):
+                if not self._items:
+                    break
                 kind, obj = self._items.popleft()
                 if kind == "ticker":
                     obj = TickerUpdate.from_frame(obj)
@@ -274,22 +278,24 @@ class Dispatcher:
                 for f in self._feeds[kind]:
                     f.put(obj)
                 await self._call(kind, obj)
-            while self._dirty:
-                channel = next(iter(self._dirty))
-                view = self._dirty.pop(channel)
-                if not view.synced:
-                    continue
-                for f in self._feeds["book"]:
-                    f.put(view)
-                await self._call("book", view)
-                if (self._callbacks["top_of_book"] or self._feeds["top_of_book"]) and view.synced:
-                    top = view.top_of_book()
-                    key = (top.bid, top.ask)
-                    if self._last_top.get(channel) != key:
-                        self._last_top[channel] = key
-                        for f in self._feeds["top_of_book"]:
-                            f.put(top)
-                        await self._call("top_of_book", top)
+            batch, self._dirty = self._dirty, {}
+            for channel, view in batch.items():
+                await self._book(channel, view)
+
+    async def _book(self, channel: str, view: BookView) -> None:
+        if not view.synced:  # checked at the moment of the call: never on a stale book
+            return
+        for f in self._feeds["book"]:
+            f.put(view)
+        await self._call("book", view)
+        if (self._callbacks["top_of_book"] or self._feeds["top_of_book"]) and view.synced:
+            top = view.top_of_book()
+            key = (top.bid, top.ask)
+            if self._last_top.get(channel) != key:
+                self._last_top[channel] = key
+                for f in self._feeds["top_of_book"]:
+                    f.put(top)
+                await self._call("top_of_book", top)
 
     async def _call(self, kind: str, obj: Any) -> None:
         for fn in list(self._callbacks[kind]):
