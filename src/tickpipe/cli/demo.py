@@ -25,7 +25,7 @@ import signal
 import sys
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -205,7 +205,7 @@ class DemoOptions:
     injects: list[ScheduledFault]
     duration_s: float | None
     refresh_hz: float
-    embedded_only_flags: list[str] = field(default_factory=list)
+    faults_profile: str | None = None
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -263,6 +263,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         injects=injects,
         duration_s=args.duration,
         refresh_hz=args.refresh,
+        faults_profile=args.faults,
     )
 
 
@@ -359,6 +360,8 @@ class DemoApp:
             admin_url, admin_token = ready.admin_url, ready.admin_token
             key, secret = opts.key, opts.secret
             self.target = f"embedded gateway pid {ready.pid}  {stream_url}"
+            if self.opts.faults_profile:
+                self.target += f"  faults: {self.opts.faults_profile}"
         else:
             assert opts.rest_url is not None
             stream_url, rest_url = opts.stream_url, opts.rest_url
