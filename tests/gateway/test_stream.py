@@ -7,8 +7,8 @@ import json
 import time
 
 import aiohttp
-from tests.gateway.wire import auth_msg, connect, recv, recv_until, subscribe
 
+from tests.gateway.wire import auth_msg, connect, recv, recv_until, subscribe
 from tickpipe.gateway import Gateway
 from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook

@@ -92,3 +92,16 @@ async def admin(
         method, url + path, json=body, headers={"X-Admin-Token": token}
     ) as r:
         return r.status, await r.json()
+
+
+async def rest(
+    session: aiohttp.ClientSession, base: str, method: str, path_qs: str, body: Any = None,
+    *, raw_body: str | None = None, headers: dict[str, str] | None = None, **sign: Any,
+) -> tuple[int, Any, Any]:  # fmt: skip
+    """A signed REST call: (status, JSON body, response headers)."""
+    text = raw_body if raw_body is not None else ("" if body is None else json.dumps(body))
+    hdrs = signed_headers(method, path_qs, text, **sign) if headers is None else headers
+    async with session.request(
+        method, base + path_qs, data=text.encode() if text else None, headers=hdrs
+    ) as r:
+        return r.status, await r.json(), r.headers

@@ -227,11 +227,19 @@ class Rest:
         try:
             price = inst.price_units(obj["price"])
         except FrameError as exc:
-            return error_response(400, "invalid_price", f"price {obj['price']!r}: {exc.reason}")
+            return error_response(
+                400,
+                "invalid_price",
+                f"price {obj['price']!r}: {exc.reason} ({symbol} tick_size {inst.tick_size})",
+            )
         try:
             size = inst.size_units(obj["size"])
         except FrameError as exc:
-            return error_response(400, "invalid_size", f"size {obj['size']!r}: {exc.reason}")
+            return error_response(
+                400,
+                "invalid_size",
+                f"size {obj['size']!r}: {exc.reason} ({symbol} lot_size {inst.lot_size})",
+            )
         if price <= 0:
             return error_response(400, "invalid_price", "price must be > 0")
         if size <= 0:

@@ -163,7 +163,7 @@ class MarketSim:
         elif op < 0.70 and side.prices:
             best_k = self._nth(side, 0) // tick
             k = best_k - rng.randint(1, 40) if is_bid else best_k + rng.randint(1, 40)
-            if k > 0 and (k * tick) not in side.levels:
+            if k > 0:  # an existing level at k just changes size
                 self._set(out, is_bid, k * tick, self._draw_size())
         elif op < 0.85 and len(side) > 5:
             price = self._nth(side, 1 + int(rng.expovariate(1 / 10)))
