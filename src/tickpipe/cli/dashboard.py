@@ -265,11 +265,37 @@ def quotes_panel(quotes: tuple[QuoteRow, ...]) -> Panel:
     return Panel(t, title="tickers & trades", title_align="left", border_style="blue")
 
 
+EVENT_STYLE = {
+    "connected": "green",
+    "subscribed": "green",
+    "synced": "green",
+    "active": "green",
+    "gap": "yellow",
+    "bad_frame": "yellow",
+    "snapshot_error": "yellow",
+    "trades_missed": "yellow",
+    "reconnecting": "yellow",
+    "orders_cancelled": "bold yellow",
+    "stale": "red",
+    "disconnected": "bold red",
+    "auth_failed": "bold red",
+    ">>": "bold magenta",
+    "log": "dim",
+}
+
+
 def events_panel(events: tuple[str, ...], rows: int) -> Panel:
+    """The newest ``rows`` events; each coloured by its name (the word after the time)."""
     shown = events[-rows:] if rows > 0 else ()
-    text = Text("\n".join(shown) if shown else "no events yet", no_wrap=True, overflow="ellipsis")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for i, line in enumerate(shown):
+        if i:
+            text.append("\n")
+        words = line.split(" ", 2)
+        name = words[1] if len(words) > 1 else ""
+        text.append(line, style=EVENT_STYLE.get(name, ""))
     if not shown:
-        text.stylize("dim")
+        text.append("no events yet", style="dim")
     return Panel(text, title="recent events", title_align="left", border_style="blue")
 
 

@@ -581,7 +581,8 @@ class DemoApp:
             lines.append(
                 f"  gateway pid {self.gateway.pid}: {'STILL RUNNING' if alive else 'stopped'}"
             )
-        print("\n".join(lines), flush=True)
+        lead = "" if self.console.is_terminal else "\n"  # after a plain final frame
+        print(lead + "\n".join(lines), flush=True)
 
 
 async def fetch_instruments(rest_url: str, timeout_s: float = 10.0) -> dict[str, Instrument]:
