@@ -570,3 +570,53 @@ async def test_key_reader_does_nothing_without_a_terminal():
     finally:
         os.close(r)
         os.close(w)
+
+
+# -- the built-in strategy, against a real gateway -------------------------------------------
+
+
+async def _until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(30)
+async def test_strategy_rests_orders_away_from_the_top_and_the_kill_switch_clears_them(gateway):
+    from decimal import Decimal
+
+    from tickpipe import Client
+    from tickpipe.cli.demo import fetch_instruments
+    from tickpipe.cli.strategy import DemoStrategy, StrategyConfig
+
+    instruments = await fetch_instruments(gateway.rest_url)
+    async with Client(gateway.stream_url, gateway.rest_url) as client:
+        await client.subscribe(["orderbook:AAPL", "orderbook:EUR-USD"])
+        for s in ("AAPL", "EUR-USD"):
+            await client.wait_synced(s, timeout=10)
+        strategy = DemoStrategy(
+            client, ["AAPL", "EUR-USD", "NOT-LISTED"], instruments, StrategyConfig(ticks_away=50)
+        )
+        assert strategy.symbols == ["AAPL", "EUR-USD"]  # unknown symbols are left out
+        await strategy.step()
+        assert (strategy.placed, strategy.errors) == (4, 0), strategy.last_error
+        orders = await client.open_orders()
+        assert len(orders) == 4 and strategy.row().open_orders == 4
+        aapl_bid = client.book("AAPL").bids(1)[0][0]
+        buys = [Decimal(o.price) for o in orders if o.symbol == "AAPL" and o.side == "buy"]
+        assert buys and buys[0] <= aapl_bid - Decimal("0.45")  # ~50 ticks of 0.01 below
+
+        await strategy.step()  # requote: the old pair is cancelled, a new one placed
+        assert (strategy.cancelled, strategy.placed) == (4, 8)
+        assert len(await client.open_orders()) == 4
+
+        gateway.trigger("disconnect", close_frame=False)  # going blind: the kill switch fires
+        await _until(lambda: not client.own_orders, 10, "the kill switch to cancel")
+        await _until(lambda: client.book("AAPL").usable(), 10, "AAPL usable again")
+        await strategy.step()
+        assert strategy.errors == 0, strategy.last_error
+        assert strategy.row().open_orders == 4  # forgot the cancelled ones, quoted afresh
+        await strategy.stop()
+        assert await client.open_orders() == []
