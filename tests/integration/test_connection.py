@@ -211,3 +211,42 @@ async def test_200_books_reseed_after_reconnect_under_rate_limit() -> None:
             assert client._scheduler.max_in_flight <= 8
             assert_books_match_truth(client, gw)
         await rec.close()
+
+
+async def test_gateway_down_then_back_client_recovers_by_itself() -> None:
+    """The gateway dies (REST too): the kill switch reports the cancel it could not make and
+    keeps retrying; reconnect attempts back off; a new gateway on the same port is rejoined,
+    re-subscribed and re-seeded without the user doing anything."""
+    policy = BackoffPolicy(base_s=0.05, cap_s=0.2, healthy_after_s=60.0)
+    gw1 = Gateway(gateway_config())
+    await gw1.start()
+    port = gw1.port
+    client, rec = await _start(
+        gw1, reconnect=policy, cancel_on_disconnect=False, rest_timeout_s=1.0
+    )
+    try:
+        order = await client.place_limit_order("AAPL", "buy", "1.00", "1")
+        await gw1.stop()
+        await rec.wait_for("orders_cancelled", timeout=10)
+        oc = rec.named("orders_cancelled")[0].to_dict()
+        assert oc["cancelled"] == [] and oc["failed"] == [order.order_id]
+        await rec.wait_for(lambda evs: len(rec.named("reconnecting")) >= 3, timeout=10)
+        attempts = [e.to_dict()["attempt"] for e in rec.named("reconnecting")]
+        assert attempts[:3] == [0, 1, 2]
+        assert len(rec.named("disconnected")) == 1
+        async with Gateway(gateway_config(port=port)) as gw2:
+            await rec.wait_for(lambda evs: len(rec.named("connected")) >= 2, timeout=10)
+            for ch in BOOKS:
+                await client.wait_synced(ch, timeout=5)
+            assert_books_match_truth(client, gw2)
+            for _ in range(100):  # the background retry learns the order is gone
+                if client._orders.pending_retries == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert client._orders.pending_retries == 0
+            assert client.own_orders == {}
+            await rec.close()
+            await client.close()
+    finally:
+        await rec.close()
+        await client.close()

@@ -97,6 +97,8 @@ class ClientStats:
     own_open_orders: int
     last_kill_switch: dict[str, Any] | None
     books: dict[str, BookStatus] = field(default_factory=dict)
+    channel_seqs: dict[str, int | None] = field(default_factory=dict)
+    ticker_gaps: int = 0
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> str:
@@ -521,4 +523,13 @@ class Client:
                 else {"cancelled": last.cancelled, "failed": last.failed, "scope": last.scope}
             ),
             books=books,
+            channel_seqs={
+                **{n: b.seq for n, b in books.items()},
+                **({n: sc.tracker.seq for n, sc in ch.seqs.items()} if ch is not None else {}),
+            },
+            ticker_gaps=(
+                sum(sc.tracker.gaps for sc in ch.seqs.values() if sc.kind == "ticker")
+                if ch is not None
+                else 0
+            ),
         )
