@@ -620,3 +620,51 @@ async def test_strategy_rests_orders_away_from_the_top_and_the_kill_switch_clear
         assert strategy.row().open_orders == 4  # forgot the cancelled ones, quoted afresh
         await strategy.stop()
         assert await client.open_orders() == []
+
+
+# -- fault keys against the real admin API ---------------------------------------------------
+
+
+async def test_fault_key_requests_are_accepted_by_the_gateway(gateway):
+    from tickpipe.cli.dashboard_faults import AdminClient
+
+    async with AdminClient(gateway.admin_url, gateway.admin_token) as admin:
+        for action in FAULT_ACTIONS:
+            if action.name in ("disconnect", "close", "snapshot_rate_limit"):
+                continue  # no connection to cut here; the pty tests cover them
+            result = await admin.inject(action, "orderbook:AAPL")
+            assert result.startswith(f"injected {action.name}"), result
+        pending = gateway.faults_json()["pending"]["frames"]["orderbook:AAPL"]
+        assert pending == ["drop_delta", "bad_checksum", "malformed_frame"]
+
+
+async def test_a_setting_fault_is_put_back_as_it_was(gateway):
+    from tickpipe.cli.dashboard_faults import AdminClient, FaultAction, _settings
+
+    gateway.set_faults({"snapshot_rate_limit": 7})
+    brief = FaultAction("z", "t", "t", (_settings(snapshot_rate_limit=1),), undo_after_s=0.2)
+    async with AdminClient(gateway.admin_url, gateway.admin_token) as admin:
+        await admin.inject(brief)
+        assert gateway.faults_json()["settings"]["snapshot_rate_limit"] == 1
+        await _until(
+            lambda: gateway.faults_json()["settings"]["snapshot_rate_limit"] == 7, 5, "undo"
+        )
+        slow = FaultAction("z", "t", "t", (_settings(snapshot_rate_limit=2),), undo_after_s=60)
+        await admin.inject(slow)
+        assert gateway.faults_json()["settings"]["snapshot_rate_limit"] == 2
+    # leaving restores what is still pending
+    assert gateway.faults_json()["settings"]["snapshot_rate_limit"] == 7
+
+
+async def test_admin_errors_are_one_line_results_not_exceptions(gateway):
+    from tickpipe.cli.dashboard_faults import AdminClient
+
+    async with AdminClient(gateway.admin_url, "wrong-token") as admin:
+        out = await admin.inject(ACTIONS_BY_KEY["g"], "orderbook:AAPL")
+    assert "HTTP 401 bad_admin_token" in out
+    async with AdminClient(gateway.admin_url, gateway.admin_token) as admin:
+        out = await admin.inject(ACTIONS_BY_KEY["g"], "orderbook:NOPE")
+    assert "HTTP 400 invalid_fault" in out and "orderbook:NOPE" in out
+    async with AdminClient("http://127.0.0.1:9", "t", timeout_s=2) as admin:
+        out = await admin.inject(ACTIONS_BY_KEY["d"])
+    assert out.startswith("disconnect: admin API refused: ClientConnectorError")

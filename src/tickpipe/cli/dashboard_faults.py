@@ -38,8 +38,7 @@ class FaultAction:
     requests: tuple[AdminRequest, ...] = field(default_factory=tuple)
     expect: str = ""  # what the viewer should see next (shown in the notice line)
     short: str = ""  # the label in the on-screen key legend (default: ``label``)
-    undo: tuple[AdminRequest, ...] = ()  # sent ``undo_after_s`` later (setting faults)
-    undo_after_s: float = 0.0
+    undo_after_s: float = 0.0  # > 0: settings it changes are restored this much later
 
     @property
     def legend(self) -> str:
@@ -121,7 +120,6 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         (_settings(snapshot_rate_limit=1), _trigger("disconnect", close_frame=False)),
         "every book re-seeds at once and meets 429 Retry-After; the client waits it out",
         short="snapshot 429",
-        undo=(_settings(snapshot_rate_limit=0),),
         undo_after_s=10.0,
     ),
 )
@@ -172,7 +170,7 @@ class AdminClient:
         self.token = token
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
-        self._undo_pending: dict[asyncio.Task[None], FaultAction] = {}
+        self._undo_pending: dict[asyncio.Task[None], list[AdminRequest]] = {}
 
     async def __aenter__(self) -> AdminClient:
         return self
@@ -181,35 +179,52 @@ class AdminClient:
         await self.close()
 
     async def close(self) -> None:
-        for task, action in list(self._undo_pending.items()):  # put settings back first
+        for task, undo in list(self._undo_pending.items()):  # put settings back first
             task.cancel()
-            for req in action.undo:
+            for req in undo:
                 await self.send(req)
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     async def inject(self, action: FaultAction, channel: str = "") -> str:
-        """Send the action's requests in order (frame faults aimed at ``channel``); then, for a
-        setting with an ``undo``, schedule it. Returns a one-line result; never raises for I/O.
+        """Send the action's requests in order (frame faults aimed at ``channel``). A setting
+        the action changes (``POST /admin/faults``) is put back as it was ``undo_after_s``
+        later (or at :meth:`close`). Returns a one-line result; never raises for I/O.
         """
+        undo: list[AdminRequest] = []
         for req in action.requests:
+            if action.undo_after_s and req.path == "/admin/faults" and req.body:
+                before = await self._current_settings(list(req.body))
+                if before is None:
+                    return f"{action.name}: admin API unreachable or refused GET /admin/faults"
+                undo.append(AdminRequest("POST", "/admin/faults", before))
             ok, detail = await self.send(_aimed(req, channel))
             if not ok:
                 return f"{action.name}: admin API refused: {detail}"
-        if action.undo:
-            task = asyncio.create_task(self._undo_later(action), name=f"undo-{action.name}")
-            self._undo_pending[task] = action
+        if undo:
+            task = asyncio.create_task(self._undo_later(action, undo), name=f"undo-{action.name}")
+            self._undo_pending[task] = undo
             task.add_done_callback(self._forget)
         expect = action.expect.replace(TARGET, channel or "a book")
         return f"injected {action.name}: {expect}"
 
+    async def _current_settings(self, names: list[str]) -> JsonObj | None:
+        ok, text = await self.send(AdminRequest("GET", "/admin/faults"))
+        if not ok:
+            return None
+        try:
+            settings = json.loads(text)["settings"]
+            return {n: settings[n] for n in names}
+        except (ValueError, KeyError, TypeError):
+            return None
+
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._undo_pending.pop(task, None)
 
-    async def _undo_later(self, action: FaultAction) -> None:
+    async def _undo_later(self, action: FaultAction, undo: list[AdminRequest]) -> None:
         await asyncio.sleep(action.undo_after_s)
-        for req in action.undo:
+        for req in undo:
             await self.send(req)
 
     async def send(self, req: AdminRequest) -> tuple[bool, str]:
