@@ -105,3 +105,40 @@ async def rest(
         method, base + path_qs, data=text.encode() if text else None, headers=hdrs
     ) as r:
         return r.status, await r.json(), r.headers
+
+
+async def collect(
+    ws: aiohttp.ClientWebSocketResponse, seconds: float, *, answer_pings: bool = True
+) -> list[tuple[str, Any]]:
+    """Everything that arrives for ``seconds`` (bounded by time): ("text", str), ("ping", b""),
+    and a last ("close", code) / ("closed", None) / ("error", exc) when the socket ends.
+    Use with ``autoping=False`` to see pings; they are answered when ``answer_pings``."""
+    out: list[tuple[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await asyncio.wait_for(ws.receive(), left)
+        except TimeoutError:
+            break
+        if msg.type == aiohttp.WSMsgType.PING:
+            out.append(("ping", msg.data))
+            if answer_pings:
+                await ws.pong(msg.data)
+        elif msg.type == aiohttp.WSMsgType.TEXT:
+            out.append(("text", msg.data))
+        else:
+            out.append((msg.type.name.lower(), msg.data))
+            break
+    return out
+
+
+def texts(items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The JSON frames among ``collect``'s items (malformed ones skipped)."""
+    out = []
+    for kind, data in items:
+        if kind == "text":
+            try:
+                out.append(json.loads(data))
+            except json.JSONDecodeError:
+                continue
+    return out
