@@ -253,6 +253,8 @@ def _brief(r: dict[str, Any]) -> str:
         s += f"  p50 {r['lat_p50_us']} p99 {r['lat_p99_us']} p99.9 {r['lat_p999_us']} us"
     if r.get("gaps"):
         s += f"  GAPS {r['gaps']}"
+    if r.get("checksum_verified") is False:
+        s += "  CHECKSUM VERIFICATION OFF: figure does not count"
     return s
 
 
@@ -347,6 +349,11 @@ def report(res: dict[str, Any]) -> str:
     w("")
     w("ratios (same run):")
     tp = flood.get("tickpipe", {})
+    if tp.get("checksum_verified") is False:
+        w(
+            "  WARNING: the core did not verify checksums in this run; "
+            "tickpipe's figures do not count"
+        )
     for other, name in (
         ("naive", "naive"),
         ("decode", "raw+decode (msgspec)"),

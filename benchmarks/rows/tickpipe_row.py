@@ -29,11 +29,14 @@ import asyncio
 import cProfile
 import os
 import time
+import zlib
 
 from benchmarks.rows.common import KEY, SECRET, Run, fail, parse_args
 from tickpipe import Client, ClientConfig
 from tickpipe.client.metrics import LatencyWindow
 from tickpipe.errors import TickpipeError
+from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.sync import BookSync, DeltaResult
 
 POLL_S = 0.002
 PROFILE_ENV = "TICKPIPE_BENCH_PROFILE"  # a path: cProfile the window and dump the stats there
@@ -42,10 +45,27 @@ SETUP_CONFIG = ClientConfig(
 )
 
 
+def checksum_is_verified(config: ClientConfig) -> bool:
+    """Guard: does the core, as it is on disk now, reject a delta with a wrong checksum?
+
+    A figure measured with verification off does not count (issue 7); the row reports this
+    and ``run_all`` flags the row when it is False.
+    """
+    inst = Instrument("GUARD", "crypto", "0.01", "1")
+    bs = BookSync("orderbook:GUARD", inst, lambda: 0.5, config.sync)
+    bs.start()
+    bs.on_snapshot(bs.epoch, 10, [(100, 1)], [(101, 1)])
+    good = zlib.crc32(b"1.00:1:1.01:1")
+    bad = (good + 1) & 0xFFFFFFFF
+    applied = bs.on_delta(11, [(100, 1)], [], good) is DeltaResult.APPLIED
+    return applied and bs.on_delta(12, [(100, 1)], [], bad) is DeltaResult.GAP
+
+
 async def _main(run: Run) -> None:
     args = run.args
     snap = run.snap
     symbols = [ch.partition(":")[2] for ch in snap.book_channels]
+    run.extra["checksum_verified"] = checksum_is_verified(SETUP_CONFIG)
     async with Client(args.stream_url, args.rest_url, KEY, SECRET, config=SETUP_CONFIG) as client:
         t = time.perf_counter()
         await client.subscribe(snap.channels)
