@@ -233,7 +233,7 @@ def test_dashboard_shows_books_then_a_disconnect_key_goes_stale_and_recovers(dem
 @pytest.mark.timeout(45)
 def test_duration_and_inject_flags_end_by_themselves(demo_term):
     term: DemoTerminal = demo_term(
-        "--duration", "9", "--no-strategy", "--inject", "disconnect@3", "--refresh", "8"
+        "--duration", "7", "--no-strategy", "--inject", "disconnect@2", "--refresh", "8"
     )
     screen = term.wait_for(lambda s: "off (--no-strategy)" in s, "the strategy off", 20)
     pid = gateway_pid(screen)
