@@ -102,8 +102,9 @@ def machine() -> dict[str, Any]:
 class SenderProc:
     """The sender subprocess; stops when we close its stdin (or on terminate)."""
 
-    def __init__(self, corpus: Path, cpu: int | None) -> None:
+    def __init__(self, corpus: Path, cpu: int | None, nice: int = 0) -> None:
         cmd = [PY, "-m", "benchmarks.sender", "--corpus", str(corpus), "--stop-on-stdin-eof"]
+        cmd += ["--nice", str(nice)]
         if cpu is not None:
             cmd += ["--cpu", str(cpu)]
         self.proc = subprocess.Popen(
@@ -146,8 +147,11 @@ def run_row(
 
 
 class Suite:
-    def __init__(self, prof: Profile, pin: bool, repeat: int, only: set[str] | None) -> None:
+    def __init__(
+        self, prof: Profile, pin: bool, repeat: int, only: set[str] | None, nice: int = 0
+    ) -> None:
         self.prof = prof
+        self.nice = nice
         self.pin = pin and (os.cpu_count() or 1) >= 2
         self.repeat = repeat
         self.rows = [r for r in ROWS if only is None or r.key in only]
@@ -156,7 +160,7 @@ class Suite:
 
     def common(self, s: SenderProc, corpus: Path) -> list[str]:
         a = ["--stream-url", s.stream_url, "--rest-url", s.rest_url, "--corpus", str(corpus)]
-        return a + (["--cpu", "1"] if self.pin else [])
+        return a + (["--cpu", "1"] if self.pin else []) + ["--nice", str(self.nice)]
 
     def stream_row(
         self, s: SenderProc, corpus: Path, row: Row, mode: str, frames: int, rate: float
@@ -193,8 +197,9 @@ class Suite:
             "depth": prof.corpus.depth,
             "pinned": self.pin,
             "repeat": self.repeat,
+            "nice": self.nice,
         }
-        sender = SenderProc(corpus, 0 if self.pin else None)
+        sender = SenderProc(corpus, 0 if self.pin else None, self.nice)
         try:
             self._stream_phases(sender, corpus)
         finally:
@@ -280,7 +285,7 @@ def report(res: dict[str, Any]) -> str:
     w = out.append
     w(
         f"machine: {m['nproc']} CPU ({m['cpu']}), Python {m['python']}, {m['platform']}; "
-        f"pinned: {prof['pinned']}; repeat: {prof['repeat']}"
+        f"pinned: {prof['pinned']}; repeat: {prof['repeat']}; nice: {prof.get('nice', 0)}"
     )
     w(
         f"corpus: {prof['channels']} channels ({prof['books']} books, ~{prof['depth']} levels "
@@ -398,13 +403,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--repeat", type=int, default=None, help="runs per row and mode, median kept (full: 3)"
     )
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="priority increment for sender and rows; < 0 (root only) shields the figures "
+        "from busy neighbours, at their expense",
+    )
     ap.add_argument("--rows", default=None, help=f"comma list of {', '.join(r.key for r in ROWS)}")
     ap.add_argument("--json", type=Path, default=None, help="write every raw result here")
     a = ap.parse_args(argv)
     prof = PROFILES["smoke" if a.smoke else "quick" if a.quick else "full"]
     only = set(a.rows.split(",")) if a.rows else None
     repeat = prof.repeat if a.repeat is None else max(1, a.repeat)
-    res = Suite(prof, not a.no_pin, repeat, only).run()
+    res = Suite(prof, not a.no_pin, repeat, only, a.nice).run()
     text = report(res)
     print()
     print(text)

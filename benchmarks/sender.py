@@ -416,7 +416,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rest-port", type=int, default=0, help="REST/control port (0: any free)")
     ap.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     ap.add_argument("--stop-on-stdin-eof", action="store_true", help="exit when stdin closes")
+    ap.add_argument("--nice", type=int, default=0, help="os.nice() increment (< 0 needs root)")
     args = ap.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     import uvloop

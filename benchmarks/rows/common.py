@@ -62,7 +62,10 @@ def parse_args(argv: list[str] | None = None, variants: tuple[str, ...] = ("",))
     ap.add_argument("--variant", choices=variants, default=variants[0])
     ap.add_argument("--timeout", type=float, default=120.0, help="give up after (s)")
     ap.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    ap.add_argument("--nice", type=int, default=0, help="os.nice() increment (< 0 needs root)")
     a = ap.parse_args(argv)
+    if a.nice:
+        os.nice(a.nice)
     if a.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {a.cpu})
     return RowArgs(
