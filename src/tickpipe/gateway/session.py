@@ -144,13 +144,27 @@ class Session:
             except (ConnectionError, RuntimeError):
                 return
 
-    def kill(self, code: int, message: str, *, reason: str, close_frame: bool = True) -> None:
-        """End the connection (idempotent): with a close frame ``code``, or abruptly."""
+    def kill(
+        self,
+        code: int,
+        message: str,
+        *,
+        reason: str,
+        close_frame: bool = True,
+        last_frame: bytes | None = None,
+        flush: bool = False,
+    ) -> None:
+        """End the connection (idempotent): with a close frame ``code``, or abruptly.
+
+        With ``flush`` the frames already queued go out first (answers the client is owed),
+        then ``last_frame``, then the close frame, all within one second; else the queue is
+        dropped (a slow consumer would never read it)."""
         if self.closing:
             return
         self.closing = True
         self.end_reason = reason
-        self.queue.clear()
+        if not flush or not close_frame:
+            self.queue.clear()
         self._wake.set()
         self.room.set()
         log_event(
@@ -163,16 +177,27 @@ class Session:
             close_frame=close_frame,
         )
         self._close_task = asyncio.get_running_loop().create_task(
-            self._close(code, message, close_frame)
+            self._close(code, message, close_frame, last_frame)
         )
 
-    async def _close(self, code: int, message: str, close_frame: bool) -> None:
+    async def _close(
+        self, code: int, message: str, close_frame: bool, last_frame: bytes | None
+    ) -> None:
         transport = self.request.transport
         if close_frame:
+            if last_frame is not None:
+                self.queue.append(last_frame)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._flush(), 1.0)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(code=code, message=message.encode()), 1.0)
         if transport is not None:
             transport.abort()
+
+    async def _flush(self) -> None:
+        q = self.queue
+        while q:
+            await self.ws.send_frame(q.popleft(), WSMsgType.TEXT)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -293,8 +318,14 @@ class Session:
     def _breach(self, code: str, message: str) -> None:
         self._violations += 1
         if self._violations >= 2:
-            self.enqueue(error_frame(code, message + "; repeated: closing (1008)"))
-            self.kill(CLOSE_POLICY, f"limit broken again: {code}", reason=code)
+            last = error_frame(code, message + "; repeated: closing (1008)")
+            self.kill(
+                CLOSE_POLICY,
+                f"limit broken again: {code}",
+                reason=code,
+                last_frame=last,
+                flush=True,
+            )
         else:
             self.enqueue(error_frame(code, message))
         log_event("limit", level=logging.WARNING, session=self.id, code=code, detail=message)
