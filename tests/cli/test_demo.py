@@ -614,7 +614,11 @@ async def test_strategy_rests_orders_away_from_the_top_and_the_kill_switch_clear
 
         gateway.trigger("disconnect", close_frame=False)  # going blind: the kill switch fires
         await _until(lambda: not client.own_orders, 10, "the kill switch to cancel")
-        await _until(lambda: client.book("AAPL").usable(), 10, "AAPL usable again")
+        await _until(
+            lambda: client.book("AAPL").usable() and client.book("EUR-USD").usable(),
+            10,
+            "both books usable again",
+        )
         await strategy.step()
         assert strategy.errors == 0, strategy.last_error
         assert strategy.row().open_orders == 4  # forgot the cancelled ones, quoted afresh

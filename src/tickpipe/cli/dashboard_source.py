@@ -8,29 +8,22 @@ refresh thread can render it while the client keeps reading the socket.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from tickpipe.cli.dashboard_model import BookRow, ConnectionRow, QuoteRow
+from tickpipe.client import BookView, ClientStats
 from tickpipe.protocol.instruments import Instrument
 
 LEVELS = 5
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
-    """A field of a stats object or dict (the client's ``stats()`` may give either)."""
+    """A field of an object or a dict (events and kill-switch reports come as either)."""
     if isinstance(obj, Mapping):
         return obj.get(name, default)
     return getattr(obj, name, default)
-
-
-def _first(obj: Any, names: Iterable[str], default: Any = None) -> Any:
-    for n in names:
-        v = _get(obj, n)
-        if v is not None:
-            return v
-    return default
 
 
 def fmt_decimal(d: Decimal, places: int | None) -> str:
@@ -40,58 +33,43 @@ def fmt_decimal(d: Decimal, places: int | None) -> str:
     return format(d.quantize(Decimal(1).scaleb(-places)), "f") if places > 0 else f"{d:.0f}"
 
 
-def book_row(symbol: str, view: Any, instrument: Instrument | None) -> BookRow:
-    """One BookRow from a ``client.book(symbol)`` view."""
+def book_row(symbol: str, view: BookView, instrument: Instrument | None) -> BookRow:
+    """One BookRow from a ``client.book(symbol)`` view (levels formatted with the
+    instrument's decimals when it is known)."""
     pd = instrument.price_decimals if instrument else None
     sd = instrument.size_decimals if instrument else None
-    state = str(_get(view, "state", "idle"))
-    state = getattr(state, "value", state)
-    bids = [(fmt_decimal(p, pd), fmt_decimal(s, sd)) for p, s in view.bids(LEVELS)]
-    asks = [(fmt_decimal(p, pd), fmt_decimal(s, sd)) for p, s in view.asks(LEVELS)]
-    spread = None
-    b1, a1 = view.bids(1), view.asks(1)
-    if b1 and a1:
-        spread = fmt_decimal(a1[0][0] - b1[0][0], pd)
-    usable = False
-    try:
-        usable = bool(view.usable())
-    except TypeError:
-        usable = False
-    reason = _get(view, "reason", "") or ""
+    bids = view.bids(LEVELS)
+    asks = view.asks(LEVELS)
+    spread = fmt_decimal(asks[0][0] - bids[0][0], pd) if bids and asks else None
     return BookRow(
         symbol=symbol,
         asset_class=instrument.asset_class if instrument else "",
-        state=str(state),
-        reason=str(reason),
-        seq=_get(view, "seq"),
-        age_s=_get(view, "age_s"),
-        bids=tuple(bids),
-        asks=tuple(asks),
+        state=view.state,
+        reason=view.reason,
+        seq=view.seq,
+        age_s=view.age_s,
+        bids=tuple((fmt_decimal(p, pd), fmt_decimal(q, sd)) for p, q in bids),
+        asks=tuple((fmt_decimal(p, pd), fmt_decimal(q, sd)) for p, q in asks),
         spread=spread,
-        usable=usable,
+        usable=view.usable(),
     )
 
 
-def connection_row(stats: Any) -> ConnectionRow:
-    """A ConnectionRow from ``client.stats()`` (an object or a dict)."""
-    gaps = _first(stats, ("gaps", "gaps_total"), 0)
-    if isinstance(gaps, Mapping):
-        gaps = sum(int(v) for v in gaps.values())
-    state = _first(stats, ("connection", "state", "connection_state"), "connecting")
-    state = getattr(state, "value", state)
+def connection_row(stats: ClientStats) -> ConnectionRow:
+    """A ConnectionRow from ``client.stats()``."""
     return ConnectionRow(
-        state=str(state),
-        heartbeat_age_s=_first(stats, ("heartbeat_age_s",)),
-        frames_per_s=_first(stats, ("frames_per_s",)),
-        latency_p50_ms=_first(stats, ("latency_p50_ms",)),
-        latency_p99_ms=_first(stats, ("latency_p99_ms",)),
-        gaps=int(gaps or 0),
-        resyncs=int(_first(stats, ("resyncs",), 0) or 0),
-        reconnects=int(_first(stats, ("reconnects",), 0) or 0),
-        backoff_delay_s=_first(stats, ("backoff_delay_s", "reconnect_delay_s")),
-        snapshot_requests=int(_first(stats, ("snapshot_requests",), 0) or 0),
-        rate_limited=int(_first(stats, ("snapshot_429", "rate_limited", "http_429"), 0) or 0),
-        kill_switch=kill_switch_text(_first(stats, ("kill_switch", "last_kill_switch"))),
+        state=stats.connection,
+        heartbeat_age_s=stats.heartbeat_age_s,
+        frames_per_s=stats.frames_per_s,
+        latency_p50_ms=stats.latency_p50_ms,
+        latency_p99_ms=stats.latency_p99_ms,
+        gaps=sum(stats.gaps.values()),
+        resyncs=stats.resyncs,
+        reconnects=stats.reconnects,
+        backoff_delay_s=stats.backoff_delay_s or None,
+        snapshot_requests=stats.snapshot_requests,
+        rate_limited=stats.snapshot_429,
+        kill_switch=kill_switch_text(stats.last_kill_switch),
     )
 
 

@@ -50,6 +50,7 @@ from tickpipe.cli.dashboard_keys import KeyReader
 from tickpipe.cli.dashboard_model import ConnectionRow, DashboardSnapshot, KeyHelp, StrategyRow
 from tickpipe.cli.dashboard_source import book_row, connection_row, format_event, quote_row
 from tickpipe.cli.strategy import DemoStrategy, StrategyConfig
+from tickpipe.client import Client
 from tickpipe.errors import ConfigError, TickpipeError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
@@ -298,7 +299,7 @@ class DemoApp:
         self.console = Console(stderr=False)
         self.gateway: EmbeddedGateway | None = None
         self.admin: AdminClient | None = None
-        self.client: Any = None
+        self.client: Client | None = None
         self.strategy: DemoStrategy | None = None
         self.instruments: dict[str, Instrument] = {}
         self.events: collections.deque[str] = collections.deque(maxlen=EVENTS_KEPT)
@@ -372,8 +373,6 @@ class DemoApp:
             self.admin = AdminClient(admin_url, admin_token)
         self.instruments = await fetch_instruments(rest_url)
         self._say(f"connecting to {stream_url} ...")
-        from tickpipe import Client  # the client package is imported only when it is needed
-
         async with Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret) as c:
             self.client = c
             pumps = [
@@ -417,7 +416,7 @@ class DemoApp:
                     tasks.append(asyncio.create_task(self._inject_loop(), name="demo-inject"))
                 if opts.duration_s is not None:
                     tasks.append(asyncio.create_task(self._timer(opts.duration_s)))
-                if opts.strategy:
+                if opts.strategy and self.client is not None:
                     self.strategy = DemoStrategy(
                         self.client,
                         [s for s in STRATEGY_SYMBOLS if f"orderbook:{s}" in opts.channels],
@@ -454,11 +453,11 @@ class DemoApp:
             self._refresh_snapshot()
             await asyncio.sleep(period)
 
-    async def _pump_events(self, client: Any) -> None:
+    async def _pump_events(self, client: Client) -> None:
         async for ev in client.events():
             self.events.append(format_event(ev))
 
-    async def _pump_trades(self, client: Any) -> None:
+    async def _pump_trades(self, client: Client) -> None:
         async for trade in client.trades():
             channel = getattr(trade, "channel", None)
             if channel is not None:
