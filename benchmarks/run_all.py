@@ -386,9 +386,12 @@ def report(res: dict[str, Any]) -> str:
         mr = _ratio(mem["tickpipe"].get("rss"), mem["peer"].get("rss"))
         w(f"  tickpipe / peer bytes per level (RSS): {mr or 0:.2f}x (target <= 1)")
     if tp.get("rss_start_mb"):
+        trace = tp.get("rss_trace") or []
+        picks = [trace[round(i * (len(trace) - 1) / 4)] for i in range(5)] if trace else []
+        path = ", ".join(f"{n:,}: {mb}" for n, mb in picks)
         w(
             f"  tickpipe RSS over {tp.get('frames', 0):,} frames: {tp['rss_start_mb']} → "
-            f"{tp['rss_end_mb']} MB"
+            f"{tp['rss_end_mb']} MB (frames applied: MB  {path})"
         )
     w(f"total {res.get('total_s')} s")
     return "\n".join(out)

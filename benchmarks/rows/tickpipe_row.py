@@ -31,7 +31,7 @@ import os
 import time
 import zlib
 
-from benchmarks.rows.common import KEY, SECRET, Run, fail, parse_args
+from benchmarks.rows.common import KEY, SECRET, Run, fail, parse_args, rss_mb
 from tickpipe import Client, ClientConfig
 from tickpipe.client.metrics import LatencyWindow
 from tickpipe.errors import TickpipeError
@@ -85,7 +85,13 @@ async def _main(run: Run) -> None:
         last_seqs: dict[str, int] = info["last_seqs"]
         deadline = time.perf_counter() + args.timeout_s
         views = [(client.book(s), last_seqs[f"orderbook:{s}"]) for s in symbols]
+        rss_trace: list[tuple[int, float]] = []
+        next_rss = 0.0
         while True:
+            now = time.perf_counter()
+            if now >= next_rss:  # RSS against frames applied, ~4 times a second
+                rss_trace.append((m.frames - base, round(rss_mb(), 2)))
+                next_rss = now + 0.25
             if m.frames - base >= expected and all(v.seq == want for v, want in views):
                 break
             if time.perf_counter() > deadline:
@@ -100,6 +106,7 @@ async def _main(run: Run) -> None:
         run.gaps = sum(m.gaps.values()) - gaps0
         run.errors = m.bad_frames + m.unexpected_frames
         run.extra["synced_books"] = sum(1 for v, _ in views if v.synced)
+        run.extra["rss_trace"] = rss_trace
         n = min(m.latency.count, m.latency.size)
         if run.rate_mode:
             run.lat.extend(int(x * 1e6) for x in m.latency._buf[:n])
