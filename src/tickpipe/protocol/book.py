@@ -205,6 +205,11 @@ class OrderBook:
         na = len(self.asks) if depth is None else depth
         return self.bids.top(nb), self.asks.top(na)
 
+    def __repr__(self) -> str:
+        bids, asks = self.to_lists(5)
+        more = "" if len(self) <= len(bids) + len(asks) else f", {len(self)} levels in all"
+        return f"OrderBook({self.instrument.symbol}, bids={bids}, asks={asks}{more})"
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OrderBook):
             return NotImplemented

@@ -275,7 +275,8 @@ class BookSync:
                     self._count_break("checksum")
                     self._emit(Gap(self.channel, "checksum", d_cs, local))
                     self._clear_book()
-                    self._to(SyncState.RESYNCING, "checksum")
+                    if self.state is not SyncState.RESYNCING:
+                        self._to(SyncState.RESYNCING, "checksum")
                     self._request(delay_s=self._backoff.next_delay())
                     return True
         self._live_applied = 0
