@@ -23,7 +23,7 @@ def gateway_config(**over: Any) -> GatewayConfig:
         "admin_port": 0,
         "seed": 7,
         "rate": 40.0,
-        "heartbeat_ms": 200,
+        "heartbeat_ms": 500,
     }
     base.update(over)
     return GatewayConfig(**base)

@@ -277,11 +277,10 @@ class Client:
         if self._sup is not None:
             await self._sup.close()
         sup_task = self._tasks[0] if self._tasks else None
+        if sup_task is not None and self._sup is not None and not self._sup.connected:
+            sup_task.cancel()  # sleeping in backoff or connecting: nothing to wind down
         if sup_task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(sup_task), 3.0)
-            except (TimeoutError, Exception):
-                log.debug("supervisor did not end cleanly", exc_info=True)
+            await asyncio.wait({sup_task}, timeout=3.0)  # never raises; a laggard is cancelled
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
