@@ -86,6 +86,8 @@ class Connection(ConnectionSink):
         self.sup = sup
         loop = asyncio.get_running_loop()
         self.authed: asyncio.Future[frames.Authenticated] = loop.create_future()
+        # an answer nobody waits for any more (connect timed out) must not warn at GC
+        self.authed.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: WSTransport | None = None
         self.listener: StreamListener | None = None
@@ -290,10 +292,13 @@ class Supervisor:
         self.cancel_on_disconnect_armed = False
         self.backoff.connected(self.clock())
         self.dispatcher.event(Connected(url=self.url, session=conn.session))
-        if self.config.cancel_on_disconnect:
-            conn.send(frames.CancelOnDisconnect(enabled=True))
-        if self.wanted:
-            self._send_subscribe(conn, list(self.wanted), None)
+        try:
+            if self.config.cancel_on_disconnect:
+                conn.send(frames.CancelOnDisconnect(enabled=True))
+            if self.wanted:
+                self._send_subscribe(conn, list(self.wanted), None)
+        except StreamError:
+            pass  # the socket died right after auth: _watch sees it closed, we go blind
         self._up.set()
         if not self.ready.done():
             self.ready.set_result(None)
@@ -387,7 +392,11 @@ class Supervisor:
     def _on_subscribed(self, f: frames.Subscribed) -> None:
         accepted: list[str] = []
         for ch in f.channels:
-            err = self.channels.activate(ch)
+            try:
+                err = self.channels.activate(ch)
+            except ValueError:  # not KIND:SYMBOL: the gateway confirmed nonsense
+                self.metrics.unexpected_frames += 1
+                continue
             if err is None:
                 accepted.append(ch)
             else:
