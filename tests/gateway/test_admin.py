@@ -185,6 +185,7 @@ async def test_stats(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     assert sess["channels"] == ["orderbook:AAPL", "ticker:AAPL"]
     assert sess["key"] == "demo" and sess["frames_sent"] >= 10
     assert body["frames_sent"]["orderbook"] > 0
+    assert body["frames_sent_by_channel"]["orderbook:AAPL"] > 0
     assert body["frames_generated"]["orderbook"] >= body["seqs"]["orderbook:AAPL"]
     assert set(body["orders"]) >= {"open", "filled", "cancelled", "total"}
     assert isinstance(body["faults"], dict) and isinstance(body["disconnects"], dict)

@@ -129,6 +129,7 @@ async def test_flood_of_frames_error_then_close_1008(
     assert items[-1] == ("close", 1008)
 
 
+@pytest.mark.slow
 async def test_slow_consumer_is_closed_and_others_keep_going() -> None:
     from tests.conftest import gateway_config
 

@@ -35,7 +35,8 @@ class GatewayConfig:
       WebSocket layer closes 1009.
     - ``max_queue_frames`` (10,000): outbound frames buffered per connection; a connection
       whose queue is full is closed 1008 ``slow consumer``. Worst case ~ 10,000 x 0.3 KiB =
-      3 MiB a connection.
+      3 MiB a connection. With ``rate`` 0 the market waits for connections over half full,
+      and closes one that has not drained for ``slow_consumer_s`` (2.0) seconds.
     - ``depth`` (300): simulated levels a side; ``history_deltas`` (10,000): deltas of truth
       kept per instrument for ``GET /admin/book?seq=`` (about 1-2 MiB an instrument).
     - ``markets``: the simulated instruments (default: 11 across crypto, equity, metal, fx).
@@ -59,6 +60,7 @@ class GatewayConfig:
     hard_frame_bytes: int = 4 * 1024 * 1024
     max_frames_per_s: int = 50
     max_queue_frames: int = 10_000
+    slow_consumer_s: float = 2.0
     depth: int = 300
     history_deltas: int = 10_000
     markets: tuple[MarketSpec, ...] = DEFAULT_MARKETS

@@ -36,7 +36,7 @@ from tickpipe.gateway.hub import Hub
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.orders import OrderDesk
 from tickpipe.gateway.rest import Rest
-from tickpipe.gateway.session import CLOSE_GOING_AWAY, Session
+from tickpipe.gateway.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
 from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
@@ -197,10 +197,24 @@ class Gateway:
             await asyncio.sleep(max(0.0, t0 + (done + 1) / rate - time.monotonic()))
 
     async def _wait_for_room(self) -> None:
+        """Flat-out mode: wait (0.5 s at most a round) for connections whose queue is over
+        half full; one that has not drained for ``slow_consumer_s`` is closed instead, so a
+        client that stopped reading cannot hold the market back."""
+        deadline = time.monotonic() + 0.5
         for s in list(self._live_sessions):
-            if not s.room.is_set():
+            if s.room.is_set() or s.closing:
+                continue
+            if time.monotonic() - s.room_lost_at > self.config.slow_consumer_s:
+                s.kill(
+                    CLOSE_POLICY,
+                    f"slow consumer: not draining for {self.config.slow_consumer_s} s",
+                    reason="slow_consumer",
+                )
+                continue
+            left = deadline - time.monotonic()
+            if left > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(s.room.wait(), 1.0)
+                    await asyncio.wait_for(s.room.wait(), left)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -414,6 +428,9 @@ class Gateway:
             ],
             "frames_generated": dict(self.hub.generated),
             "frames_sent": sent,
+            "frames_sent_by_channel": {
+                name: ch.sent for name, ch in self.hub.channels.items() if ch.sent
+            },
             "seqs": {name: ch.seq for name, ch in self.hub.channels.items()},
             "orders": self.desk.counts(),
             "faults": dict(self.faults.counts),

@@ -71,8 +71,9 @@ class Session:
         self.frames_sent = 0
         self.dropped_while_stalled = 0
         self._wake = asyncio.Event()
-        self.room = asyncio.Event()
+        self.room = asyncio.Event()  # clear while the queue is over half full
         self.room.set()
+        self.room_lost_at = 0.0
         self._violations = 0
         self._window_start = 0.0
         self._window_count = 0
@@ -95,8 +96,9 @@ class Session:
             self.kill(CLOSE_POLICY, "slow consumer: outbound queue full", reason="slow_consumer")
             return
         q.append(data)
-        if len(q) > self.config.max_queue_frames // 2:
+        if len(q) > self.config.max_queue_frames // 2 and self.room.is_set():
             self.room.clear()
+            self.room_lost_at = time.monotonic()
         self._wake.set()
 
     async def _writer(self) -> None:
