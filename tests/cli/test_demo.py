@@ -67,6 +67,11 @@ class DemoTerminal:
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         self.raw = bytearray()
+        self.final_lflag = 0
+
+    def lflag(self) -> int:
+        """The terminal's local modes now (ICANON, ECHO, ISIG...)."""
+        return int(termios.tcgetattr(self.child.child_fd)[3])
 
     def pump(self, wait_s: float = 0.1) -> None:
         """Feed whatever the demo wrote (waiting up to ``wait_s`` for the first byte)."""
@@ -104,6 +109,7 @@ class DemoTerminal:
             self.pump(0.1)
         self.pump(0)
         assert not self.child.isalive(), f"demo still running after {timeout_s} s"
+        self.final_lflag = termios.tcgetattr(self.child.child_fd)[3]  # the pty as it was left
         self.child.close()
         assert self.child.exitstatus is not None, f"demo killed by signal {self.child.signalstatus}"
         return int(self.child.exitstatus)
@@ -202,6 +208,7 @@ def test_dashboard_shows_books_then_a_disconnect_key_goes_stale_and_recovers(dem
     assert "[d] disconnect" in screen and "[q] quit" in screen
     pid = gateway_pid(screen)
     assert reconnects(screen) == 0, screen
+    assert not term.lflag() & (termios.ICANON | termios.ECHO)  # cbreak: keys come one by one
     # the built-in strategy rests orders, so the kill switch will have something to cancel
     term.wait_for(lambda s: placed(s) >= 2, "the strategy placing orders", timeout_s=10)
 
@@ -227,6 +234,11 @@ def test_dashboard_shows_books_then_a_disconnect_key_goes_stale_and_recovers(dem
     assert "Traceback" not in out
     assert "stopped (Ctrl-C)" in out
     assert pid_gone(pid), f"gateway pid {pid} still running after the demo exited"
+    # terminal restored: line mode and echo back, cursor shown, alternate screen left
+    assert term.final_lflag & termios.ICANON and term.final_lflag & termios.ECHO
+    raw = bytes(term.raw)
+    assert raw.rfind(b"\x1b[?25h") > raw.rfind(b"\x1b[?25l")
+    assert raw.rfind(b"\x1b[?1049l") > raw.rfind(b"\x1b[?1049h")
 
 
 @pytest.mark.slow
