@@ -430,6 +430,8 @@ def test_render_fits_a_small_terminal_by_collapsing_books():
     assert len(text.rstrip("\n").splitlines()) <= 24
     for s in ("BTC-USD", "AAPL", "MSFT", "NVDA"):
         assert s in text
+    for a in FAULT_ACTIONS:  # the key legend wraps instead of losing keys
+        assert f"[{a.key}] {a.legend}" in text
 
 
 def test_book_grid_shape_follows_the_terminal():
@@ -442,7 +444,7 @@ def test_book_grid_shape_follows_the_terminal():
 def test_fault_keys_are_unique_and_quit_is_free():
     keys = [a.key for a in FAULT_ACTIONS]
     assert len(keys) == len(set(keys)) and "q" not in keys
-    assert {"d", "c", "g", "x", "p", "s", "r", "m"} <= set(ACTIONS_BY_KEY)
+    assert {"d", "c", "g", "x", "p", "s", "r", "m", "e", "o"} <= set(ACTIONS_BY_KEY)
     for a in FAULT_ACTIONS:
         assert a.requests, a.name
 
@@ -650,8 +652,18 @@ async def test_fault_key_requests_are_accepted_by_the_gateway(gateway):
                 continue  # no connection to cut here; the pty tests cover them
             result = await admin.inject(action, "orderbook:AAPL")
             assert result.startswith(f"injected {action.name}"), result
-        pending = gateway.faults_json()["pending"]["frames"]["orderbook:AAPL"]
-        assert pending == ["drop_delta", "bad_checksum", "malformed_frame"]
+        pending = gateway.faults_json()["pending"]
+        assert pending["frames"]["orderbook:AAPL"] == [
+            "drop_delta",
+            "bad_checksum",
+            "malformed_frame",
+            "drop_delta",
+            "drop_delta",
+        ]
+        assert pending["snapshots"] == [
+            {"fault": "snapshot_error", "symbol": "AAPL", "count": 2},
+            {"fault": "stale_snapshot", "symbol": "AAPL", "count": 1},
+        ]
 
 
 async def test_a_setting_fault_is_put_back_as_it_was(gateway):

@@ -55,18 +55,18 @@ SIDEBAR_WIDTH = 54
 BOOK_PANEL_MIN_WIDTH = 38
 MAX_DEPTH = 5
 HEADER_ROWS = 2
-FOOTER_ROWS = 3
 
 
 def render(snap: DashboardSnapshot, width: int, height: int) -> RenderableType:
     """The whole screen for a terminal of ``width`` x ``height`` cells."""
+    footer_rows = _footer_rows(snap.keys, width)
     root = Layout(name="root")
     root.split_column(
         Layout(_header(snap), name="header", size=HEADER_ROWS),
         Layout(name="body"),
-        Layout(_footer(snap.keys), name="footer", size=FOOTER_ROWS),
+        Layout(_footer(snap.keys, width), name="footer", size=footer_rows),
     )
-    body_h = max(1, height - HEADER_ROWS - FOOTER_ROWS)
+    body_h = max(1, height - HEADER_ROWS - footer_rows)
     side_w = sidebar_width(width)
     root["body"].split_row(
         Layout(books_view(snap.books, width - side_w, body_h), name="books"),
@@ -97,11 +97,34 @@ def _header(snap: DashboardSnapshot) -> RenderableType:
     return Group(line, notice)
 
 
-def _footer(keys: tuple[KeyHelp, ...]) -> RenderableType:
-    text = Text()
+def _legend_lines(keys: tuple[KeyHelp, ...], width: int) -> list[list[KeyHelp]]:
+    """The key legend broken into lines that fit ``width`` (never inside an entry)."""
+    inner = max(10, width - 4)  # panel borders and padding
+    lines: list[list[KeyHelp]] = [[]]
+    used = 0
     for k in keys:
-        text.append(f"[{k.key}]", style="bold cyan" if k.enabled else "dim")
-        text.append(f" {k.label}  ", style="" if k.enabled else "dim strike")
+        w = len(f"[{k.key}] {k.label}  ")
+        if lines[-1] and used + w > inner:
+            lines.append([])
+            used = 0
+        lines[-1].append(k)
+        used += w
+    return lines
+
+
+def _footer_rows(keys: tuple[KeyHelp, ...], width: int) -> int:
+    """Rows the key legend needs at ``width``, borders included."""
+    return len(_legend_lines(keys, width)) + 2
+
+
+def _footer(keys: tuple[KeyHelp, ...], width: int) -> RenderableType:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for i, line in enumerate(_legend_lines(keys, width)):
+        if i:
+            text.append("\n")
+        for k in line:
+            text.append(f"[{k.key}]", style="bold cyan" if k.enabled else "dim")
+            text.append(f" {k.label}  ", style="" if k.enabled else "dim strike")
     return Panel(text, title="keys", title_align="left", border_style="dim", padding=(0, 1))
 
 

@@ -46,6 +46,7 @@ class FaultAction:
 
 
 TARGET = "{channel}"  # replaced by the order book channel a frame fault is aimed at
+TARGET_SYMBOL = "{symbol}"  # replaced by that channel's symbol (snapshot faults)
 
 
 def _trigger(fault: str, **params: Any) -> AdminRequest:
@@ -71,7 +72,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "clean close (close frame)",
         (_trigger("disconnect", close_frame=True),),
         "closed: stale, orders cancelled, reconnect, re-seed",
-        short="clean close",
+        short="close",
     ),
     FaultAction(
         "g",
@@ -79,7 +80,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "drop one delta (gap)",
         (_trigger("drop_delta", channel=TARGET, count=1),),
         "a seq gap on {channel}: that book resyncs, the others stay live",
-        short="drop delta",
+        short="gap",
     ),
     FaultAction(
         "x",
@@ -87,7 +88,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "bad checksum on one delta",
         (_trigger("bad_checksum", channel=TARGET, count=1),),
         "a CRC-32 mismatch on {channel}: it resyncs",
-        short="bad checksum",
+        short="checksum",
     ),
     FaultAction(
         "m",
@@ -98,12 +99,34 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         short="malformed",
     ),
     FaultAction(
+        "e",
+        "snapshot_error",
+        "snapshot errors (503 twice, then a gap)",
+        (
+            _trigger("snapshot_error", symbol=TARGET_SYMBOL, count=2),
+            _trigger("drop_delta", channel=TARGET, count=1),
+        ),
+        "{channel} resyncs; its snapshot fails twice (503) and is retried with backoff",
+        short="snap 503",
+    ),
+    FaultAction(
+        "o",
+        "stale_snapshot",
+        "stale snapshot (too old to bridge, then a gap)",
+        (
+            _trigger("stale_snapshot", symbol=TARGET_SYMBOL, count=1),
+            _trigger("drop_delta", channel=TARGET, count=1),
+        ),
+        "{channel} resyncs; the first snapshot cannot bridge the stream and is fetched again",
+        short="stale snap",
+    ),
+    FaultAction(
         "p",
         "stop_pings",
         "stop pings (heartbeat loss)",
         (_trigger("stop_pings", duration_ms=60_000),),
         "no ping for the heartbeat timeout: the client drops the link and reconnects",
-        short="stop pings",
+        short="no pings",
     ),
     FaultAction(
         "s",
@@ -119,7 +142,7 @@ FAULT_ACTIONS: tuple[FaultAction, ...] = (
         "snapshot 429s (limit 1/s + reconnect)",
         (_settings(snapshot_rate_limit=1), _trigger("disconnect", close_frame=False)),
         "every book re-seeds at once and meets 429 Retry-After; the client waits it out",
-        short="snapshot 429",
+        short="snap 429",
         undo_after_s=10.0,
     ),
 )
@@ -249,11 +272,19 @@ class AdminClient:
 
 
 def _aimed(req: AdminRequest, channel: str) -> AdminRequest:
-    """``req`` with the ``{channel}`` placeholder replaced by ``channel``."""
-    if req.body is None or TARGET not in req.body.values():
+    """``req`` with the ``{channel}`` and ``{symbol}`` placeholders filled in from ``channel``."""
+    if req.body is None:
         return req
-    body = {k: (channel if v == TARGET else v) for k, v in req.body.items()}
+    fill = {TARGET: channel, TARGET_SYMBOL: channel.partition(":")[2]}
+    body = {k: fill.get(v, v) if isinstance(v, str) else v for k, v in req.body.items()}
     return AdminRequest(req.method, req.path, body)
+
+
+def aims_at_a_book(action: FaultAction) -> bool:
+    """True when the action's requests name a book (frame or snapshot faults)."""
+    return any(
+        v in (TARGET, TARGET_SYMBOL) for r in action.requests for v in (r.body or {}).values()
+    )
 
 
 def _error_text(body: str) -> str:

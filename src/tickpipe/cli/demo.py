@@ -39,10 +39,10 @@ from tickpipe.cli.dashboard_faults import (
     ACTIONS_BY_KEY,
     FAULT_ACTIONS,
     QUIT_KEYS,
-    TARGET,
     AdminClient,
     FaultAction,
     ScheduledFault,
+    aims_at_a_book,
     parse_inject,
 )
 from tickpipe.cli.dashboard_gateway import EmbeddedGateway, GatewayStartError
@@ -489,7 +489,7 @@ class DemoApp:
         channel = ""
         if books:  # frame faults take turns over the books
             channel = books[self._target_i % len(books)]
-            if TARGET in str([r.body for r in action.requests]):
+            if aims_at_a_book(action):
                 self._target_i += 1
         self.notice = f"{source}: injecting {action.label} ..."
         self.events.append(f"{time.strftime('%H:%M:%S')} >> inject {action.name} ({source})")
