@@ -356,3 +356,18 @@ def test_verify_signature() -> None:
     assert frames.verify_signature(sig, sig.upper())
     assert not frames.verify_signature(sig, sig[:-1] + ("0" if sig[-1] != "0" else "1"))
     assert not frames.verify_signature(sig, "")
+
+
+@pytest.mark.parametrize(
+    "data", [b'{"type":"delta","channel":"orderbook:\xdf"}', b'"\xff"', b'{"a":"\xdf"}']
+)
+def test_invalid_utf8_inside_a_string_is_a_frame_error(data: bytes) -> None:
+    """Found by benchmarks/fuzz_core.py: msgspec raises UnicodeDecodeError there."""
+    for decode in (
+        frames.decode_server_frame,
+        frames.decode_client_frame,
+        frames.decode_snapshot,
+        frames.decode_instruments,
+    ):
+        with pytest.raises(FrameError, match="UTF-8"):
+            decode(data)

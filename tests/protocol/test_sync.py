@@ -421,3 +421,31 @@ def test_config_is_validated() -> None:
         SyncConfig(max_buffered_deltas=0)
     with pytest.raises(ConfigError, match="healthy_after_deltas"):
         SyncConfig(healthy_after_deltas=-1)
+
+
+def test_a_bogus_seq_far_ahead_cannot_wedge_the_buffer(stream: TrueStream) -> None:
+    """Bounded tries: after max_stale_snapshots unbridgeable snapshots the buffer is dropped."""
+    sync = make(SyncConfig(max_stale_snapshots=3))
+    sync.on_delta(10**9, [], [], None)  # a garbled seq from a buggy gateway
+    for s in range(101, 104):
+        assert feed(sync, stream.deltas[s]) is DeltaResult.DUPLICATE  # "older" than 10**9
+    for at in (101, 102):
+        assert snap(sync, stream, at)
+        assert sync.buffered == 1 and not sync.synced
+    assert snap(sync, stream, 103)  # the third in a row: the buffer goes
+    assert sync.buffered == 0 and sync.stats.buffer_drops == 1
+    feed(sync, stream.deltas[104])
+    feed(sync, stream.deltas[105])
+    assert snap(sync, stream, 104)
+    assert_synced_at(sync, stream, 105)
+
+
+def test_a_lagging_snapshot_service_catches_up_on_the_kept_buffer(stream: TrueStream) -> None:
+    sync = make()
+    for s in range(104, 110):
+        feed(sync, stream.deltas[s])
+    for at in (100, 101, 102):  # each snapshot a little newer, none bridging yet
+        assert snap(sync, stream, at)
+    assert sync.buffered == 6
+    assert snap(sync, stream, 103)
+    assert_synced_at(sync, stream, 109)

@@ -165,6 +165,9 @@ _instruments_decoder = msgspec.json.Decoder(InstrumentList)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
+# msgspec raises UnicodeDecodeError (not a MsgspecError) for invalid UTF-8 inside a string
+_DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError)
+
 _PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
 _MISSING_RE = re.compile(r"missing required field `([^`]*)`")
 _LEVEL_RE = re.compile(r"\[(\d+)\]\[([01])\]$")
@@ -181,14 +184,18 @@ def _field_name(msg: str) -> str | None:
     return path or None
 
 
-def _frame_error(exc: msgspec.MsgspecError, data: bytes | str, what: str) -> FrameError:
+def _frame_error(exc: Exception, data: bytes | str, what: str) -> FrameError:
     """Turn a msgspec error into a FrameError naming channel and field (slow path only)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return FrameError(f"{what} is not valid UTF-8: {exc.reason} at byte {exc.start}")
     msg = str(exc)
     field = _field_name(msg)
     reason = _PATH_RE.sub("", msg).strip().rstrip("-").strip() or msg
     channel: str | None = None
     try:
         obj = _any_decoder.decode(data)
+    except UnicodeDecodeError as uexc:
+        return FrameError(f"{what} is not valid UTF-8: {uexc.reason} at byte {uexc.start}")
     except msgspec.MsgspecError:
         return FrameError(f"{what} is not valid JSON: {msg}", field=None)
     if isinstance(obj, dict):
@@ -204,7 +211,7 @@ def decode_server_frame(data: bytes | str) -> ServerFrame:
     """Decode one gateway text frame; FrameError on anything that is not valid VTS/1."""
     try:
         frame: ServerFrame = _server_decoder.decode(data)
-    except msgspec.MsgspecError as exc:
+    except _DECODE_ERRORS as exc:
         raise _frame_error(exc, data, "frame") from None
     if isinstance(frame, (Delta, Ticker, Trade)):
         channel = frame.channel
@@ -223,21 +230,21 @@ def decode_client_frame(data: bytes | str) -> ClientFrame:
     try:
         cframe: ClientFrame = _client_decoder.decode(data)
         return cframe
-    except msgspec.MsgspecError as exc:
+    except _DECODE_ERRORS as exc:
         raise _frame_error(exc, data, "frame") from None
 
 
 def decode_snapshot(data: bytes | str) -> Snapshot:
     try:
         return _snapshot_decoder.decode(data)
-    except msgspec.MsgspecError as exc:
+    except _DECODE_ERRORS as exc:
         raise _frame_error(exc, data, "snapshot body") from None
 
 
 def decode_instruments(data: bytes | str) -> list[Instrument]:
     try:
         body = _instruments_decoder.decode(data)
-    except msgspec.MsgspecError as exc:
+    except _DECODE_ERRORS as exc:
         raise _frame_error(exc, data, "instruments body") from None
     return [Instrument(i.symbol, i.asset_class, i.tick_size, i.lot_size) for i in body.instruments]
 

@@ -81,6 +81,11 @@ class SyncConfig:
       it synced. Retries go on while subscribed; the cap bounds their rate (>= 1 per 5 s..15 s).
     - ``healthy_after_deltas`` (10): deltas a LIVE book must apply before its next break is
       re-seeded at once (and the backoff reset); a break sooner than that waits the backoff.
+    - ``max_stale_snapshots`` (5): unbridgeable snapshots in a row after which the buffer is
+      dropped and buffering starts afresh ("bounded tries", section 5 step 3). Keeping the
+      buffer lets a lagging snapshot service catch up; dropping it after a bound un-wedges a
+      buffer whose first delta no snapshot can reach (a bogus seq far ahead). The backoff is
+      not reset, so the tries after a drop are the slow ones and give a lagging service time.
     """
 
     max_buffered_deltas: int = 2_000
@@ -89,10 +94,15 @@ class SyncConfig:
         default_factory=lambda: BackoffPolicy(base_s=0.25, cap_s=10.0, healthy_after_s=0.0)
     )
     healthy_after_deltas: int = 10
+    max_stale_snapshots: int = 5
 
     def __post_init__(self) -> None:
         if type(self.max_buffered_deltas) is not int or self.max_buffered_deltas < 1:
             raise ConfigError(f"max_buffered_deltas must be >= 1, got {self.max_buffered_deltas!r}")
+        if type(self.max_stale_snapshots) is not int or self.max_stale_snapshots < 1:
+            raise ConfigError(
+                f"max_stale_snapshots must be an int >= 1, got {self.max_stale_snapshots!r}"
+            )
         if type(self.healthy_after_deltas) is not int or self.healthy_after_deltas < 0:
             raise ConfigError(
                 f"healthy_after_deltas must be an int >= 0, got {self.healthy_after_deltas!r}"
@@ -159,6 +169,7 @@ class BookSync:
         "_backoff",
         "_buffer",
         "_live_applied",
+        "_stale_tries",
         "book",
         "channel",
         "config",
@@ -187,6 +198,7 @@ class BookSync:
         self._buffer: list[_BufferedDelta] = []
         self._backoff = Backoff(self.config.snapshot_retry, random)
         self._live_applied = 0  # deltas applied since the book last became LIVE
+        self._stale_tries = 0  # unbridgeable snapshots in a row for the current buffer
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -211,6 +223,7 @@ class BookSync:
         self.book.clear()
         self.seq = None
         self._buffer.clear()
+        self._stale_tries = 0
         self._to(SyncState.SYNCING, "subscribed")
         return self._request(delay_s=0.0)
 
@@ -256,8 +269,14 @@ class BookSync:
         if buf and buf[0][0] > seq + 1:
             self.stats.gaps["stale_snapshot"] += 1
             self._emit(Gap(self.channel, "stale_snapshot", seq + 1, buf[0][0]))
+            self._stale_tries += 1
+            if self._stale_tries >= self.config.max_stale_snapshots:
+                self._stale_tries = 0
+                self.stats.buffer_drops += 1
+                buf.clear()
             self._request(delay_s=self._backoff.next_delay())
             return True
+        self._stale_tries = 0
         book = self.book
         book.load(bids, asks)
         self.seq = seq
@@ -432,6 +451,7 @@ class SyncStats:
 
     __slots__ = (
         "applied",
+        "buffer_drops",
         "duplicates",
         "gaps",
         "late_snapshots",
@@ -442,6 +462,7 @@ class SyncStats:
 
     def __init__(self) -> None:
         self.applied = 0
+        self.buffer_drops = 0  # buffers dropped after max_stale_snapshots unbridgeable snapshots
         self.duplicates = 0
         self.resyncs = 0
         self.late_snapshots = 0
