@@ -96,3 +96,27 @@ def test_bundled_profiles_load() -> None:
     assert {"calm", "flaky", "chaos"} <= set(bundled_profiles())
     assert load_profile("chaos").drop_delta.rate > 0
     assert load_profile("calm").drop_delta.rate == 0
+
+
+async def test_faults_are_logged_on_stderr_with_channel_and_seq(
+    gateway_process: GatewayProcess,
+) -> None:
+    import aiohttp
+
+    from tests.gateway.wire import admin, connect, recv, subscribe
+
+    gp = gateway_process
+    async with aiohttp.ClientSession() as s:
+        ws = await connect(s, gp.stream_url)
+        await subscribe(ws, ["orderbook:AAPL"])
+        await recv(ws)
+        body = {"fault": "drop_delta", "channel": "orderbook:AAPL"}
+        st, _ = await admin(s, gp.admin_url, gp.admin_token, "POST", "/admin/trigger", body)
+        assert st == 200
+        for _ in range(10):
+            await recv(ws)
+    lines = [json.loads(x) for x in gp.log_text().splitlines() if x.startswith("{")]
+    faults = [x for x in lines if x.get("event") == "fault"]
+    assert len(faults) == 1
+    assert faults[0]["fault"] == "drop_delta" and faults[0]["channel"] == "orderbook:AAPL"
+    assert isinstance(faults[0]["seq"], int)

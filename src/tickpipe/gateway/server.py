@@ -302,8 +302,14 @@ class Gateway:
     # -- faults -------------------------------------------------------------------------------
     def set_faults(self, patch: dict[str, Any] | None = None, **settings: Any) -> FaultSettings:
         """Merge continuous fault settings (names as in ``POST /admin/faults``)."""
-        merged = self.faults.settings.merged({**(patch or {}), **settings})
+        before = self.faults.settings
+        merged = before.merged({**(patch or {}), **settings})
         self.faults.settings = merged
+        for channel in merged.silence_channel:
+            if channel not in before.silence_channel and channel in self.hub.channels:
+                self.faults.record("silence_channel", channel=channel, seq=self.seq(channel))
+        if merged.stop_pings and not before.stop_pings:
+            self.faults.record("stop_pings", session="all")
         log_event("faults_set", level=logging.WARNING, settings=merged.to_json())
         return merged
 
@@ -384,9 +390,6 @@ class Gateway:
             silent = self.faults.settings.silence_channel
             self.set_faults(
                 silence_channel=[*silent, channel] if channel not in silent else list(silent)
-            )
-            self.faults.record(
-                "silence_channel", channel=channel, seq=self.seq(channel), duration_ms=duration
             )
             if duration:
                 asyncio.get_running_loop().call_later(duration / 1000, self._unsilence, channel)
