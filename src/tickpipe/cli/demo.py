@@ -25,6 +25,7 @@ import signal
 import sys
 import textwrap
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -373,21 +374,23 @@ class DemoApp:
             self.admin = AdminClient(admin_url, admin_token)
         self.instruments = await fetch_instruments(rest_url)
         self._say(f"connecting to {stream_url} ...")
-        async with Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret) as c:
-            self.client = c
-            pumps = [
-                asyncio.create_task(self._pump_events(c), name="demo-events"),
-                asyncio.create_task(self._pump_trades(c), name="demo-trades"),
-            ]
-            try:
-                await c.subscribe(opts.channels)
-                await self._dashboard()
-            finally:
-                for t in pumps:
-                    t.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
-                if self.strategy is not None:
-                    await self.strategy.stop()
+        client = Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret)
+        events = client.events()  # before start: the first "connected" is shown too
+        pumps = [asyncio.create_task(self._pump_events(events), name="demo-events")]
+        try:
+            async with client as c:
+                self.client = c
+                pumps.append(asyncio.create_task(self._pump_trades(c), name="demo-trades"))
+                try:
+                    await c.subscribe(opts.channels)
+                    await self._dashboard()
+                finally:
+                    if self.strategy is not None:
+                        await self.strategy.stop()  # best effort, while the client is open
+        finally:
+            for t in pumps:
+                t.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
 
     async def _dashboard(self) -> None:
         opts = self.opts
@@ -415,7 +418,7 @@ class DemoApp:
                 if opts.injects:
                     tasks.append(asyncio.create_task(self._inject_loop(), name="demo-inject"))
                 if opts.duration_s is not None:
-                    tasks.append(asyncio.create_task(self._timer(opts.duration_s)))
+                    tasks.append(asyncio.create_task(self._timer(opts.duration_s), name="timer"))
                 if opts.strategy and self.client is not None:
                     self.strategy = DemoStrategy(
                         self.client,
@@ -424,6 +427,8 @@ class DemoApp:
                         StrategyConfig(),
                     )
                     tasks.append(asyncio.create_task(self.strategy.run(), name="demo-strategy"))
+                for t in tasks:
+                    t.add_done_callback(self._task_ended)
                 try:
                     await self._stop.wait()
                 finally:
@@ -442,6 +447,14 @@ class DemoApp:
             code = await self.gateway.stop()
             self.events.append(f"gateway pid {self.gateway.pid} stopped (exit {code})")
 
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        """A dashboard task that dies of a bug says so on screen instead of freezing it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.notice = f"internal error in {task.get_name()}: {type(exc).__name__}: {exc}"
+        self.events.append(f"{time.strftime('%H:%M:%S')} log {self.notice}")
+
     # -- loops -----------------------------------------------------------------------------
     async def _timer(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -453,8 +466,8 @@ class DemoApp:
             self._refresh_snapshot()
             await asyncio.sleep(period)
 
-    async def _pump_events(self, client: Client) -> None:
-        async for ev in client.events():
+    async def _pump_events(self, events: AsyncIterator[Any]) -> None:
+        async for ev in events:
             self.events.append(format_event(ev))
 
     async def _pump_trades(self, client: Client) -> None:
