@@ -6,6 +6,8 @@ import json
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -120,3 +122,28 @@ async def test_faults_are_logged_on_stderr_with_channel_and_seq(
     assert len(faults) == 1
     assert faults[0]["fault"] == "drop_delta" and faults[0]["channel"] == "orderbook:AAPL"
     assert isinstance(faults[0]["seq"], int)
+
+
+def test_same_seed_same_books_across_processes() -> None:
+    def book(gp: GatewayProcess, seq: int) -> object:
+        req = urllib.request.Request(
+            f"{gp.admin_url}/admin/book/EUR-USD?seq={seq}&depth=50",
+            headers={"X-Admin-Token": gp.admin_token},
+        )
+        for _ in range(100):  # bounded: wait until the seq is published (rate 50: ~0.4 s)
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    body = json.loads(resp.read())
+                    return body["bids"], body["asks"], body["checksum"]
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 404
+                time.sleep(0.05)
+        raise AssertionError("seq never published")
+
+    with (
+        GatewayProcess("--seed", "5", "--rate", "50") as a,
+        GatewayProcess("--seed", "5", "--rate", "50") as b,
+        GatewayProcess("--seed", "6", "--rate", "50") as c,
+    ):
+        assert book(a, 20) == book(b, 20)
+        assert book(a, 20) != book(c, 20)

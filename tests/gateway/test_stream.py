@@ -215,11 +215,16 @@ async def test_rest_errors_are_json(gateway: Gateway) -> None:
             ("/v1/orderbook/AAPL?depth=-1", 400, "bad_depth"),
             ("/v1/orderbook/AAPL?depth=abc", 400, "bad_depth"),
             ("/v1/nothing", 404, "not_found"),
+            ("/v1/stream", 400, "bad_request"),  # plain GET, no WebSocket upgrade
+            ("/v1/orders/", 404, "not_found"),
         ]:
             async with s.get(gateway.rest_url + path) as r:
                 assert r.status == status, path
                 body = await r.json()
                 assert body["error"]["code"] == code and body["error"]["message"]
+        async with s.post(gateway.rest_url + "/v1/instruments") as r:
+            assert r.status == 405
+            assert (await r.json())["error"]["code"] == "method_not_allowed"
 
 
 async def test_seq_is_per_channel_across_connections(gateway: Gateway) -> None:

@@ -118,8 +118,8 @@ class Session:
 
     async def _writer(self) -> None:
         """Drain the queue in batches: many frames framed by hand, one ``transport.write``
-        (one syscall instead of one per frame), then wait while the kernel send buffer and
-        the transport's buffer hold more than ``_WRITE_HIGH`` bytes (TCP back-pressure)."""
+        (one syscall instead of one per frame), then wait while the transport holds more
+        than ``_WRITE_HIGH`` unsent bytes (the kernel buffer is full: TCP back-pressure)."""
         q = self.queue
         low = self.config.max_queue_frames // 4
         transport = self.request.transport
@@ -333,8 +333,9 @@ class Session:
             if msg.type == WSMsgType.TEXT:
                 self._on_text(str(msg.data))
             elif msg.type == WSMsgType.PING:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await self.ws.pong(msg.data)
+                if not self.stalled():  # a stalled connection sends nothing at all
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await self.ws.pong(msg.data)
             elif msg.type == WSMsgType.PONG:
                 self.last_pong = time.monotonic()
             elif msg.type == WSMsgType.BINARY:
