@@ -526,6 +526,9 @@ class DemoApp:
                     last = c.ticker(symbol) if kind == "ticker" else self.last_trade.get(ch)
                     quotes.append(quote_row(ch, last, inst, now_ns))
             conn = connection_row(c.stats())
+        gw = self.gateway
+        if gw is not None and gw.proc is not None and gw.proc.returncode is not None:
+            self.notice = f"the embedded gateway exited (code {gw.proc.returncode}); q to quit"
         admin_ok = self.admin is not None
         keys = tuple(KeyHelp(a.key, a.legend, admin_ok) for a in FAULT_ACTIONS)
         keys += (KeyHelp("q", "quit"),)
