@@ -696,3 +696,19 @@ async def test_admin_errors_are_one_line_results_not_exceptions(gateway):
     async with AdminClient("http://127.0.0.1:9", "t", timeout_s=2) as admin:
         out = await admin.inject(ACTIONS_BY_KEY["d"])
     assert out.startswith("disconnect: admin API refused: ClientConnectorError")
+
+
+def test_help_explains_every_flag_and_key(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["demo", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--stream-url", "--rest-url", "--admin-url", "--admin-token", "--key", "--secret",
+        "--seed", "--rate", "--heartbeat-ms", "--faults", "--gateway-arg", "--channels",
+        "--no-strategy", "--inject", "--duration", "--refresh",
+    ):  # fmt: skip
+        assert flag in text, flag
+    for a in FAULT_ACTIONS:
+        assert re.search(rf"^  {a.key}   {re.escape(a.label)}\s+--inject {a.name}@S$", text, re.M)
+    assert "q   quit" in text

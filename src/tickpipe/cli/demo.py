@@ -85,7 +85,8 @@ examples:
 
 
 def register(sub: Any) -> None:
-    keys = "\n".join(f"  {a.key}   {a.label:<28} --inject {a.name}@S" for a in FAULT_ACTIONS)
+    width = max(len(a.label) for a in FAULT_ACTIONS)
+    keys = "\n".join(f"  {a.key}   {a.label:<{width}}  --inject {a.name}@S" for a in FAULT_ACTIONS)
     p: argparse.ArgumentParser = sub.add_parser(
         "demo",
         help="live dashboard: gateway + client + strategy; inject faults with keys",
