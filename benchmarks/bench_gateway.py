@@ -10,7 +10,8 @@ After a one-second warm-up the run lasts ``--seconds``; printed per run:
 - ``recv frames/s``: text frames the clients received, all clients together;
 - ``deltas/s``: orderbook deltas the gateway generated (admin ``/admin/stats``), i.e. the
   market's own speed; with several clients each delta is fanned out to each;
-- ``gateway CPU %``: the gateway process's CPU use over the run (100 % = one core).
+- ``gateway CPU %`` / ``clients CPU %``: CPU use of the gateway process and of the clients'
+  process over the run (100 % = one core).
 
 On a shared 2-core box the clients and the gateway compete for the same cores: the figure is
 what one gateway sustains *here*, a floor for a machine with a spare core for the clients.
@@ -77,20 +78,25 @@ async def run_once(clients: int, seconds: float, rate: str) -> dict[str, float]:
         n0 = sum(c[1].frames for c in conns)
         g0 = _admin(gp, "/admin/stats")["frames_generated"]["orderbook"]
         cpu0 = proc.cpu_times()
+        me = psutil.Process()
+        my0 = me.cpu_times()
         t0 = time.perf_counter()
         await asyncio.sleep(seconds)
         dt = time.perf_counter() - t0
         n1 = sum(c[1].frames for c in conns)
         cpu1 = proc.cpu_times()
+        my1 = me.cpu_times()
         stats = _admin(gp, "/admin/stats")
         for transport, _ in conns:
             transport.disconnect()
         cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / dt * 100
+        my_cpu = (my1.user + my1.system - my0.user - my0.system) / dt * 100
         return {
             "clients": clients,
             "recv_frames_per_s": (n1 - n0) / dt,
             "deltas_per_s": (stats["frames_generated"]["orderbook"] - g0) / dt,
             "gateway_cpu_pct": cpu,
+            "clients_cpu_pct": my_cpu,
             "slow_consumer_disconnects": stats["disconnects"].get("slow_consumer", 0),
         }
 
@@ -101,14 +107,17 @@ async def main() -> None:
     ap.add_argument("--clients", default="1,4", help="client counts, comma separated (1,4)")
     ap.add_argument("--rate", default="max", help="gateway --rate (max)")
     args = ap.parse_args()
-    print(f"{'clients':>7} {'recv frames/s':>14} {'deltas/s':>10} {'gateway CPU %':>14}")
+    print(
+        f"{'clients':>7} {'recv frames/s':>14} {'deltas/s':>10} {'gateway CPU %':>14} "
+        f"{'clients CPU %':>14}"
+    )
     results = []
     for n in (int(x) for x in args.clients.split(",")):
         r = await run_once(n, args.seconds, args.rate)
         results.append(r)
         print(
             f"{n:>7} {r['recv_frames_per_s']:>14,.0f} {r['deltas_per_s']:>10,.0f} "
-            f"{r['gateway_cpu_pct']:>14.0f}"
+            f"{r['gateway_cpu_pct']:>14.0f} {r['clients_cpu_pct']:>14.0f}"
         )
     print(json.dumps({"bench": "gateway", "rate": args.rate, "results": results}))
 
