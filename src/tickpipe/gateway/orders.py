@@ -68,7 +68,8 @@ class Order:
 
 
 class OrderDesk:
-    """Every key's orders; ``max_orders_per_key`` (1,000 open) bounds memory per key."""
+    """Every key's orders. ``max_open_per_key`` (1,000): open orders a key may have; bounds
+    the fill scan per trade. Finished orders are kept for the gateway's life."""
 
     def __init__(self, max_open_per_key: int = 1_000) -> None:
         self.max_open_per_key = max_open_per_key
