@@ -287,3 +287,16 @@ async def test_faults_profile_at_start() -> None:
     async with Gateway(gateway_config(faults=load_profile("chaos"))) as gw:
         assert gw.faults.settings.drop_delta.rate > 0
         assert gw.faults_json()["settings"]["snapshot_rate_limit"] == 2
+
+
+async def test_connection_fault_can_target_one_session(gw: Gateway) -> None:
+    async with aiohttp.ClientSession() as s:
+        a = await connect(s, gw.stream_url)
+        b = await connect(s, gw.stream_url)
+        await subscribe(b, ["orderbook:AAPL"])
+        (sid_a,) = [x["session"] for x in gw.stats()["sessions"] if not x["channels"]]
+        out = await _trigger(s, gw, {"fault": "disconnect", "session": sid_a})
+        assert out["sessions"] == [sid_a]
+        assert (await a.receive(timeout=3)).data == 1001
+        assert len(texts(await collect(b, 0.3))) > 3  # b keeps streaming
+        assert gw.stats()["connections"] == 1

@@ -295,3 +295,10 @@ async def test_answering_pings_keeps_the_connection() -> None:
             await asyncio.wait_for(ws.receive(), 1.5)
         assert gw.stats()["connections"] == 1
         assert gw.stats()["disconnects"] == {}
+
+
+async def test_oversized_body_is_413_json(gw: Gateway) -> None:
+    async with aiohttp.ClientSession() as s:
+        body = '{"pad": "' + "x" * (2 << 20) + '"}'
+        st, err, _ = await rest(s, gw.rest_url, "POST", "/v1/orders", raw_body=body)
+        assert st == 413 and err["error"]["code"] == "payload_too_large"
