@@ -258,6 +258,8 @@ def _brief(r: dict[str, Any]) -> str:
         s += f"  p50 {r['lat_p50_us']} p99 {r['lat_p99_us']} p99.9 {r['lat_p999_us']} us"
     if r.get("gaps"):
         s += f"  GAPS {r['gaps']}"
+    if "books_equal_truth" in r and r["books_equal_truth"] != r.get("books_checked"):
+        s += f"  ONLY {r['books_equal_truth']} BOOKS EQUAL THE TRUTH"
     if r.get("checksum_verified") is False:
         s += "  CHECKSUM VERIFICATION OFF: figure does not count"
     return s

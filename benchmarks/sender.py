@@ -15,7 +15,8 @@ answers VTS/1 ``auth`` with ``authenticated`` (any key and signature are accepte
 
 ``POST {rest_url}/bench/start`` with ``{"mode": "flood" | "rate", "frames": N, "rate": R}``
 starts streaming the first ``N`` corpus frames to the most recently subscribed connection and
-answers at once ``{"frames": N, "wire_bytes": B, "last_seqs": {channel: seq}}``.
+answers at once ``{"frames": N, "wire_bytes": B, "last_seqs": {channel: seq},
+"last_checksums": {book channel: CRC-32 of its top 10 after the last frame}}``.
 
 - ``flood``: the frames are pre-framed into 256 KiB chunks and written back to back; TCP
   backpressure (``pause_writing``) is the only brake, so the receiver sets the pace.
@@ -132,6 +133,21 @@ class Corpus:
         for i in range(a, b):
             parts += (heads[i], ts, tails[i])
         return b"".join(parts)
+
+    def last_checksums(self, n: int) -> dict[str, int]:
+        """Each book's checksum after the prefix: the ``checksum`` of its last delta in it."""
+        books = set(range(len(self.snap.book_channels)))
+        out: dict[str, int] = {}
+        for i in range(n - 1, -1, -1):
+            ci = self.frm.channel_index[i]
+            if ci in books:
+                books.discard(ci)
+                f = vts.decode_server_frame(self.frm.frames[i])
+                if isinstance(f, vts.Delta) and f.checksum is not None:
+                    out[f.channel] = f.checksum
+                if not books:
+                    break
+        return out
 
     def last_seqs(self, n: int) -> dict[str, int]:
         last = {ch: self.snap.first_seq[ch] - 1 for ch in self.channels}
@@ -322,7 +338,12 @@ class Sender:
         self.last = {}
         conn.task = asyncio.get_running_loop().create_task(self._run_stream(conn, mode, n, rate))
         return web.json_response(
-            {"frames": n, "wire_bytes": wire, "last_seqs": self.corpus.last_seqs(n)}
+            {
+                "frames": n,
+                "wire_bytes": wire,
+                "last_seqs": self.corpus.last_seqs(n),
+                "last_checksums": self.corpus.last_checksums(n),
+            }
         )
 
     async def last_stream(self, request: web.Request) -> web.Response:

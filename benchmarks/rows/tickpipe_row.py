@@ -14,6 +14,10 @@ Settings that differ from the defaults, and why (none is on the per-frame path):
   (the default ring keeps the last 8,192): same per-frame cost (one store into an ``array``),
   but p99.9 over the whole run, like the other rows.
 
+At the end every book is checked against the truth: its top 10, read through the public
+``BookView``, must give the CRC-32 that the stream's last delta for it carried
+(``books_equal_truth``, out of 150).
+
 Completion is polled every 2 ms: ``metrics.frames`` has grown by the frames sent and every
 book's ``seq`` is the stream's last. The polling costs the row a little CPU the other rows do
 not pay, so the row's figures are, if anything, pessimistic.
@@ -35,7 +39,7 @@ from benchmarks.rows.common import KEY, SECRET, Run, fail, parse_args, rss_mb
 from tickpipe import Client, ClientConfig
 from tickpipe.client.metrics import LatencyWindow
 from tickpipe.errors import TickpipeError
-from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.instruments import Instrument, decimals_of
 from tickpipe.protocol.sync import BookSync, DeltaResult
 
 POLL_S = 0.002
@@ -59,6 +63,29 @@ def checksum_is_verified(config: ClientConfig) -> bool:
     bad = (good + 1) & 0xFFFFFFFF
     applied = bs.on_delta(11, [(100, 1)], [], good) is DeltaResult.APPLIED
     return applied and bs.on_delta(12, [(100, 1)], [], bad) is DeltaResult.GAP
+
+
+def books_equal_truth(run: Run, client: Client, truth: dict[str, int]) -> int:
+    """How many books end equal to the sender's at the last seq (top 10 through the public
+    ``BookView``, checked against the CRC-32 the last delta carried)."""
+    decimals = {
+        i["symbol"]: (decimals_of(i["tick_size"]), decimals_of(i["lot_size"]))
+        for i in run.snap.instruments
+    }
+    ok = 0
+    for ch, want in truth.items():
+        sym = ch.partition(":")[2]
+        pd, sd = decimals[sym]
+        view = client.book(sym)
+        bids, asks = view.bids(10), view.asks(10)
+        parts = []
+        for i in range(max(len(bids), len(asks))):
+            for side in (bids, asks):
+                if i < len(side):
+                    p, s = side[i]
+                    parts.append(f"{p:.{pd}f}:{s:.{sd}f}")
+        ok += view.synced and zlib.crc32(":".join(parts).encode()) == want
+    return ok
 
 
 async def _main(run: Run) -> None:
@@ -106,6 +133,8 @@ async def _main(run: Run) -> None:
         run.gaps = sum(m.gaps.values()) - gaps0
         run.errors = m.bad_frames + m.unexpected_frames
         run.extra["synced_books"] = sum(1 for v, _ in views if v.synced)
+        run.extra["books_checked"] = len(info["last_checksums"])
+        run.extra["books_equal_truth"] = books_equal_truth(run, client, info["last_checksums"])
         run.extra["rss_trace"] = rss_trace
         n = min(m.latency.count, m.latency.size)
         if run.rate_mode:

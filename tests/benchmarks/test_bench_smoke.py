@@ -115,6 +115,8 @@ async def test_sender_speaks_vts1_and_replays_in_seq(
             last[f["channel"]] = f["seq"]
             assert f["ts"] != framegen.TS_PLACEHOLDER  # stamped at send
         assert last == info["last_seqs"]
+        crcs = info["last_checksums"]
+        assert isinstance(crcs, dict) and set(crcs) <= set(snap.book_channels)
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(f"{sender['rest_url']}/v1/orderbook/NOPE", timeout=5)
     assert exc.value.code == 404
@@ -147,6 +149,8 @@ def test_whole_suite_smoke_run(tmp_path: Path) -> None:
         assert r["frames"] == frames and r["gaps"] == 0 and r["errors"] == 0, (key, r)
         assert r["fps"] > 0 and r["cpu_us"] > 0
     assert res["flood"]["tickpipe"]["synced_books"] == res["profile"]["books"]
+    tp = res["flood"]["tickpipe"]
+    assert tp["books_checked"] > 0 and tp["books_equal_truth"] == tp["books_checked"]
     for hz, rows in res["rate"].items():
         for key, r in rows.items():
             assert "error" not in r, (hz, key, r)
