@@ -12,7 +12,7 @@ import time
 import msgspec
 
 logger = logging.getLogger("tickpipe.gateway")
-_encoder = msgspec.json.Encoder()
+_encoder = msgspec.json.Encoder(enc_hook=repr)  # never fail to log an odd value
 
 
 def log_event(event: str, *, level: int = logging.INFO, **fields: object) -> None:
