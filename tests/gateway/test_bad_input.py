@@ -149,3 +149,53 @@ async def test_slow_consumer_is_closed_and_others_keep_going() -> None:
         fast = await connect(s, gw.stream_url)
         await subscribe(fast, ["orderbook:AAPL"])
         assert (await recv(fast))["channel"] == "orderbook:AAPL"
+
+
+async def test_fuzzed_garbage_each_gets_one_error_and_nothing_breaks() -> None:
+    """200 seeded garbage frames (random text, truncated and mistyped frames): each answered
+    by exactly one error frame, the connection stays up and still subscribes."""
+    import random
+
+    from tests.conftest import gateway_config
+
+    rng = random.Random(4)
+    valid = [
+        '{"action": "subscribe", "channels": ["ticker:AAPL"], "id": 1}',
+        '{"action": "unsubscribe", "channels": ["ticker:AAPL"], "id": 2}',
+        '{"action": "cancel_on_disconnect", "enabled": true}',
+    ]
+    junk: list[str] = []
+    for _ in range(200):
+        kind = rng.randrange(4)
+        if kind == 0:  # random printable text
+            junk.append("".join(chr(rng.randrange(32, 0x2FF)) for _ in range(rng.randrange(1, 80))))
+        elif kind == 1:  # a valid frame cut short
+            v = rng.choice(valid)
+            junk.append(v[: rng.randrange(1, len(v) - 1)])
+        elif kind == 2:  # a field of the wrong type
+            v = json.loads(rng.choice(valid))
+            field = rng.choice(sorted(k for k in v if k != "action"))
+            v[field] = rng.choice([None, 3.5, {"x": 1}, [None], "str" * rng.randrange(2)])
+            if field == "id" and v[field] in (None,):
+                v[field] = "seven"
+            junk.append(json.dumps(v))
+        else:  # JSON that is not an object, or an object without a known action
+            junk.append(rng.choice(["null", "42", '"s"', "[]", '{"action": 7}', "{}"]))
+    async with (
+        Gateway(gateway_config(rate=5.0, max_frames_per_s=10_000)) as gw,
+        aiohttp.ClientSession() as s,
+    ):
+        ws = await connect(s, gw.stream_url)
+        for j in junk:
+            await ws.send_str(j)
+        answers = []
+        for _ in range(len(junk)):
+            f = await recv(ws)
+            answers.append(f)
+        assert all(a["type"] == "error" and a["message"] for a in answers), [
+            (j, a) for j, a in zip(junk, answers, strict=True) if a["type"] != "error"
+        ][:3]
+        codes = {a["code"] for a in answers}
+        assert codes <= {"bad_json", "bad_frame", "unknown_action"}
+        sub, _ = await subscribe(ws, ["orderbook:AAPL"])
+        assert sub["channels"] == ["orderbook:AAPL"]
