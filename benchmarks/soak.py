@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
 import sys
 import time
+import tracemalloc
 from typing import Any
 
 import aiohttp
@@ -116,6 +118,9 @@ async def soak(args: argparse.Namespace, ready: dict[str, Any]) -> int:
     warmup = min(60.0, duration / 5)
     t0 = time.monotonic()
     rss_warm: float | None = None
+    snap_warm: tracemalloc.Snapshot | None = None
+    if args.tracemalloc:
+        tracemalloc.start(8)
     rss_max = 0.0
     async with aiohttp.ClientSession() as http, client:
         counter = asyncio.create_task(count_events())
@@ -171,6 +176,8 @@ async def soak(args: argparse.Namespace, ready: dict[str, Any]) -> int:
                 rss_max = max(rss_max, rss)
                 if rss_warm is None and now - t0 >= warmup:
                     rss_warm = rss
+                    if args.tracemalloc:
+                        snap_warm = tracemalloc.take_snapshot()
                 s = client.stats()
                 synced = sum(1 for b in s.books.values() if b.synced)
                 p50 = f"{s.latency_p50_ms:.2f}" if s.latency_p50_ms is not None else "-"
@@ -218,6 +225,16 @@ async def soak(args: argparse.Namespace, ready: dict[str, Any]) -> int:
     )
     print(f"#   events={dict(sorted(counts.items()))}")
     print(f"#   books checked against truth: {checked}, mismatches: {bad}")
+    if snap_warm is not None:
+        gc.collect()
+        diff = tracemalloc.take_snapshot().compare_to(snap_warm, "traceback")
+        total = sum(st.size_diff for st in diff) / 2**20
+        print(f"# tracemalloc: Python heap {total:+.2f} MiB since warm-up; top growth:")
+        for stat in diff[:8]:
+            print(
+                f"#   {stat.size_diff / 1024:+8.1f} KiB {stat.count_diff:+6d} blocks  "
+                f"{stat.traceback.format()[-2].strip() if stat.traceback else ''}"
+            )
     return 1 if bad else 0
 
 
@@ -227,6 +244,9 @@ def main() -> int:
     p.add_argument("--fault-every", type=float, default=3.0, help="seconds between faults (3)")
     p.add_argument("--report-every", type=float, default=30.0, help="seconds between lines (30)")
     p.add_argument("--rate", type=float, default=20.0, help="gateway deltas/s per book (20)")
+    p.add_argument(
+        "--tracemalloc", action="store_true", help="print the top allocation growth at the end"
+    )
     p.add_argument("--serve-gateway", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_gateway:
