@@ -31,6 +31,7 @@ import orjson
 from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument, format_units
+from tickpipe.protocol.sync import BookSync
 
 INSTRUMENT = Instrument("BENCH-USD", "crypto", "0.01", "0.001")
 Level = tuple[int, int]
@@ -278,6 +279,27 @@ def make_frames(deltas: list[RawDelta], n: int) -> list[bytes]:
     return out
 
 
+def time_hot_path(start: tuple[list[Level], list[Level]], raw: list[bytes], repeat: int) -> float:
+    """µs per frame through everything the client's read path runs in the core: decode,
+    parse_levels of both sides, BookSync.on_delta with the checksum verified."""
+    runs = []
+    for _ in range(repeat):
+        sync = BookSync("orderbook:BENCH-USD", INSTRUMENT, lambda: 0.5)
+        sync.start()
+        sync.on_snapshot(sync.epoch, 0, *start)
+        t0 = time.perf_counter()
+        for r in raw:
+            f = frames.decode_server_frame(r)
+            assert isinstance(f, frames.Delta)
+            bids = frames.parse_levels(f.bids, INSTRUMENT, f.channel, "bids")
+            asks = frames.parse_levels(f.asks, INSTRUMENT, f.channel, "asks")
+            sync.on_delta(f.seq, bids, asks, f.checksum)
+        runs.append(time.perf_counter() - t0)
+        if not sync.synced or sync.stats.applied != len(raw):
+            raise SystemExit("hot path: the book did not stay synced")
+    return min(runs) / len(raw) * 1e6
+
+
 def time_decode(raw: list[bytes], repeat: int) -> dict[str, float]:
     inst = INSTRUMENT
     parse = frames.parse_levels
@@ -341,12 +363,15 @@ def main(argv: list[str] | None = None) -> int:
             on = time_apply(make, (start_b, start_a), deltas, True, args.repeat)
             print(f"{name:<40} {off:>13.2f} {on:>12.2f}")
         print()
-    _, _, deltas = make_market(1000, 20_000, args.mean_depth, args.seed)
+    start_b, start_a, deltas = make_market(1000, 20_000, args.mean_depth, args.seed)
     raw = make_frames(deltas, 20_000)
     sizes = statistics.mean(len(r) for r in raw)
     print(f"## decode, µs per delta frame (mean {sizes:.0f} bytes)")
     for name, us in time_decode(raw, args.repeat).items():
         print(f"{name:<46} {us:>8.2f}")
+    hot = time_hot_path((start_b, start_a), raw, args.repeat)
+    print("\n## hot path: decode + parse_levels + BookSync.on_delta (checksum ON), 1000 levels")
+    print(f"{'µs per frame':<46} {hot:>8.2f}")
     return 0
 
 
