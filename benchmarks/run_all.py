@@ -62,6 +62,13 @@ ROWS = (
 )
 
 
+# The WebSocket stack choice: the same receive + msgspec decode as row 2 over the alternatives.
+STACKS = tuple(
+    Row(f"stack_{v}", f"{v.replace('-', ' on ')} + msgspec", "stacks", v, in_rate=False)
+    for v in ("picows-asyncio", "websockets-uvloop", "websockets-asyncio", "aiohttp-uvloop")
+)
+
+
 @dataclass(frozen=True)
 class Profile:
     corpus: framegen.CorpusSpec
@@ -155,6 +162,7 @@ class Suite:
         self.pin = pin and (os.cpu_count() or 1) >= 2
         self.repeat = repeat
         self.rows = [r for r in ROWS if only is None or r.key in only]
+        self.stacks = only is None or "stacks" in only
         self.results: dict[str, Any] = {"machine": machine(), "profile": {}}
         self.log = print
 
@@ -225,6 +233,12 @@ class Suite:
             flood[row.key] = r = self.stream_row(s, corpus, row, "flood", prof.frames, 0)
             self.log(f"flood  {row.key:14s} {_brief(r)}")
         self.results["flood"] = flood
+        if self.stacks:
+            stacks: dict[str, Any] = {}
+            for row in STACKS:
+                stacks[row.key] = r = self.stream_row(s, corpus, row, "flood", prof.frames, 0)
+                self.log(f"flood  {row.key:14s} {_brief(r)}")
+            self.results["stacks"] = stacks
         rate: dict[str, dict[str, Any]] = {}
         for hz in prof.rates:
             n = min(n_corpus, int(hz * prof.rate_s))
@@ -323,6 +337,23 @@ def report(res: dict[str, Any]) -> str:
             f"{_f(r.get('rss_start_mb'), '{:.1f}')}→{_f(r.get('rss_end_mb'), '{:.1f}')} | "
             f"{r.get('gaps', '-')} |"
         )
+    stacks = res.get("stacks", {})
+    if stacks:
+        w("")
+        w("| WebSocket stack (receive + msgspec decode) | frames/s | µs CPU/frame |")
+        w("|---|---:|---:|")
+        d = flood.get("decode", {})
+        if d and "error" not in d:
+            w(
+                f"| picows on uvloop + msgspec (row 2) | {_f(d.get('fps'))} | "
+                f"{_f(d.get('cpu_us'), '{:.2f}')} |"
+            )
+        for key, r in stacks.items():
+            label = next((s.label for s in STACKS if s.key == key), key)
+            if "error" in r:
+                w(f"| {label} | error: {r['error'][:60]} | |")
+            else:
+                w(f"| {label} | {_f(r.get('fps'))} | {_f(r.get('cpu_us'), '{:.2f}')} |")
     rate = res.get("rate", {})
     if rate:
         w("")
@@ -415,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         help="priority increment for sender and rows; < 0 (root only) shields the figures "
         "from busy neighbours, at their expense",
     )
-    ap.add_argument("--rows", default=None, help=f"comma list of {', '.join(r.key for r in ROWS)}")
+    ap.add_argument(
+        "--rows", default=None, help=f"comma list of {', '.join(r.key for r in ROWS)}, stacks"
+    )
     ap.add_argument("--json", type=Path, default=None, help="write every raw result here")
     a = ap.parse_args(argv)
     prof = PROFILES["smoke" if a.smoke else "quick" if a.quick else "full"]

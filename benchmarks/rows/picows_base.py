@@ -72,7 +72,8 @@ async def _expect(listener: _Listener, kind: str) -> dict[str, object]:
             raise RuntimeError(f"sender said {msg}")
 
 
-async def _main(row: str, args: RowArgs, make: Callable[[Run], Handler]) -> None:
+async def session(row: str, args: RowArgs, make: Callable[[Run], Handler]) -> None:
+    """Connect, auth, subscribe, run the window with ``make(run)``'s handler, print the result."""
     run = Run.load(row, args)
     transport, listener = await ws_connect(lambda: _Listener(), args.stream_url)
     assert isinstance(listener, _Listener)
@@ -99,6 +100,6 @@ async def _main(row: str, args: RowArgs, make: Callable[[Run], Handler]) -> None
 
 def main(row: str, args: RowArgs, make: Callable[[Run], Handler]) -> None:
     try:
-        uvloop.run(_main(row, args, make))
+        uvloop.run(session(row, args, make))
     except (OSError, RuntimeError) as exc:
         fail(row, f"{type(exc).__name__}: {exc}")

@@ -149,6 +149,9 @@ def test_whole_suite_smoke_run(tmp_path: Path) -> None:
         assert r["frames"] == frames and r["gaps"] == 0 and r["errors"] == 0, (key, r)
         assert r["fps"] > 0 and r["cpu_us"] > 0
     assert res["flood"]["tickpipe"]["synced_books"] == res["profile"]["books"]
+    assert len(res["stacks"]) == 4
+    for key, r in res["stacks"].items():
+        assert "error" not in r and r["frames"] == frames and r["gaps"] == 0, (key, r)
     tp = res["flood"]["tickpipe"]
     assert tp["books_checked"] > 0 and tp["books_equal_truth"] == tp["books_checked"]
     for hz, rows in res["rate"].items():
