@@ -2,14 +2,17 @@
 
 The shell feeds it inputs and carries out what it asks::
 
-    start()                      -> SnapshotRequest(epoch, delay_s=0)      IDLE|STALE -> SYNCING
-    on_delta(seq, bids, asks, cs)-> DeltaResult                            SYNCING|LIVE
-    on_snapshot(epoch, seq, b, a)-> bool (taken)                           SYNCING (same epoch)
-    on_snapshot_failed(epoch, ..)-> SnapshotRequest with backoff            SYNCING (same epoch)
-    on_bad_frame(reason)         -> gap "bad_frame"                         SYNCING|LIVE
-    on_overflow()                -> gap "overflow"                          SYNCING|LIVE
-    on_stream_lost(reason)       -> STALE (book kept for display, not synced)
-    stop()                       -> IDLE (unsubscribed)
+    start()                      -> SnapshotRequest(delay_s=0)             IDLE|STALE -> SYNCING
+    on_delta(seq, bids, asks, cs)-> DeltaResult                            SEEDING|LIVE
+    on_snapshot(epoch, seq, b, a)-> bool (False: late, ignored)            SEEDING, same epoch
+    on_snapshot_failed(epoch, ..)-> bool; a new SnapshotRequest after backoff   SEEDING, same epoch
+    on_bad_frame(reason)         -> gap "bad_frame"                         SEEDING|LIVE
+    on_overflow()                -> gap "overflow"                          SEEDING|LIVE
+    on_stream_lost(reason)       -> STALE (book kept for display, not synced)   any
+    stop()                       -> IDLE (unsubscribed)                     any
+
+(SEEDING = SYNCING or RESYNCING.) Any other input in any other state raises IllegalTransition
+naming the state and the input; late snapshots are not illegal, they are counted and ignored.
 
 Transitions::
 
@@ -29,7 +32,9 @@ the rule below, is what keeps recovery from storming the snapshot endpoint:
 - a LIVE book that breaks after a healthy spell (``healthy_after_deltas`` deltas applied since
   it synced) re-fetches at once and resets the backoff;
 - a book that breaks sooner (or whose snapshot cannot be bridged, or fails) waits the next
-  backoff delay (``snapshot_retry``: 0.25 s doubling to 10 s, jittered).
+  backoff delay (``snapshot_retry``: 0.25 s doubling to 10 s, jittered);
+- after ``max_stale_snapshots`` unbridgeable snapshots in a row the buffer is dropped, so a
+  bogus seq far ahead cannot wedge the book.
 
 Events (:class:`SnapshotRequest`, :class:`Synced`, :class:`Gap`, :class:`StateChanged`) are
 appended to ``events``; the shell drains them with :meth:`take_events` after each input.
