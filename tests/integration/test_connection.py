@@ -264,3 +264,19 @@ async def test_close_while_backing_off_is_prompt() -> None:
         assert loop.time() - t0 < 1.0  # not the 2.5 s..7.5 s backoff sleep
         assert client.connection_state == "closed"
         await rec.close()
+
+
+async def test_gap_cancels_own_orders_in_that_symbol_when_asked(gw: Gateway) -> None:
+    client, rec = await _start(gw, cancel_orders_on_gap=True)
+    try:
+        a = await client.place_limit_order("AAPL", "buy", "1.00", "1")
+        m = await client.place_limit_order("MSFT", "buy", "1.00", "1")
+        gw.trigger("drop_delta", channel="orderbook:AAPL")
+        await rec.wait_for("orders_cancelled", timeout=5)
+        oc = rec.named("orders_cancelled")[0].to_dict()
+        assert oc["cancelled"] == [a.order_id] and oc["scope"] == "gap:AAPL"
+        assert set(client.own_orders) == {m.order_id}
+        assert client.connected
+    finally:
+        await rec.close()
+        await client.close()

@@ -135,6 +135,7 @@ class Channels:
         self.views: dict[str, BookView] = {}
         self.seqs: dict[str, SeqChannel] = {}
         self.control: ControlHandler = lambda f: None
+        self.on_gap: Callable[[str], None] = lambda symbol: None  # the client's gap hook
 
     def emit(self, ev: ClientEvent) -> None:
         self.dispatcher.event(ev)
@@ -246,6 +247,7 @@ class Channels:
                 self.emit(
                     GapEvent(channel=ev.channel, reason=ev.reason, expected=ev.expected, got=ev.got)
                 )
+                self.on_gap(bc.symbol)
             elif isinstance(ev, StateChanged):
                 bc.reason = ev.reason
                 if ev.new is not SyncState.LIVE:

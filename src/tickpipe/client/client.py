@@ -171,6 +171,7 @@ class Client:
         self._rest: RestClient | None = None
         self._orders: OrderManager | None = None
         self._channels: Channels | None = None
+        self._gap_cancels: dict[str, asyncio.Task[None]] = {}
 
     # -- life --
     async def __aenter__(self) -> Client:
@@ -208,6 +209,8 @@ class Client:
             silence=SilenceDetector(cfg.stale_after_s),
             connected=lambda: self._sup is not None and self._sup.connected,
         )
+        if cfg.cancel_orders_on_gap:
+            self._channels.on_gap = self._cancel_on_gap
         self._scheduler = SnapshotScheduler(
             self._fetch_snapshot,
             self._channels.on_snapshot,
@@ -292,6 +295,11 @@ class Client:
             conn.abort("client")
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.transport.wait_disconnected(), 2.0)
+        for t in list(self._gap_cancels.values()):
+            t.cancel()
+        for t in list(self._gap_cancels.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
         if self._orders is not None:
             await self._orders.close()
         if self._rest is not None:
@@ -309,6 +317,27 @@ class Client:
         _, symbol = frames.split_channel(channel)
         rest: RestClient = self._require(self._rest)
         return await rest.snapshot(symbol, self.config.snapshot_depth)
+
+    def _cancel_on_gap(self, symbol: str) -> None:
+        """Read path hook: a book broke. Cancel our orders in it, off the read path."""
+        orders = self._orders
+        if orders is None or not any(o.symbol == symbol for o in orders.own.values()):
+            return
+        if symbol in self._gap_cancels:
+            return  # one in flight already covers every order of the symbol
+        task = asyncio.create_task(self._run_gap_cancel(orders, symbol), name="tickpipe gap")
+        self._gap_cancels[symbol] = task
+
+    async def _run_gap_cancel(self, orders: OrderManager, symbol: str) -> None:
+        try:
+            report = await orders.cancel_own("own", symbol=symbol)
+            self.dispatcher.event(
+                OrdersCancelled(
+                    cancelled=report.cancelled, failed=report.failed, scope=report.scope
+                )
+            )
+        finally:
+            self._gap_cancels.pop(symbol, None)
 
     def _on_background_cancel(self, report: CancelReport) -> None:
         self.dispatcher.event(

@@ -55,6 +55,10 @@ class ClientConfig:
     - ``cancel_orders_on_blind`` ("own"): on going blind, cancel this client's own open orders
       by id ("own"), every open order of the key ("key", only when the key is this client's
       alone) or nothing ("none"). Costs one REST call per open order on each loss.
+    - ``cancel_orders_on_gap`` (False): VTS/1 section 8 also goes blind "on a gap of a book
+      that a strategy depends on": when True, a gap on ``orderbook:S`` cancels this client's
+      own open orders in ``S`` (reported as ``orders_cancelled`` with scope ``gap:S``). Costs
+      one REST call per such order on each gap.
     - ``max_frame_bytes`` (1 MiB): a larger frame closes the connection (then reconnect).
     - ``subscribe_timeout_s`` (10.0 s): wait for ``subscribed`` after a subscribe.
 
@@ -94,6 +98,7 @@ class ClientConfig:
     reconnect: BackoffPolicy = field(default_factory=BackoffPolicy)
     cancel_on_disconnect: bool = True
     cancel_orders_on_blind: CancelScope = "own"
+    cancel_orders_on_gap: bool = False
     max_frame_bytes: int = 1 << 20
     subscribe_timeout_s: float = 10.0
     sync: SyncConfig = field(default_factory=SyncConfig)

@@ -17,7 +17,8 @@ active              channel (a ``silent`` channel spoke again)
 disconnected        reason (heartbeat|closed|error|client), code (close code or null),
                     heartbeat_age_s (seconds since the last ping, when known)
 reconnecting        attempt, delay_s
-orders_cancelled    cancelled [order_id], failed [order_id], scope, background
+orders_cancelled    cancelled [order_id], failed [order_id], scope (own|key|gap:SYMBOL),
+                    background (a later report of background retries)
 auth_failed         message
 bad_frame           channel (or null), error
 trades_missed       channel, expected, got, missed (a trades seq gap)

@@ -160,9 +160,15 @@ class OrderManager:
         return ids
 
     # -- going blind -----------------------------------------------------------------------
-    async def cancel_own(self, scope: str) -> CancelReport:
-        """Cancel this client's open orders now; failures are retried in the background."""
-        if scope == "key":
+    async def cancel_own(self, scope: str, symbol: str | None = None) -> CancelReport:
+        """Cancel this client's open orders now (only ``symbol``'s when given); failures are
+        retried in the background."""
+        if symbol is not None:
+            ids = sorted(i for i, o in self.own.items() if o.symbol == symbol)
+            cancelled, failed = await self._cancel_ids(ids)
+            self._to_retry.update(failed)
+            report = CancelReport(cancelled, failed, f"gap:{symbol}")
+        elif scope == "key":
             try:
                 ids = await self.cancel_all_orders()
                 report = CancelReport(ids, [], scope)
