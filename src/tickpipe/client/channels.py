@@ -129,6 +129,7 @@ class Channels:
         self._clock = clock
         self._random = random
         self.silence = silence
+        self._watch_silence = silence.threshold_s is not None  # skip the per-frame call if off
         self._connected = connected
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, BookChannel] = {}
@@ -141,15 +142,17 @@ class Channels:
         self.dispatcher.event(ev)
 
     # -- hot path ----------------------------------------------------------------------------
-    def on_text(self, data: bytes) -> None:
+    def on_text(self, data: bytes | memoryview) -> None:
+        """One text frame. ``data`` may be a memoryview of picows' buffer, valid only during
+        this call: nothing here keeps it (msgspec copies what it decodes)."""
         m = self.metrics
         m.frames += 1
         m.bytes += len(data)
         try:
-            f = frames.decode_server_frame(data)
+            f = frames.decode_server_frame(data)  # type: ignore[arg-type]
         except FrameError as exc:
             if exc.channel is None:
-                exc = _with_channel_guess(exc, data)
+                exc = _with_channel_guess(exc, bytes(data))
             self.bad_frame(exc)
             return
         tp = type(f)
@@ -175,7 +178,7 @@ class Channels:
             return
         res = sync.on_delta(f.seq, bids, asks, f.checksum)
         now = self._clock()
-        if self.silence.on_frame(f.channel, now) and bc.silent:
+        if self._watch_silence and self.silence.on_frame(f.channel, now) and bc.silent:
             bc.silent = False
             self.emit(Active(channel=f.channel))
         if res is DeltaResult.APPLIED:
@@ -194,7 +197,7 @@ class Channels:
             return
         res = sc.tracker.feed(f.seq)
         now = self._clock()
-        if self.silence.on_frame(f.channel, now) and sc.silent:
+        if self._watch_silence and self.silence.on_frame(f.channel, now) and sc.silent:
             sc.silent = False
             self.emit(Active(channel=f.channel))
         if res is SeqResult.DUPLICATE:

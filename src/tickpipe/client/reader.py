@@ -25,7 +25,7 @@ from tickpipe.errors import FrameError
 class ConnectionSink:
     """What the listener reports to (implemented by the supervisor's connection)."""
 
-    def on_text(self, data: bytes) -> None:
+    def on_text(self, data: bytes | memoryview) -> None:
         raise NotImplementedError
 
     def on_ping(self) -> None:
@@ -49,7 +49,7 @@ class StreamListener(WSListener):  # type: ignore[misc]
         self.max_frame_bytes = max_frame_bytes
         self.transport: WSTransport | None = None
         self._fragments: bytearray | None = None
-        self._on_text: Callable[[bytes], None] = sink.on_text
+        self._on_text: Callable[[bytes | memoryview], None] = sink.on_text
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -58,7 +58,8 @@ class StreamListener(WSListener):  # type: ignore[misc]
         t = frame.msg_type
         if t is WSMsgType.TEXT:
             if frame.fin:
-                self._on_text(frame.get_payload_as_bytes())
+                # a view of picows' read buffer: no copy; valid during this call only
+                self._on_text(frame.get_payload_as_memoryview())
             else:
                 self._fragments = bytearray(frame.get_payload_as_memoryview())
         elif t is WSMsgType.CONTINUATION:

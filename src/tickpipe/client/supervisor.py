@@ -100,10 +100,10 @@ class Connection(ConnectionSink):
         self.connected_at = 0.0
 
     # -- ConnectionSink (called from picows callbacks) --------------------------------------
-    def on_text(self, data: bytes) -> None:
+    def on_text(self, data: bytes | memoryview) -> None:
         # Only until auth: then the listener calls Channels.on_text directly.
         try:
-            f = frames.decode_server_frame(data)
+            f = frames.decode_server_frame(data)  # type: ignore[arg-type]
         except FrameError as exc:
             self.sup.channels.bad_frame(exc)
             return
