@@ -280,3 +280,44 @@ async def test_gap_cancels_own_orders_in_that_symbol_when_asked(gw: Gateway) -> 
     finally:
         await rec.close()
         await client.close()
+
+
+async def test_stalled_connection_found_by_heartbeat(gw: Gateway) -> None:
+    """A stalled connection (TCP open, nothing at all arrives) is dead within the timeout."""
+    client, rec = await _start(gw)
+    try:
+        gw.trigger("stall", duration_ms=60_000)
+        await rec.wait_for("disconnected", timeout=5)
+        assert rec.named("disconnected")[0].to_dict()["reason"] == "heartbeat"
+        await rec.wait_for(lambda evs: len(rec.named("connected")) >= 2, timeout=5)
+        for ch in BOOKS:
+            await client.wait_synced(ch, timeout=5)
+        assert_books_match_truth(client, gw)
+    finally:
+        await rec.close()
+        await client.close()
+
+
+@pytest.mark.slow
+async def test_chaos_profile_books_never_wrong_and_no_snapshot_refused() -> None:
+    from tickpipe.gateway import load_profile
+
+    async with Gateway(gateway_config()) as gw:
+        # chaos limits snapshots to 2 in any second: a budget of 1/s + burst 1 fits under it
+        client, rec = await _start(gw, snapshot_rate_per_s=1.0, snapshot_burst=1)
+        try:
+            gw.set_faults(load_profile("chaos").to_json())
+            for _ in range(30):  # bounded: 3 s of chaos, every synced book checked each 100 ms
+                await asyncio.sleep(0.1)
+                assert_books_match_truth(client, gw)
+            gw.reset_faults()
+            for ch in BOOKS:
+                await client.wait_synced(ch, timeout=20)
+            assert_books_match_truth(client, gw)
+            stats = client.stats()
+            assert stats.snapshot_429 == 0
+            assert gw.faults_json()["counts"].get("snapshot_rate_limit", 0) == 0
+            assert client.connected
+        finally:
+            await rec.close()
+            await client.close()
