@@ -83,3 +83,20 @@ async def test_events_reach_every_feed_and_state_callbacks() -> None:
     task.cancel()
     assert a.get_nowait() == b.get_nowait()
     assert states == ["synced"]
+
+
+async def test_book_feed_coalesces_per_channel() -> None:
+    class View:
+        def __init__(self, channel: str) -> None:
+            self.channel = channel
+
+    d = Dispatcher(Metrics(), data_queue_size=10, feed_size=10)
+    f = d.feed("book")
+    a, b = View("orderbook:A"), View("orderbook:B")
+    for _ in range(100):
+        f.put(a)
+        f.put(b)
+    assert len(f) == 2
+    assert f.get_nowait() is a
+    f.put(a)  # taken: may be queued again
+    assert [f.get_nowait(), f.get_nowait(), f.get_nowait()] == [b, a, None]

@@ -18,7 +18,8 @@ Book triggers (``on_book``, ``on_top_of_book``, :meth:`Dispatcher.stream` of kin
 fire only while that book is synced, checked at the moment of the call, and carry its seq:
 a book that went stale or resyncing between the delta and the call does not fire.
 
-Async iterators (:class:`Feed`) are bounded the same way: each holds at most ``maxsize``
+Async iterators (:class:`Feed`) are bounded the same way (and ``book_updates()`` coalesces
+per book, like the callbacks): each holds at most ``maxsize``
 items, drops the oldest past it and yields an ``overflow`` event first when it did.
 """
 
@@ -115,9 +116,17 @@ class TopOfBook:
 class Feed(Generic[T]):
     """A bounded async iterator. ``close()`` ends it; past ``maxsize`` the oldest are dropped."""
 
-    def __init__(self, name: str, maxsize: int, on_close: Callable[[Feed[T]], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        maxsize: int,
+        on_close: Callable[[Feed[T]], None],
+        key: Callable[[T], object] | None = None,
+    ) -> None:
         self.name = name
         self.maxsize = maxsize
+        self._key = key  # coalesce: an item whose key is already queued is not queued again
+        self._queued: set[object] = set()
         self._items: deque[T] = deque()
         self._dropped = 0
         self.dropped_total = 0
@@ -128,12 +137,22 @@ class Feed(Generic[T]):
     def put(self, item: T) -> None:
         if self._closed:
             return
+        if self._key is not None:
+            k = self._key(item)
+            if k in self._queued:
+                return  # a live view of it is already waiting: the consumer sees the latest
+            self._queued.add(k)
         if len(self._items) >= self.maxsize:
-            self._items.popleft()
+            self._forget(self._items.popleft())
             self._dropped += 1
             self.dropped_total += 1
         self._items.append(item)
         self._ready.set()
+
+    def _forget(self, item: T) -> T:
+        if self._key is not None:
+            self._queued.discard(self._key(item))
+        return item
 
     def __len__(self) -> int:
         return len(self._items)
@@ -147,7 +166,7 @@ class Feed(Generic[T]):
                 n, self._dropped = self._dropped, 0
                 return Overflow(queue=self.name, dropped=n)
             if self._items:
-                return self._items.popleft()
+                return self._forget(self._items.popleft())
             if self._closed:
                 raise StopAsyncIteration
             self._ready.clear()
@@ -158,7 +177,7 @@ class Feed(Generic[T]):
         if self._dropped:
             n, self._dropped = self._dropped, 0
             return Overflow(queue=self.name, dropped=n)
-        return self._items.popleft() if self._items else None
+        return self._forget(self._items.popleft()) if self._items else None
 
     def close(self) -> None:
         if not self._closed:
@@ -198,7 +217,8 @@ class Dispatcher:
         """A new bounded async iterator of ``kind`` (``events`` or one of KINDS)."""
         if kind not in self._feeds:
             raise ValueError(f"unknown feed kind {kind!r}")
-        f: Feed[Any] = Feed(kind, maxsize or self._feed_size, self._feeds[kind].remove)
+        key = (lambda v: v.channel) if kind == "book" else None  # live views only
+        f: Feed[Any] = Feed(kind, maxsize or self._feed_size, self._feeds[kind].remove, key)
         self._feeds[kind].append(f)
         return f
 
