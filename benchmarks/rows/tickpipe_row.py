@@ -22,7 +22,9 @@ Completion is polled every 10 ms: ``metrics.frames`` has grown by the frames sen
 book's ``seq`` is the stream's last. The polling costs the row a little CPU the other rows do
 not pay, so the row's figures are, if anything, pessimistic.
 
-``TICKPIPE_BENCH_PROFILE=PATH`` profiles the window with cProfile (slower; for hot spots only).
+``TICKPIPE_BENCH_TRACEMALLOC=1`` adds the 8 allocation sites that grew most in the window
+(``grown``; slow, for leak hunting only). ``TICKPIPE_BENCH_PROFILE=PATH`` profiles the window
+with cProfile (slower; for hot spots only).
 
 Variants: ``uvloop`` (default: what a latency-minded user runs) or ``asyncio`` (stock loop).
 """
@@ -33,6 +35,7 @@ import asyncio
 import cProfile
 import os
 import time
+import tracemalloc
 import zlib
 
 from benchmarks.rows.common import KEY, SECRET, Run, fail, parse_args, rss_mb
@@ -43,6 +46,7 @@ from tickpipe.protocol.instruments import Instrument, decimals_of
 from tickpipe.protocol.sync import BookSync, DeltaResult
 
 POLL_S = 0.01  # each wake-up costs CPU on this VM; 10 ms is 0.3 % of a 3 s window
+TRACEMALLOC_ENV = "TICKPIPE_BENCH_TRACEMALLOC"  # set: report what grew in the window (slow)
 PROFILE_ENV = "TICKPIPE_BENCH_PROFILE"  # a path: cProfile the window and dump the stats there
 SETUP_CONFIG = ClientConfig(
     snapshot_rate_per_s=1000.0, snapshot_burst=200, snapshot_concurrency=16, snapshot_jitter_s=0.0
@@ -105,6 +109,10 @@ async def _main(run: Run) -> None:
         base = m.frames
         gaps0 = sum(m.gaps.values())
         prof = cProfile.Profile() if os.environ.get(PROFILE_ENV) else None
+        traced = bool(os.environ.get(TRACEMALLOC_ENV))
+        if traced:
+            tracemalloc.start(8)
+            snap0 = tracemalloc.take_snapshot()
         info = run.begin()
         if prof is not None:
             prof.enable()
@@ -126,6 +134,13 @@ async def _main(run: Run) -> None:
                 break
             await asyncio.sleep(POLL_S)
         run.end()
+        if traced:
+            grown = tracemalloc.take_snapshot().compare_to(snap0, "traceback")
+            tracemalloc.stop()
+            run.extra["grown"] = [
+                (f"{st.size_diff / 1e6:.2f} MB", st.count_diff, str(st.traceback.format()[-4:]))
+                for st in grown[:8]
+            ]
         if prof is not None:
             prof.disable()
             prof.dump_stats(os.environ[PROFILE_ENV])
