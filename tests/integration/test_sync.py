@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 
 from tests.integration.conftest import Recorder, assert_books_match_truth, make_client
+from tickpipe.errors import ConfigError
 from tickpipe.gateway import Gateway
 
 BOOKS = ["orderbook:AAPL", "orderbook:BTC-USD", "orderbook:EUR-USD", "orderbook:XAU-USD"]
@@ -90,3 +91,19 @@ async def test_clean_shutdown_leaves_no_task_or_socket(gw: Gateway) -> None:
             break
         await asyncio.sleep(0.02)
     assert gw.stats()["connections"] == 0
+
+
+async def test_instruments_are_exposed_with_their_grid(gw: Gateway) -> None:
+    async with make_client(gw) as client:
+        insts = client.instruments
+        assert {"BTC-USD", "AAPL", "XAU-USD", "EUR-USD"} <= set(insts)
+        assert {i.asset_class for i in insts.values()} >= {"crypto", "equity", "metal", "fx"}
+        aapl = client.instrument("orderbook:AAPL")
+        assert aapl == client.instrument("AAPL")
+        assert aapl.tick_size == "0.01"
+        try:
+            client.instrument("NOPE")
+        except ConfigError as exc:
+            assert "NOPE" in str(exc)
+        else:
+            raise AssertionError("unknown symbol must raise ConfigError")

@@ -41,6 +41,7 @@ from tickpipe.client.views import BookView
 from tickpipe.errors import ConfigError, StreamError, SyncTimeout
 from tickpipe.protocol import frames
 from tickpipe.protocol.frames import Snapshot
+from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.watchdog import SilenceDetector
 
 log = logging.getLogger("tickpipe.client")
@@ -396,6 +397,19 @@ class Client:
     def books(self) -> dict[str, BookView]:
         ch: Channels | None = self._channels
         return dict(ch.views) if ch is not None else {}
+
+    @property
+    def instruments(self) -> dict[str, Instrument]:
+        """Every instrument the gateway listed (``GET /v1/instruments``), by symbol."""
+        ch: Channels | None = self._channels
+        return dict(ch.instruments) if ch is not None else {}
+
+    def instrument(self, symbol: str) -> Instrument:
+        """``symbol``'s tick and lot grid and asset class; ConfigError when the gateway has none."""
+        inst = self.instruments.get(symbol.partition(":")[2] if ":" in symbol else symbol)
+        if inst is None:
+            raise ConfigError(f"the gateway lists no instrument {symbol!r}")
+        return inst
 
     async def wait_synced(self, symbol: str, timeout: float = 10.0) -> BookView:
         """Wait until the book is synced; :class:`SyncTimeout` after ``timeout`` seconds."""
