@@ -24,10 +24,11 @@ answers at once ``{"frames": N, "wire_bytes": B, "last_seqs": {channel: seq},
   frame's ``ts`` is overwritten with ``time.time_ns()`` at write, so receivers measure
   ts -> applied latency against the same clock.
 
-The sender runs on the stock asyncio loop by default (``--loop uvloop`` to compare): measured
-here, a uvloop sender's ``transport.write`` of a small timer-paced batch often leaves only at the
-loop's next poll, which put 1-2 ms into every receiver's p99 (a blocking-socket or asyncio sender:
-~0.06-0.09 ms p99 to a uvloop receiver at 1k frames/s). The stock loop writes at once.
+The fixed-rate loop sleeps 1 ms between releases (``RATE_TICK_S``). Not less: uvloop turns
+``asyncio.sleep(0.0005)`` into a 0 ms libuv timer, and an earlier version of this sender then
+spun a whole core, which on this 2-core box put 1-2 ms into every receiver's p99 (measured: a
+paced sender that sleeps gives a uvloop receiver p99 0.05-0.09 ms at 1k frames/s). It runs on
+the stock asyncio loop by default (``--loop uvloop`` to compare).
 
 ``GET {rest_url}/bench/last`` -> ``{"mode", "frames", "send_s", "paused_s"}`` of the last stream.
 REST for the receivers that fetch snapshots: ``GET /v1/health``, ``GET /v1/instruments``,
@@ -59,7 +60,7 @@ from tickpipe.protocol import frames as vts
 
 CHUNK_BYTES = 256 * 1024
 HEARTBEAT_MS = 5000
-RATE_TICK_S = 0.0005  # asks the loop for 0.5 ms; libuv/epoll timers give ~1 ms in practice
+RATE_TICK_S = 0.001  # timers have 1 ms resolution; under it uvloop spins (0 ms libuv timer)
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -447,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
         "--loop",
         choices=("asyncio", "uvloop"),
         default="asyncio",
-        help="event loop (asyncio: uvloop defers small writes to its next poll, ~1-2 ms p99)",
+        help="event loop of the sender (default asyncio; both pace at 1 ms)",
     )
     args = ap.parse_args(argv)
     if args.nice:
