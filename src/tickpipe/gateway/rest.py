@@ -22,6 +22,7 @@ from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook
 
 if TYPE_CHECKING:
+    from tickpipe.gateway.orders import Order
     from tickpipe.gateway.server import Gateway
 
 _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
@@ -265,7 +266,8 @@ class Rest:
         orders = self.gw.desk.find(auth[0], status, symbol)
         return json_response({"orders": [o.to_json() for o in orders]})
 
-    async def get_order(self, request: web.Request) -> web.Response:
+    async def _own_order(self, request: web.Request) -> Order | web.Response:
+        """The signed caller's order named in the path, or the error response to send."""
         auth = await self._auth(request)
         if isinstance(auth, web.Response):
             return auth
@@ -273,16 +275,18 @@ class Rest:
         order = self.gw.desk.get(auth[0], oid)
         if order is None:
             return error_response(404, "unknown_order", f"no order {oid!r} for this key")
+        return order
+
+    async def get_order(self, request: web.Request) -> web.Response:
+        order = await self._own_order(request)
+        if isinstance(order, web.Response):
+            return order
         return json_response(order.to_json())
 
     async def cancel_order(self, request: web.Request) -> web.Response:
-        auth = await self._auth(request)
-        if isinstance(auth, web.Response):
-            return auth
-        oid = request.match_info["order_id"]
-        order = self.gw.desk.get(auth[0], oid)
-        if order is None:
-            return error_response(404, "unknown_order", f"no order {oid!r} for this key")
+        order = await self._own_order(request)
+        if isinstance(order, web.Response):
+            return order
         return json_response(self.gw.desk.cancel(order).to_json())
 
     async def cancel_all(self, request: web.Request) -> web.Response:
