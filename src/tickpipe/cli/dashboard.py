@@ -255,7 +255,7 @@ def connection_panel(c: ConnectionRow) -> Panel:
     )
     t.add_row("snapshots", f"{c.snapshot_requests} requested   429s {c.rate_limited}")
     last_backoff = "-" if c.backoff_delay_s is None else f"{c.backoff_delay_s:.2f}s"
-    t.add_row("backoff", last_backoff)
+    t.add_row("last backoff", last_backoff)
     return Panel(t, title="connection", title_align="left", border_style="blue", padding=(0, 1))
 
 
