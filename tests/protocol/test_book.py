@@ -226,4 +226,107 @@ def test_book_matches_a_dict_model(ops: list[tuple[object, ...]]) -> None:
         assert book.bids.levels == bids and book.asks.levels == asks
         assert book.bids.prices == sorted(bids) and book.asks.prices == sorted(asks)
         assert book.best_bid() == (max(bids), bids[max(bids)]) if bids else book.best_bid() is None
-        assert len(book.bids._text) <= len(bids) and len(book.asks._text) <= len(asks)
+        for side in (book.bids, book.asks):
+            assert side.top_texts == side.level_texts(10)  # checksum() just ran: kept in step
+
+
+# prices 1-14 keep a side hovering around 10 levels: inserts that push the 10th out, removals
+# that pull the 11th in, the side at exactly 10 and 11 levels
+near = st.integers(min_value=1, max_value=14)
+near_levels = st.lists(st.tuples(near, st.integers(0, 3)), max_size=4)
+near_op = st.one_of(
+    st.tuples(st.just("apply"), near_levels, near_levels),
+    st.tuples(st.just("load"), st.lists(st.tuples(near, st.integers(0, 3)), max_size=14),
+              st.lists(st.tuples(near, st.integers(0, 3)), max_size=14)),
+    st.tuples(st.just("set"), st.booleans(), st.tuples(near, st.integers(0, 3))),
+    st.tuples(st.just("clear")),
+    st.tuples(st.just("checksum")),
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(op, near_op), max_size=80))
+def test_book_checksummed_now_and_then_matches_a_dict_model(ops: list[tuple[object, ...]]) -> None:
+    """The same model, but the checksum is asked for only at "checksum" ops and at the end: the
+    top-10 texts are kept in step across many deltas (and not kept before the first checksum
+    after a load or clear), with deltas that hit the top, the 10th/11th boundary and below."""
+    book = OrderBook(HALF)
+    bids: dict[int, int] = {}
+    asks: dict[int, int] = {}
+
+    def put(side: dict[int, int], p: int, s: int) -> None:
+        if s:
+            side[p] = s
+        else:
+            side.pop(p, None)
+
+    for o in ops:
+        kind = o[0]
+        if kind == "apply":
+            b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
+            a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
+            book.apply(b, a)
+            for p, s in b:
+                put(bids, p, s)
+            for p, s in a:
+                put(asks, p, s)
+        elif kind == "load":
+            b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
+            a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
+            book.load(b, a)
+            bids = {p: s for p, s in dict(b).items() if s}
+            asks = {p: s for p, s in dict(a).items() if s}
+        elif kind == "set":
+            is_bid, (p, s) = o[1], o[2]  # type: ignore[misc]
+            (book.bids if is_bid else book.asks).set(p * 50, s)
+            put(bids if is_bid else asks, p * 50, s)
+        elif kind == "clear":
+            book.clear()
+            bids, asks = {}, {}
+        else:
+            assert book.checksum() == ref_checksum(HALF, bids, asks)
+        for side in (book.bids, book.asks):
+            if side.top_valid:
+                assert side.top_texts == side.level_texts(10)
+    assert book.checksum() == ref_checksum(HALF, bids, asks)
+    assert book.bids.levels == bids and book.asks.levels == asks
+
+
+def test_top_texts_at_the_10th_level_boundary() -> None:
+    """Exhaustive around depth 10: sides of 9-12 levels, one change at every rank (remove,
+    resize, insert just better/worse), checksummed before (so the top-10 texts are kept in
+    step) and after; both sides, each against the plain-dict reference."""
+    for n in (9, 10, 11, 12):
+        for target in ("bids", "asks"):
+            for rank in range(n):
+                for change in ("remove", "resize", "insert_better", "insert_worse"):
+                    bids = {(100 - 2 * k) * 50: 1 + k % 3 for k in range(n)}  # 100, 98, ...
+                    asks = {(110 + 2 * k) * 50: 1 + k % 3 for k in range(n)}  # 110, 112, ...
+                    book = OrderBook(HALF)
+                    book.load(bids.items(), asks.items())
+                    assert book.checksum() == ref_checksum(HALF, bids, asks)
+                    side = bids if target == "bids" else asks
+                    price = sorted(side, reverse=target == "bids")[rank]
+                    better = 50 if target == "bids" else -50
+                    if change == "remove":
+                        update = (price, 0)
+                    elif change == "resize":
+                        update = (price, side[price] + 5)
+                    elif change == "insert_better":
+                        update = (price + better, 7)
+                    else:
+                        update = (price - better, 7)
+                    if update[1]:
+                        side[update[0]] = update[1]
+                    else:
+                        del side[update[0]]
+                    if target == "bids":
+                        book.apply([update], [])
+                    else:
+                        book.apply([], [update])
+                    assert book.checksum() == ref_checksum(HALF, bids, asks), (
+                        n,
+                        target,
+                        rank,
+                        change,
+                    )

@@ -278,8 +278,10 @@ class BookSyncVersusModel(RuleBasedStateMachine):
         assert sync.buffered <= MAX_BUFFER
         assert sync.events == []
         assert len(sync.book) <= self.stream.width
-        assert len(sync.book.bids._text) <= len(sync.book.bids)
-        assert len(sync.book.asks._text) <= len(sync.book.asks)
+        for side in (sync.book.bids, sync.book.asks):
+            assert len(side.top_texts) <= 10
+            if side.top_valid:  # kept in step with the book by apply()
+                assert side.top_texts == side.level_texts(10)
         if sync.state in (SyncState.IDLE,):
             assert len(sync.book) == 0
 

@@ -11,17 +11,14 @@ sign, no exponent, no spaces, no ``_``, no other Unicode digits. Extra trailing 
 instrument's decimals are accepted (another gateway may write ``"189.120"``); any other extra
 digit is off the grid and rejected.
 
-Knobs, the bounds of four per-instrument caches of the hot path (each emptied when full and
-refilled; every entry was parsed or formatted by the exact code below, so a hit is never wrong):
+Knobs, the bounds of two per-instrument caches of the hot path (each emptied when full and
+refilled; every entry was parsed by the exact code below, so a hit is never wrong):
 
 - :data:`PRICE_CACHE_MAX` (1,024): price text -> units behind :meth:`Instrument.price_units_fast`.
   Prices near the top of a book repeat, so most lookups hit. Worst case ~150 KiB an instrument.
 - :data:`SIZE_CACHE_MAX` (1,024): size text -> units behind :meth:`Instrument.size_units_fast`.
   A hit is one dict lookup (~0.03 µs) against ~0.26 µs for :func:`parse_units`; sizes repeat
   less than prices (in the benchmark corpus ~85 % hit). Worst case ~150 KiB an instrument.
-- :data:`TEXT_CACHE_MAX` (1,024 each): units -> fixed-point text for prices and for sizes behind
-  :meth:`Instrument.format_price` / :meth:`Instrument.format_size`, which the book's checksum
-  text uses (~0.03 µs a hit against ~0.25 µs for :func:`format_units`). ~2 x 130 KiB worst case.
 """
 
 from __future__ import annotations
@@ -35,7 +32,6 @@ ASSET_CLASSES = ("crypto", "equity", "metal", "fx")
 
 PRICE_CACHE_MAX = 1024
 SIZE_CACHE_MAX = 1024
-TEXT_CACHE_MAX = 1024
 
 
 def decimals_of(step: str) -> int:
@@ -81,18 +77,6 @@ def format_units(units: int, decimals: int) -> str:
     return f"{digits[:-decimals]}.{digits[-decimals:]}"
 
 
-def format_cached(cache: dict[int, str], units: int, decimals: int) -> str:
-    """:func:`format_units` through ``cache`` (bounded by :data:`TEXT_CACHE_MAX`: emptied when
-    full). Hot callers try ``cache.get(units)`` first and call this only on a miss."""
-    text = cache.get(units)
-    if text is None:
-        text = format_units(units, decimals)
-        if len(cache) >= TEXT_CACHE_MAX:
-            cache.clear()
-        cache[units] = text
-    return text
-
-
 @dataclass(frozen=True, slots=True)
 class Instrument:
     """One tradable symbol with its grid. Build with :meth:`from_wire`."""
@@ -111,14 +95,6 @@ class Instrument:
     _size_cache: dict[str, int] = field(
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
-    price_texts: dict[int, str] = field(
-        init=False, repr=False, compare=False, hash=False, default_factory=dict
-    )
-    """units -> text cache of :meth:`format_price` (read-only outside this module)."""
-    size_texts: dict[int, str] = field(
-        init=False, repr=False, compare=False, hash=False, default_factory=dict
-    )
-    """units -> text cache of :meth:`format_size` (read-only outside this module)."""
 
     def __post_init__(self) -> None:
         pd, sd = decimals_of(self.tick_size), decimals_of(self.lot_size)
@@ -220,12 +196,10 @@ class Instrument:
         return units
 
     def format_price(self, units: int) -> str:
-        """Fixed-point price text (cached, :data:`TEXT_CACHE_MAX`)."""
-        return format_cached(self.price_texts, units, self.price_decimals)
+        return format_units(units, self.price_decimals)
 
     def format_size(self, units: int) -> str:
-        """Fixed-point size text (cached, :data:`TEXT_CACHE_MAX`)."""
-        return format_cached(self.size_texts, units, self.size_decimals)
+        return format_units(units, self.size_decimals)
 
     def price_decimal(self, units: int) -> Decimal:
         return Decimal(units).scaleb(-self.price_decimals)
