@@ -34,7 +34,8 @@ async def run(frames: int, max_minutes: float, report_every: float) -> int:
     with GatewayProcess("--rate", "max") as gw:
         async with Client(stream_url=gw.stream_url, rest_url=gw.rest_url) as client:
             symbols = sorted(client.instruments)
-            channels = [f"{kind}:{s}" for s in symbols for kind in ("orderbook", "ticker", "trades")]
+            kinds = ("orderbook", "ticker", "trades")
+            channels = [f"{kind}:{s}" for s in symbols for kind in kinds]
             await client.subscribe(channels)
             for s in symbols:
                 await client.wait_synced(s, timeout=30)
