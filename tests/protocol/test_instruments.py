@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickpipe.errors import ConfigError, FrameError
 from tickpipe.protocol import instruments
@@ -184,3 +186,64 @@ def test_from_wire_round_trip_and_missing_key() -> None:
     with pytest.raises(FrameError) as ei:
         Instrument.from_wire({"symbol": "AAPL", "asset_class": "equity", "tick_size": "0.01"})
     assert ei.value.field == "lot_size"
+
+
+def test_fast_size_path_rejects_off_grid_and_caches_only_valid() -> None:
+    inst = Instrument("X", "fx", "0.01", "0.5")
+    assert inst.size_units_fast("1.5") == 15
+    assert inst.size_units_fast("1.5") == 15
+    assert inst.size_units_fast("0") == 0  # a removal: cached too, and still 0
+    assert inst.size_units_fast("0") == 0
+    for bad in ("1.2", "1.55", "-1", "x", "1e1", " 1", "١"):
+        with pytest.raises(ValueError):
+            inst.size_units_fast(bad)
+    assert set(inst._size_cache) == {"1.5", "0"}
+
+
+def test_size_cache_is_bounded() -> None:
+    inst = Instrument("X", "fx", "0.01", "0.001")
+    for i in range(instruments.SIZE_CACHE_MAX * 3):
+        assert inst.size_units_fast(f"{i}.000") == i * 1000
+        assert len(inst._size_cache) <= instruments.SIZE_CACHE_MAX
+
+
+# any text a gateway might write for a valid value: canonical or not (fewer decimals, extra
+# trailing zeros, leading zeros), and texts that are not decimals at all
+_digits = st.text(alphabet="0123456789", min_size=1, max_size=6)
+_valid_text = st.builds(
+    lambda whole, frac, zeros, dot: f"{whole}.{frac}{'0' * zeros}" if dot else whole,
+    _digits,
+    st.text(alphabet="0123456789", min_size=1, max_size=4),
+    st.integers(0, 3),
+    st.booleans(),
+)
+_any_text = st.one_of(_valid_text, st.text(max_size=8), st.sampled_from(["0", "00", "0.0", "1."]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_any_text, max_size=30),
+    st.sampled_from([("0.01", "0.001"), ("0.05", "0.5"), ("0.50", "5")]),
+)
+def test_fast_paths_agree_with_the_strict_parser_whatever_the_order(
+    texts: list[str], grid: tuple[str, str]
+) -> None:
+    """Through the caches (cold, warm, repeated, interleaved) every text parses to exactly what
+    the context-giving strict path says, and fails exactly when it fails."""
+    inst = Instrument("X", "crypto", *grid)
+    for text in texts + texts[::-1]:
+        for is_price, fast, strict in (
+            (False, inst.size_units_fast, inst.size_units),
+            (True, inst.price_units_fast, inst.price_units),
+        ):
+            try:
+                want: int | None = strict(text)
+            except FrameError:
+                want = None
+            if is_price and want == 0:
+                want = None  # a book level's price must be > 0
+            try:
+                got: int | None = fast(text)
+            except ValueError:
+                got = None
+            assert got == want, (text, fast.__name__)
