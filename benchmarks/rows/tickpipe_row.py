@@ -151,9 +151,8 @@ async def _main(run: Run) -> None:
         run.extra["books_checked"] = len(info["last_checksums"])
         run.extra["books_equal_truth"] = books_equal_truth(run, client, info["last_checksums"])
         run.extra["rss_trace"] = rss_trace
-        n = min(m.latency.count, m.latency.size)
         if run.rate_mode:
-            run.lat.extend(int(x * 1e6) for x in m.latency._buf[:n])
+            run.lat.extend(int(x * 1e6) for x in m.latency.values())
 
 
 if __name__ == "__main__":

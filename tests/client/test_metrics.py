@@ -32,3 +32,17 @@ def test_rate_meter() -> None:
     for t in range(3, 20):
         r.rate(float(t), 300 + (t - 2) * 10)
     assert r.rate(20.0, 300 + 18 * 10) == pytest.approx(10.0)
+
+
+def test_latency_values_are_the_window_oldest_first() -> None:
+    w = LatencyWindow(size=4)
+    assert w.values() == []
+    for ms in (1.0, 2.0, 3.0):
+        w.record(ms)
+    assert w.values() == [1.0, 2.0, 3.0]
+    for ms in (4.0, 5.0, 6.0):  # wraps: 1 and 2 are overwritten
+        w.record(ms)
+    assert w.values() == [3.0, 4.0, 5.0, 6.0]
+    w.record(7.0)
+    assert w.values() == [4.0, 5.0, 6.0, 7.0]
+    assert sorted(w.values()) == sorted(w._buf.tolist())

@@ -36,6 +36,14 @@ class LatencyWindow:
         self._i = (self._i + 1) % self.size
         self.count += 1
 
+    def values(self) -> list[float]:
+        """The samples in the window (ms), oldest first: ``min(count, size)`` of them."""
+        buf = self._buf
+        if self.count <= self.size:
+            return buf[: self.count].tolist()
+        i = self._i  # the ring wrapped: the oldest sample is the next to be overwritten
+        return buf[i:].tolist() + buf[:i].tolist()
+
     def percentiles(self, *qs: float) -> tuple[float | None, ...]:
         """Nearest-rank percentiles (q in 0..100) of the window; None when empty."""
         n = min(self.count, self.size)
