@@ -10,6 +10,8 @@ snapshots:
 2. ``+ parse``: ``frames.parse_levels`` of both sides of every delta (text -> int units).
 3. ``+ apply``: ``OrderBook.apply`` (dict + sorted list per side).
 4. ``+ checksum``: ``OrderBook.checksum`` (CRC-32 of the top 10, the client verifies every one).
+   Once a book has been checksummed, ``apply`` also keeps each side's top-10 texts in step
+   (formatting the levels that changed), so that work shows up here, not in stage 3.
 5. ``BookSync``: ``decode`` + ``parse`` + ``BookSync.on_delta`` (seq check, apply, checksum
    compare): what the client's ``Channels._on_delta`` wraps with metrics and dispatch.
 
