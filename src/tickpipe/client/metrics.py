@@ -17,6 +17,8 @@ import math
 from array import array
 from collections import deque
 
+from tickpipe.protocol.sync import GAP_REASONS
+
 LATENCY_WINDOW = 8192
 
 
@@ -113,11 +115,5 @@ class Metrics:
         self.trades_missed = 0
         self.callback_errors = 0
         self.overflow_dropped = 0
-        self.gaps: dict[str, int] = {
-            "seq_gap": 0,
-            "checksum": 0,
-            "bad_frame": 0,
-            "overflow": 0,
-            "stale_snapshot": 0,
-        }
+        self.gaps: dict[str, int] = dict.fromkeys(GAP_REASONS, 0)
         self.latency = LatencyWindow()

@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 from tickpipe.errors import ConfigError, IllegalTransition
 from tickpipe.protocol.backoff import Backoff, BackoffPolicy
@@ -53,6 +53,7 @@ from tickpipe.protocol.book import Level, OrderBook
 from tickpipe.protocol.instruments import Instrument
 
 GapReason = Literal["seq_gap", "checksum", "bad_frame", "overflow", "stale_snapshot"]
+GAP_REASONS: tuple[GapReason, ...] = get_args(GapReason)
 
 
 class SyncState(StrEnum):
@@ -473,10 +474,4 @@ class SyncStats:
         self.late_snapshots = 0
         self.snapshot_requests = 0
         self.snapshot_failures = 0
-        self.gaps: dict[str, int] = {
-            "seq_gap": 0,
-            "checksum": 0,
-            "bad_frame": 0,
-            "overflow": 0,
-            "stale_snapshot": 0,
-        }
+        self.gaps: dict[str, int] = dict.fromkeys(GAP_REASONS, 0)
