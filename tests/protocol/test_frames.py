@@ -255,6 +255,15 @@ def test_snapshot_and_instruments_errors() -> None:
     assert "not valid JSON" in bad(b"<html>", frames.decode_snapshot).reason
 
 
+def test_instruments_with_a_bad_grid_are_the_peers_error() -> None:
+    good = {"symbol": "AAPL", "asset_class": "equity", "tick_size": "0.01", "lot_size": "1"}
+    for tick in ("0", "-0.01", "abc"):
+        body = {"instruments": [good, {**good, "symbol": "MSFT", "tick_size": tick}]}
+        err = bad(body, frames.decode_instruments)
+        assert err.field == "instruments[1]"
+        assert "MSFT" in str(err)
+
+
 def test_a_hostile_channel_name_is_truncated_in_errors() -> None:
     err = bad({**DELTA, "channel": "orderbook:" + "A" * 10_000, "seq": "x"})
     assert err.channel is not None and len(err.channel) <= 200

@@ -38,7 +38,7 @@ from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
 from tickpipe.client.views import BookView
-from tickpipe.errors import ConfigError, StreamError, SyncTimeout
+from tickpipe.errors import ConfigError, FrameError, RestError, StreamError, SyncTimeout
 from tickpipe.protocol import frames
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
@@ -262,10 +262,12 @@ class Client:
             try:
                 insts = await rest.instruments()
                 break
-            except Exception as exc:
-                from tickpipe.errors import RestError
-
-                if not isinstance(exc, RestError) or self._clock() + delay > deadline:
+            except FrameError as exc:  # the gateway answered, but not VTS/1: retrying won't help
+                raise StreamError(
+                    f"instruments from {self.rest_url} are not valid VTS/1: {exc}"
+                ) from exc
+            except RestError as exc:  # unreachable, 5xx, 429...: retried until the deadline
+                if self._clock() + delay > deadline:
                     raise StreamError(
                         f"cannot load instruments from {self.rest_url}: {exc}"
                     ) from exc
@@ -363,8 +365,12 @@ class Client:
             if c.startswith("orderbook:") and c.partition(":")[2] not in ch.instruments
         ]
         if missing:
-            with contextlib.suppress(Exception):
+            # a symbol listed since start: reload. If that fails the subscribe still goes out;
+            # the gateway refuses what it does not list, and the failure is in the log.
+            try:
                 await self._load_instruments()
+            except StreamError as exc:
+                log.warning("subscribe: instruments reload failed: %s", exc)
         for c in chans:
             sup.wanted[c] = None
         return await sup.request("subscribe", chans)

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from tickpipe.errors import FrameError
+from tickpipe.errors import ConfigError, FrameError
 from tickpipe.protocol.instruments import Instrument
 
 # -- server -> client ---------------------------------------------------------------------
@@ -246,7 +246,13 @@ def decode_instruments(data: bytes | str) -> list[Instrument]:
         body = _instruments_decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise _frame_error(exc, data, "instruments body") from None
-    return [Instrument(i.symbol, i.asset_class, i.tick_size, i.lot_size) for i in body.instruments]
+    out: list[Instrument] = []
+    for n, i in enumerate(body.instruments):
+        try:
+            out.append(Instrument(i.symbol, i.asset_class, i.tick_size, i.lot_size))
+        except ConfigError as exc:  # a bad grid from the wire is the peer's error, not ours
+            raise FrameError(str(exc), field=f"instruments[{n}]") from None
+    return out
 
 
 def encode(frame: msgspec.Struct | dict[str, object]) -> bytes:
