@@ -290,8 +290,12 @@ class Client:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await t
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a bug that ended a task early must not vanish at close
+                log.exception("client task %r had ended with an error", t.get_name())
         self._tasks = []
         conn = self._sup.conn if self._sup is not None else None
         if conn is not None and conn.transport is not None:
