@@ -1,13 +1,14 @@
 """OrderBook: apply, remove, best, top N, size_at, crossed, to_lists, and the section-5
-checksum against a value computed here from a plain dict with zlib.crc32 and Decimal."""
+checksum against values computed independently: literal CRC-32s here, and the plain-dict
+reference of protocol_model.py (zlib.crc32 over Decimal-formatted text)."""
 
 from __future__ import annotations
 
 import zlib
-from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from protocol_model import ref_checksum  # the plain-dict reference, shared by tests
 
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
@@ -15,26 +16,6 @@ from tickpipe.protocol.instruments import Instrument
 CENT = Instrument("AAPL", "equity", "0.01", "1")
 HALF = Instrument("XAU-USD", "metal", "0.50", "1")  # tick "0.50", lot "1": decimals 2 and 0
 FINE = Instrument("BTC-USD", "crypto", "0.1", "0.00000001")
-
-
-def fixed(units: int, decimals: int) -> str:
-    """Fixed-point text written with Decimal, independently of instruments.format_units."""
-    return f"{Decimal(units).scaleb(-decimals):.{decimals}f}"
-
-
-def ref_checksum(inst: Instrument, bids: dict[int, int], asks: dict[int, int]) -> int:
-    """VTS/1 section 5, from plain dicts: top 10 each side, bid i then ask i, joined by ':'."""
-    top_b = sorted(bids, reverse=True)[:10]
-    top_a = sorted(asks)[:10]
-    parts = []
-    for i in range(10):
-        if i < len(top_b):
-            p = top_b[i]
-            parts.append(f"{fixed(p, inst.price_decimals)}:{fixed(bids[p], inst.size_decimals)}")
-        if i < len(top_a):
-            p = top_a[i]
-            parts.append(f"{fixed(p, inst.price_decimals)}:{fixed(asks[p], inst.size_decimals)}")
-    return zlib.crc32(":".join(parts).encode("utf-8")) & 0xFFFFFFFF
 
 
 def test_empty_book() -> None:
