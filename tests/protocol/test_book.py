@@ -167,42 +167,51 @@ op = st.one_of(
 )  # fmt: skip
 
 
+def _put(side: dict[int, int], p: int, s: int) -> None:
+    if s:
+        side[p] = s
+    else:
+        side.pop(p, None)
+
+
+def _step(
+    book: OrderBook, bids: dict[int, int], asks: dict[int, int], o: tuple[object, ...]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Carry out one generated op on ``book`` and on the plain-dict model; return the model.
+    Prices are drawn in ticks of HALF's 0.50 grid (x50 units); a "checksum" op changes nothing."""
+    kind = o[0]
+    if kind == "apply":
+        b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
+        a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
+        book.apply(b, a)
+        for p, s in b:
+            _put(bids, p, s)
+        for p, s in a:
+            _put(asks, p, s)
+    elif kind == "load":
+        b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
+        a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
+        book.load(b, a)
+        bids = {p: s for p, s in dict(b).items() if s}
+        asks = {p: s for p, s in dict(a).items() if s}
+    elif kind == "set":
+        is_bid, (p, s) = o[1], o[2]  # type: ignore[misc]
+        (book.bids if is_bid else book.asks).set(p * 50, s)
+        _put(bids if is_bid else asks, p * 50, s)
+    elif kind == "clear":
+        book.clear()
+        bids, asks = {}, {}
+    return bids, asks
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(op, max_size=60))
 def test_book_matches_a_dict_model(ops: list[tuple[object, ...]]) -> None:
     book = OrderBook(HALF)
     bids: dict[int, int] = {}
     asks: dict[int, int] = {}
-
-    def put(side: dict[int, int], p: int, s: int) -> None:
-        if s:
-            side[p] = s
-        else:
-            side.pop(p, None)
-
     for o in ops:
-        kind = o[0]
-        if kind == "apply":
-            b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
-            a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
-            book.apply(b, a)
-            for p, s in b:
-                put(bids, p, s)
-            for p, s in a:
-                put(asks, p, s)
-        elif kind == "load":
-            b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
-            a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
-            book.load(b, a)
-            bids = {p: s for p, s in dict(b).items() if s}
-            asks = {p: s for p, s in dict(a).items() if s}
-        elif kind == "set":
-            is_bid, (p, s) = o[1], o[2]  # type: ignore[misc]
-            (book.bids if is_bid else book.asks).set(p * 50, s)
-            put(bids if is_bid else asks, p * 50, s)
-        elif kind == "clear":
-            book.clear()
-            bids, asks = {}, {}
+        bids, asks = _step(book, bids, asks, o)
         assert book.checksum() == ref_checksum(HALF, bids, asks)
         assert book.bids.levels == bids and book.asks.levels == asks
         assert book.bids.prices == sorted(bids) and book.asks.prices == sorted(asks)
@@ -234,37 +243,9 @@ def test_book_checksummed_now_and_then_matches_a_dict_model(ops: list[tuple[obje
     book = OrderBook(HALF)
     bids: dict[int, int] = {}
     asks: dict[int, int] = {}
-
-    def put(side: dict[int, int], p: int, s: int) -> None:
-        if s:
-            side[p] = s
-        else:
-            side.pop(p, None)
-
     for o in ops:
-        kind = o[0]
-        if kind == "apply":
-            b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
-            a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
-            book.apply(b, a)
-            for p, s in b:
-                put(bids, p, s)
-            for p, s in a:
-                put(asks, p, s)
-        elif kind == "load":
-            b = [(p * 50, s) for p, s in o[1]]  # type: ignore[attr-defined]
-            a = [(p * 50, s) for p, s in o[2]]  # type: ignore[attr-defined]
-            book.load(b, a)
-            bids = {p: s for p, s in dict(b).items() if s}
-            asks = {p: s for p, s in dict(a).items() if s}
-        elif kind == "set":
-            is_bid, (p, s) = o[1], o[2]  # type: ignore[misc]
-            (book.bids if is_bid else book.asks).set(p * 50, s)
-            put(bids if is_bid else asks, p * 50, s)
-        elif kind == "clear":
-            book.clear()
-            bids, asks = {}, {}
-        else:
+        bids, asks = _step(book, bids, asks, o)
+        if o[0] == "checksum":
             assert book.checksum() == ref_checksum(HALF, bids, asks)
         for side in (book.bids, book.asks):
             if side.top_valid:
