@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 
@@ -59,19 +58,6 @@ from tickpipe.protocol.watchdog import SilenceDetector
 log = logging.getLogger("tickpipe.client.channels")
 
 _FEEDABLE = (SyncState.SYNCING, SyncState.LIVE, SyncState.RESYNCING)
-
-
-_CHANNEL_RE = re.compile(rb'"channel"\s*:\s*"([a-z]+:[A-Za-z0-9._\-]{1,40})"')
-
-
-def _with_channel_guess(exc: FrameError, data: bytes) -> FrameError:
-    """A frame that is not even JSON (truncated, say) still usually names its channel: find
-    it (slow path only), so that the book it belonged to resyncs at once instead of at its
-    next delta, and the report says which channel was hit."""
-    m = _CHANNEL_RE.search(data[:4096])
-    if m is None:
-        return exc
-    return FrameError(exc.reason, channel=m.group(1).decode(), field=exc.field)
 
 
 class BookChannel:
@@ -150,9 +136,7 @@ class Channels:
         m.bytes += len(data)
         try:
             f = frames.decode_server_frame(data)  # type: ignore[arg-type]
-        except FrameError as exc:
-            if exc.channel is None:
-                exc = _with_channel_guess(exc, bytes(data))
+        except FrameError as exc:  # names the channel when it can be read: that book resyncs
             self.bad_frame(exc)
             return
         tp = type(f)

@@ -207,12 +207,32 @@ def _frame_error(exc: Exception, data: bytes | str, what: str) -> FrameError:
     return FrameError(reason, channel=channel, field=field)
 
 
+_CHANNEL_RE = re.compile(rb'"channel"\s*:\s*"([a-z]+:[A-Za-z0-9._\-]{1,40})"')
+
+
+def _with_channel_guess(exc: FrameError, data: bytes) -> FrameError:
+    """A server frame that is not even JSON (truncated, say) still usually names its channel:
+    find it (slow path only), so that the book it belonged to can resync at once instead of at
+    its next delta, and the report says which channel was hit."""
+    m = _CHANNEL_RE.search(data[:4096])
+    if m is None:
+        return exc
+    return FrameError(exc.reason, channel=m.group(1).decode(), field=exc.field)
+
+
 def decode_server_frame(data: bytes | str) -> ServerFrame:
-    """Decode one gateway text frame; FrameError on anything that is not valid VTS/1."""
+    """Decode one gateway text frame; FrameError on anything that is not valid VTS/1.
+
+    The error names the frame's channel when it can be read, even from a frame that is not
+    valid JSON."""
     try:
         frame: ServerFrame = _server_decoder.decode(data)
     except _DECODE_ERRORS as exc:
-        raise _frame_error(exc, data, "frame") from None
+        err = _frame_error(exc, data, "frame")
+        if err.channel is None:
+            raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+            err = _with_channel_guess(err, raw)
+        raise err from None
     if isinstance(frame, (Delta, Ticker, Trade)):
         channel = frame.channel
         prefix = _CHANNEL_PREFIX[type(frame)]
