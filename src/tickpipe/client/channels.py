@@ -324,7 +324,6 @@ class Channels:
             self.silence.forget(ch)
             sc.silent = False
             if sc.kind == "ticker" and not sc.stale:
-                sc.stale = True
                 self.emit(Stale(channel=ch, reason=reason))
             sc.stale = True
 
