@@ -257,7 +257,8 @@ class Client:
         """GET /v1/instruments, retried (with the reconnect backoff) until the first timeout."""
         rest, ch = self._require(self._rest), self._require(self._channels)
         deadline = self._clock() + self.config.first_connect_timeout_s
-        delay = self.config.reconnect.base_s
+        policy = self.config.reconnect
+        attempt = 0
         while True:
             try:
                 insts = await rest.instruments()
@@ -267,12 +268,13 @@ class Client:
                     f"instruments from {self.rest_url} are not valid VTS/1: {exc}"
                 ) from exc
             except RestError as exc:  # unreachable, 5xx, 429...: retried until the deadline
+                delay = policy.ceiling(attempt)  # base x 2^attempt up to cap, not jittered
                 if self._clock() + delay > deadline:
                     raise StreamError(
                         f"cannot load instruments from {self.rest_url}: {exc}"
                     ) from exc
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.reconnect.cap_s)
+                attempt += 1
         ch.instruments = {i.symbol: i for i in insts}
 
     async def close(self) -> None:
