@@ -18,9 +18,11 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 STAMP=.venv/.tickpipe-installed
-if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,bench]"
+# constraints.txt pins every package to the versions the suite was run with (scripts/relock.sh
+# refreshes it); pyproject.toml keeps the ranges for library users.
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ constraints.txt -nt "$STAMP" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
     touch "$STAMP"
 fi
 echo "setup.sh: ready: $(.venv/bin/tickpipe --version 2>/dev/null || echo tickpipe)" >&2
