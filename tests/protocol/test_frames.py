@@ -159,9 +159,7 @@ def bad(obj: object | bytes, decode: object = frames.decode_server_frame) -> Fra
     return ei.value
 
 
-@pytest.mark.parametrize(
-    "data", [b"", b"{", b"not json", b'{"type": "delta",}', b'{"a":1}x']
-)
+@pytest.mark.parametrize("data", [b"", b"{", b"not json", b'{"type": "delta",}', b'{"a":1}x'])
 def test_not_json_is_a_frame_error_without_channel(data: bytes) -> None:
     err = bad(data)
     assert err.channel is None and "not valid JSON" in err.reason

@@ -184,6 +184,7 @@ def _utf8_error(data: bytes | str | memoryview, what: str) -> FrameError | None:
         return FrameError(f"{what} is not valid UTF-8: {exc.reason} at byte {exc.start}")
     return None
 
+
 _PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
 _MISSING_RE = re.compile(r"missing required field `([^`]*)`")
 _LEVEL_RE = re.compile(r"\[(\d+)\]\[([01])\]$")
