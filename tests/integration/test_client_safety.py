@@ -16,7 +16,7 @@ from aiohttp import web
 
 from tests.integration.conftest import make_client
 from tickpipe import Client
-from tickpipe.errors import BlindError, ClientClosedError, StreamError
+from tickpipe.errors import BlindError, ClientClosedError, StreamError, UnknownOrderError
 from tickpipe.gateway import Gateway
 from tickpipe.protocol.backoff import BackoffPolicy
 
@@ -34,6 +34,7 @@ def _calls(client: Client) -> dict[str, Callable[[], Awaitable[Any]]]:
     return {
         "place_limit_order": lambda: client.place_limit_order("AAPL", "buy", "100.00", "1"),
         "cancel_order": lambda: client.cancel_order("O-1"),
+        "get_order": lambda: client.get_order("O-1"),
         "cancel_all_orders": lambda: client.cancel_all_orders(),
         "open_orders": lambda: client.open_orders(),
         "subscribe": lambda: client.subscribe(["orderbook:AAPL"]),
@@ -215,3 +216,14 @@ async def test_unsubscribe_of_a_channel_never_subscribed_is_returned_refused(
         assert only.accepted == [] and only.refused == {"ticker:BTC-USD": "not_subscribed"}
         assert client.channels == []
     assert not [r for r in caplog.records if "not_subscribed" in r.getMessage()]
+
+
+async def test_get_order_reports_the_gateway_state(gw: Gateway) -> None:
+    async with make_client(gw) as client:
+        o = await client.place_limit_order("AAPL", "buy", "100.00", "1")
+        assert (await client.get_order(o.order_id)).status == "open"
+        await client.cancel_order(o.order_id)
+        got = await client.get_order(o.order_id)
+        assert got.status == "cancelled" and got.order_id == o.order_id
+        with pytest.raises(UnknownOrderError):
+            await client.get_order("O-nope")

@@ -642,6 +642,13 @@ class Client:
         orders: OrderManager = self._require(self._orders)
         return await orders.open_orders(symbol)
 
+    async def get_order(self, order_id: str) -> Order:
+        """One order of this key as the gateway has it now (``status`` open, filled or
+        cancelled; ``filled_size``). :class:`~tickpipe.errors.UnknownOrderError` if unknown."""
+        self._check_open("get_order")
+        orders: OrderManager = self._require(self._orders)
+        return await orders.get_order(order_id)
+
     async def cancel_order(self, order_id: str) -> Order:
         """Cancel one order (allowed while blind: cancelling is always safe)."""
         self._check_open("cancel_order")

@@ -149,6 +149,13 @@ class OrderManager:
         raw = body.get("orders", []) if isinstance(body, dict) else []
         return [Order.from_wire(o) for o in raw]
 
+    async def get_order(self, order_id: str) -> Order:
+        self._check_open("get_order")
+        order = Order.from_wire(await self._rest.get_order(order_id))
+        if not order.is_open:
+            self.own.pop(order_id, None)  # filled (or cancelled by the gateway): not at risk
+        return order
+
     async def cancel_order(self, order_id: str) -> Order:
         self._check_open("cancel_order")
         try:
