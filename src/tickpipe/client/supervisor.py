@@ -415,7 +415,11 @@ class Supervisor:
             p.future.set_result(p.result)
 
     def _on_error(self, f: frames.ErrorFrame) -> None:
-        if f.channel is not None and f.code in ("unknown_channel", "too_many_channels"):
+        if f.channel is not None and f.code in (
+            "unknown_channel",
+            "too_many_channels",
+            "not_subscribed",
+        ):
             self.wanted.pop(f.channel, None)
             p = self._pending.get(f.id) if f.id is not None else None
             if p is not None:
