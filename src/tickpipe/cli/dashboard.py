@@ -60,7 +60,7 @@ CONNECTION_STYLE = {
 }
 # Below this inner width the sidebar panels switch to short labels (connection, orders) and the
 # events pane drops its HH:MM:SS column.
-NARROW_INNER = 36
+NARROW_INNER = 40
 EVENTS_TIME_MIN_INNER = 44
 # Rows the events pane keeps (borders included) before the tickers & trades pane gets any.
 EVENTS_MIN_ROWS = 6
