@@ -391,19 +391,18 @@ def test_no_valid_channel_exits_2_naming_each_refusal_and_the_known_symbols():
 @pytest.mark.timeout(90)
 def test_at_80x24_a_refused_channel_is_named_the_rest_runs_and_nothing_vital_is_cut():
     term = DemoTerminal(
-        "--channels", "orderbook:FOO", "orderbook:BTC-USD", "orderbook:EUR-USD", "ticker:AAPL",
+        "--channels", "orderbook:FOO", *(f"orderbook:{s}" for s in DEFAULT_BOOKS), "ticker:AAPL",
         "--duration", "60", "--no-strategy",
         cols=80, rows=24,
     )  # fmt: skip
     try:
 
-        def both_live(s: str) -> bool:
+        def all_live(s: str) -> bool:  # one line per book: symbol, state, best bid, best ask
             return all(
-                re.search(rf"^{sym}\s+LIVE\s+.*\d\.\d+\s+\d+\.\d+", s, re.M)
-                for sym in ("BTC-USD", "EUR-USD")
+                re.search(rf"^{sym} +LIVE .*\d\.\d+ +\d+\.\d+\b", s, re.M) for sym in DEFAULT_BOOKS
             )
 
-        screen = term.wait_for(both_live, "both valid books LIVE with bid and ask", 30)
+        screen = term.wait_for(all_live, "every valid book LIVE with bid and ask", 30)
         assert "refused orderbook:FOO (unknown symbol 'FOO')" in screen  # the notice line
         assert "FOO" not in screen.split("\n", 2)[2]  # no row for it
         for label in ("heartbeat", "frames/s", "p50/p99", "reconnects", "snapshots", "kill switch"):

@@ -78,6 +78,10 @@ keys (shown on screen; fault keys need an admin endpoint):
 {keys}
   q   quit (as does Ctrl-C)
 
+exit status: 0 on q, Ctrl-C or --duration; 1 when start-up fails (only the error is
+printed, naming what failed); 2 on a bad flag or when the gateway refuses every channel
+(a refused channel is named with its reason, the others go on); 3 when the key is refused.
+
 examples:
   tickpipe demo                                   embedded gateway, default channels
   tickpipe demo --faults flaky                    the gateway injects a fault profile by itself
