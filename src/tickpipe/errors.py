@@ -8,8 +8,10 @@
     ├── IllegalTransition             a pure state machine was fed an input its state forbids;
     │                                 names the state and the input (a bug in the caller)
     ├── StreamError                   the stream connection failed or was lost
-    │   └── AuthError                 the gateway refused our credentials (close 4001): fatal,
-    │                                 never retried in a loop
+    │   ├── AuthError                 the gateway refused our credentials (close 4001): fatal,
+    │   │                             never retried in a loop
+    │   └── HandshakeRejected         the stream URL answered the upgrade with a permanent 4xx
+    │                                 (.status): a wrong URL, fatal at start-up
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   └── UnknownOrderError         404 unknown_order
@@ -69,6 +71,15 @@ class StreamError(TickpipeError):
 
 class AuthError(StreamError):
     """The gateway refused our credentials. Not a network fault: never retried in a loop."""
+
+
+class HandshakeRejected(StreamError):
+    """The stream URL answered the WebSocket upgrade with HTTP ``status`` (a permanent 4xx:
+    400-499 but 408 and 429), e.g. 404 for a wrong path. Fatal before the first connection."""
+
+    def __init__(self, message: str, status: int):
+        self.status = status
+        super().__init__(message)
 
 
 class RestError(TickpipeError):
