@@ -73,6 +73,8 @@ def rejected_upgrade(url: str, exc: WSHandshakeError) -> HandshakeRejected | Non
         + " (is the stream URL right?)",
         status,
     )
+
+
 ConnState = Literal["connecting", "connected", "blind", "backoff", "closed", "auth_failed"]
 
 
