@@ -347,8 +347,8 @@ class Watch:
             return EXIT_UNREACHABLE
         except _Stopped:
             await _flush(feed, printer)
-            if self.signalled:
-                return EXIT_OK
+            if self.code == EXIT_AUTH or self.signalled:  # auth_failed seen first, or a signal
+                return self.code
             _say(
                 f"not connected to {client.stream_url} within --duration {self.duration:g} s "
                 "(see the connect_retry lines)"
