@@ -12,9 +12,11 @@
     │   │                             never retried in a loop
     │   ├── ClientClosedError         the client was closed: every call on it raises this at
     │   │                             once ("client is closed"); nothing is sent any more
-    │   └── BlindError                an order was refused because the stream is down (the
-    │                                 client is blind: VTS/1 section 8) and no kill switch
-    │                                 could protect it; retry once connected again
+    │   ├── BlindError                an order was refused because the stream is down (the
+    │   │                             client is blind: VTS/1 section 8) and no kill switch
+    │   │                             could protect it; retry once connected again
+    │   └── HandshakeRejected         the stream URL answered the upgrade with a permanent 4xx
+    │                                 (.status): a wrong URL, fatal at start-up
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   └── UnknownOrderError         404 unknown_order
@@ -84,6 +86,15 @@ class ClientClosedError(StreamError):
 class BlindError(StreamError):
     """An order was refused: the stream is down (the client is blind and reconnecting), so no
     book can be trusted and no kill switch would protect the order. Retry once connected."""
+
+
+class HandshakeRejected(StreamError):
+    """The stream URL answered the WebSocket upgrade with HTTP ``status`` (a permanent 4xx:
+    400-499 but 408 and 429), e.g. 404 for a wrong path. Fatal before the first connection."""
+
+    def __init__(self, message: str, status: int):
+        self.status = status
+        super().__init__(message)
 
 
 class RestError(TickpipeError):

@@ -112,6 +112,18 @@ async def test_bad_triggers_are_400(
     assert needle in err["error"]["message"]
 
 
+@pytest.mark.parametrize("fault", ["meteor", "snapshot_rate_limit", 7])
+async def test_untriggerable_fault_lists_the_accepted_names(
+    gateway: Gateway, http: aiohttp.ClientSession, fault: Any
+) -> None:
+    st, err = await _call(http, gateway, "POST", "/admin/trigger", {"fault": fault})
+    assert st == 400 and err["error"]["code"] == "invalid_fault", err
+    message = err["error"]["message"]
+    assert repr(fault) in message
+    for name in ("disconnect", "stall", "drop_delta", "snapshot_error", "silence_channel"):
+        assert name in message
+
+
 async def test_pending_one_shots_are_listed(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     gateway.pause_market()
     await _call(http, gateway, "POST", "/admin/trigger",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,10 @@ def test_key_from_environment_is_used_and_said() -> None:
     ("args", "needle"),
     [
         (["--rate", "fast"], "--rate"),
+        (["--rate", "inf"], "0 to 100,000"),
+        (["--rate", "nan"], "0 to 100,000"),
+        (["--rate", "-1"], "0 to 100,000"),
+        (["--rate", "1e9"], "0 to 100,000"),
         (["--key", "nosecret"], "--key"),
         (["--faults", "no-such-profile"], "bundled"),
         (["--fault", "drop_delta=2"], "drop_delta"),
@@ -147,3 +152,64 @@ def test_same_seed_same_books_across_processes() -> None:
     ):
         assert book(a, 20) == book(b, 20)
         assert book(a, 20) != book(c, 20)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_the_gateway_at_the_highest_rate(sig: signal.Signals) -> None:
+    """Issue 12: at --rate 1e7 the market loop never yielded and Ctrl-C/SIGTERM were ignored.
+    1e7 is refused now; at the highest rate accepted a signal stops it promptly."""
+    gp = GatewayProcess("--rate", "100000").start()
+    try:
+        assert gp.proc is not None
+        time.sleep(1.0)  # the market is running flat out and behind
+        t0 = time.monotonic()
+        gp.proc.send_signal(sig)
+        assert gp.proc.wait(10) == 0
+        assert time.monotonic() - t0 < 5.0
+        assert "Traceback" not in gp.log_text()
+    finally:
+        gp.stop()
+
+
+def test_rate_1e7_is_refused_at_once() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--port", "0", "--rate", "1e7"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "--rate must be a number from 0 to 100,000" in res.stderr
+    assert "got '1e7'" in res.stderr
+
+
+def test_key_without_colon_says_the_form_and_does_not_echo_it() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--port", "0", "--key", "nocolon"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "--key expects KEY:SECRET" in res.stderr and "e.g. --key " in res.stderr
+    assert "nocolon" not in res.stderr  # it may be a secret pasted alone
+
+
+def _busy_port() -> tuple[socket.socket, int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s, int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("which", ["--port", "--admin-port"])
+def test_busy_port_names_the_port_and_the_flag(which: str) -> None:
+    busy, port = _busy_port()
+    try:
+        other = "--admin-port" if which == "--port" else "--port"
+        res = subprocess.run(
+            [sys.executable, "-m", "tickpipe", "gateway", which, str(port), other, "0"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        busy.close()
+    assert res.returncode == 1
+    line = next(x for x in res.stderr.splitlines() if "cannot listen" in x)
+    assert f"127.0.0.1:{port}" in line and f"{which} changes it" in line
+    assert "in use" in line.lower() and "Traceback" not in res.stderr

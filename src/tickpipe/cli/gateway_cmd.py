@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -49,7 +50,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--rate",
         default="20",
-        help="orderbook deltas a second per instrument; 0 or 'max' = as fast as possible (20)",
+        help="orderbook deltas a second per instrument, up to 100000; 0 or 'max' = as fast "
+        "as possible (20)",
     )
     p.add_argument(
         "--heartbeat-ms", type=int, default=5000, help="ping interval announced at auth (5000)"
@@ -80,14 +82,18 @@ def register(sub: Any) -> None:
 
 
 def _parse_rate(text: str) -> float:
+    """``--rate``: a finite number 0..MAX_RATE, or ``max`` (= 0, as fast as possible)."""
+    from tickpipe.gateway.config import MAX_RATE
+
+    accepted = f"a number from 0 to {MAX_RATE:,.0f} (deltas/s per instrument) or 'max'"
     if text.strip().lower() == "max":
         return 0.0
     try:
         rate = float(text)
     except ValueError:
-        raise ConfigError(f"--rate must be a number >= 0 or 'max', got {text!r}") from None
-    if rate < 0:
-        raise ConfigError(f"--rate must be >= 0 or 'max', got {text!r}")
+        raise ConfigError(f"--rate must be {accepted}, got {text!r}") from None
+    if not (math.isfinite(rate) and 0 <= rate <= MAX_RATE):
+        raise ConfigError(f"--rate must be {accepted}, got {text!r}")
     return rate
 
 
@@ -147,10 +153,16 @@ async def _serve(config: Any, ready_json: bool) -> int:
     try:
         await gw.start()
     except OSError as exc:
-        print(
-            f"tickpipe gateway: cannot listen on {config.host}:{config.port}: {exc}",
-            file=sys.stderr,
-        )
+        # the stream site starts first and sets gw.port: still 0 means it was the stream's
+        if gw.port == 0:
+            where = f"{config.host}:{config.port} (stream + REST; --port changes it)"
+        else:
+            where = (
+                f"127.0.0.1:{config.admin_port} (admin API; --admin-port changes it, "
+                "--no-admin turns it off)"
+            )
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"tickpipe gateway: cannot listen on {where}: {why}", file=sys.stderr)
         await gw.stop()
         return 1
     stop = asyncio.Event()

@@ -2,12 +2,21 @@
 what happens, for a person or (``--jsonl``) one JSON object a line for a program.
 
 JSONL: each line is a :class:`~tickpipe.client.events.ClientEvent` ``to_dict()`` (``event``,
-``t`` and its fields; see ``client/events.py``), and when it stops one
-``final_book {channel, synced, seq, bids, asks}`` per book channel, top 10 levels as
-decimal strings, best first.
+``t`` and its fields; see ``client/events.py``); for ticker channels one
+``ticker {channel, seq, bid, ask, last}`` and for trades channels one
+``trade {channel, seq, price, size, side}`` per frame (prices and sizes as decimal strings;
+read through the client's bounded feeds: a reader that falls behind sees ``overflow``), and
+when it stops one ``final_book {channel, synced, seq, bids, asks}`` per accepted book channel,
+top 10 levels as decimal strings, best first.
+
+``--duration`` bounds the whole run, connecting included; SIGINT/SIGTERM stop it at once, in
+any phase. Refused channels are named on stderr with the gateway's code and the symbols it
+lists; the accepted ones are watched (exit 2 when every channel is refused).
 
 Exit status: 0 at the end of ``--duration`` or on Ctrl-C / SIGTERM; 3 after ``auth_failed``;
-2 on a usage error; 1 when the gateway cannot be reached at start.
+2 on a usage error or when every channel is refused; 1 when the gateway cannot be reached at
+start (also when ``--duration`` ends before a connection was made, and at once when the stream
+URL answers a permanent HTTP 4xx such as 404).
 """
 
 from __future__ import annotations
@@ -20,13 +29,23 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
-from typing import Any, TextIO
+from collections.abc import Awaitable, Coroutine
+from decimal import Decimal
+from typing import Any, TextIO, TypeVar
 
-from tickpipe.client.client import DEFAULT_REST_URL, DEFAULT_STREAM_URL, Client
+from tickpipe.client.client import (
+    DEFAULT_KEY,
+    DEFAULT_REST_URL,
+    DEFAULT_SECRET,
+    DEFAULT_STREAM_URL,
+    Client,
+)
+from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
 from tickpipe.client.events import AuthFailed, ClientEvent
 from tickpipe.errors import AuthError, ConfigError, StreamError
 from tickpipe.protocol.frames import split_channel
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
 FINAL_DEPTH = 10
@@ -35,22 +54,33 @@ FINAL_DEPTH = 10
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "watch",
-        help="stream channels and print events (books, gaps, staleness, reconnects)",
+        help="stream channels and print events, tickers and trades",
         description="Subscribe to CHANNELs (KIND:SYMBOL, KIND = orderbook|ticker|trades) over "
-        "one connection and print what happens. Exit 0 at the end of --duration or on Ctrl-C, "
-        "3 after auth_failed, 2 on a usage error, 1 if the gateway cannot be reached.",
+        "one connection and print what happens: connection events, book sync, gaps, "
+        "staleness, reconnects, one line per ticker and per trade, and each book's top levels "
+        "at the end. Refused channels are named on stderr (with the symbols the gateway "
+        "lists) and the others watched. --duration bounds the whole run, connecting "
+        "included; Ctrl-C or SIGTERM stops it at once. Exit 0 at the end of --duration or "
+        "on Ctrl-C/SIGTERM, 3 after auth_failed, 2 on a usage error or when every channel is "
+        "refused, 1 if the gateway cannot be reached (or the stream URL answers HTTP 4xx).",
     )
     p.add_argument("channels", nargs="+", metavar="CHANNEL", help="e.g. orderbook:AAPL")
     p.add_argument("--stream-url", default=DEFAULT_STREAM_URL, help="default: %(default)s")
     p.add_argument("--rest-url", default=DEFAULT_REST_URL, help="default: %(default)s")
-    p.add_argument("--key", default=None, help="API key (default: $TICKPIPE_KEY, else demo)")
-    p.add_argument("--secret", default=None, help="secret (default: $TICKPIPE_SECRET, else demo)")
+    p.add_argument(
+        "--key", default=None, help=f"API key (default: $TICKPIPE_KEY, else {DEFAULT_KEY})"
+    )
+    p.add_argument(
+        "--secret",
+        default=None,
+        help=f"secret (default: $TICKPIPE_SECRET, else {DEFAULT_SECRET})",
+    )
     p.add_argument(
         "--duration",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stop after this many seconds (default: run until Ctrl-C)",
+        help="stop this many seconds after start, connecting included (default: until Ctrl-C)",
     )
     p.add_argument(
         "--stale-after",
@@ -59,7 +89,12 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="flag a channel silent this long as stale (reason silent)",
     )
-    p.add_argument("--jsonl", action="store_true", help="one JSON object a line on stdout")
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="one JSON object a line on stdout: the client's events, ticker and trade lines, "
+        "final_book",
+    )
     p.set_defaults(func=run)
 
 
@@ -69,13 +104,14 @@ def _usage(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     for ch in args.channels:
         try:
             split_channel(ch)
         except ValueError as exc:
             return _usage(str(exc))
-    if args.duration is not None and not args.duration > 0:
-        return _usage(f"--duration must be > 0, got {args.duration}")
+    if args.duration is not None and not 0 < args.duration < float("inf"):
+        return _usage(f"--duration must be a number of seconds > 0, got {args.duration}")
     if args.stale_after is not None and not args.stale_after > 0:
         return _usage(f"--stale-after must be > 0, got {args.stale_after}")
     try:
@@ -89,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _usage(str(exc))
     printer = Printer(sys.stdout, jsonl=args.jsonl)
-    return _run_loop(_watch(client, list(dict.fromkeys(args.channels)), args.duration, printer))
+    deadline = None if args.duration is None else started + args.duration
+    channels = list(dict.fromkeys(args.channels))
+    return _run_loop(Watch(client, channels, args.duration, deadline, printer).run())
 
 
 def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
@@ -106,6 +144,21 @@ def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
         return runner.run(coro)
 
 
+def _human_value(key: str, value: Any) -> tuple[str, str]:
+    """One field for a person: seconds rounded with their unit, lists joined, no reprs."""
+    if isinstance(value, bool):
+        return key, "yes" if value else "no"
+    if isinstance(value, float):
+        if key.endswith("_s"):
+            return key[:-2], f"{value:.2f}s"
+        return key, f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        parts = [_human_value(key, v)[1] for v in value]
+        return key, ",".join(parts) if parts else "none"
+    text = str(value)
+    return key, json.dumps(text) if (" " in text or not text) else text
+
+
 class Printer:
     """Writes events as JSONL or as short human lines; flushes each line."""
 
@@ -115,6 +168,30 @@ class Printer:
 
     def event(self, ev: ClientEvent) -> None:
         self.write(ev.to_dict())
+
+    def data(self, item: TickerUpdate | TradeUpdate) -> None:
+        """One ticker or trade: a few fields as decimal strings (cheap: no book work)."""
+        if isinstance(item, TickerUpdate):
+            d: dict[str, Any] = {
+                "event": "ticker",
+                "t": time.time(),
+                "channel": item.channel,
+                "seq": item.seq,
+                "bid": _dec(item.bid),
+                "ask": _dec(item.ask),
+                "last": _dec(item.last),
+            }
+        else:
+            d = {
+                "event": "trade",
+                "t": time.time(),
+                "channel": item.channel,
+                "seq": item.seq,
+                "price": _dec(item.price),
+                "size": _dec(item.size),
+                "side": item.side,
+            }
+        self.write(d)
 
     def write(self, d: dict[str, Any]) -> None:
         line = json.dumps(d, separators=(",", ":"), default=str) if self.jsonl else self._human(d)
@@ -142,65 +219,174 @@ class Printer:
                 a = asks[i] if i < len(asks) else ["", ""]
                 rows.append(f"    {b[1]:>14} {b[0]:>14} | {a[0]:<14} {a[1]:<14}")
             return "\n".join(rows)
-        fields = " ".join(f"{k}={v}" for k, v in d.items() if k not in ("event", "t"))
+        if name == "ticker":
+            return (
+                f"{stamp} {'ticker':<16} {d['channel']} bid {d['bid']} ask {d['ask']} "
+                f"last {d['last']} seq={d['seq']}"
+            )
+        if name == "trade":
+            return (
+                f"{stamp} {'trade':<16} {d['channel']} {d['side']} {d['size']} @ {d['price']} "
+                f"seq={d['seq']}"
+            )
+        fields = " ".join(
+            "=".join(_human_value(k, v))
+            for k, v in d.items()
+            if k not in ("event", "t") and v is not None
+        )
         return f"{stamp} {name:<16} {fields}"
 
 
-async def _watch(
-    client: Client, channels: list[str], duration: float | None, printer: Printer
-) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    code = EXIT_OK
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    feed = client.events()
-    printing = True
+def _dec(x: Decimal) -> str:
+    return format(x, "f")
 
-    async def pump() -> None:
-        nonlocal code
-        async for ev in feed:
-            if printing:
-                printer.event(ev)
-            if isinstance(ev, AuthFailed):
-                code = EXIT_AUTH
-                stop.set()
 
-    pump_task = asyncio.create_task(pump())
-    try:
+class _Stopped(Exception):
+    """The run was stopped (signal or --duration) while waiting for something."""
+
+
+class Watch:
+    """One run of ``tickpipe watch``: connect, subscribe, print, stop; see the module doc."""
+
+    def __init__(
+        self,
+        client: Client,
+        channels: list[str],
+        duration: float | None,
+        deadline: float | None,
+        printer: Printer,
+    ) -> None:
+        self.client = client
+        self.channels = channels
+        self.duration = duration
+        self.deadline = deadline  # time.monotonic() when --duration ends
+        self.printer = printer
+        self.stop = asyncio.Event()
+        self.signalled = False
+        self.code = EXIT_OK
+        self.printing = True
+
+    def _on_signal(self) -> None:
+        self.signalled = True
+        self.stop.set()
+
+    async def _until_stop(self, aw: Awaitable[T]) -> T:
+        """``await aw``, unless a signal, auth_failed or the deadline comes first: then it is
+        cancelled and :class:`_Stopped` raised."""
+        task = asyncio.ensure_future(aw)
+        stopper = asyncio.create_task(self.stop.wait())
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         try:
-            await client.start()
+            await asyncio.wait({task, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            stopper.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise _Stopped
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal)
+        client = self.client
+        feed = client.events()
+        data_feeds = []
+        kinds = {ch.partition(":")[0] for ch in self.channels}
+        if "ticker" in kinds:
+            data_feeds.append(client.tickers())
+        if "trades" in kinds:
+            data_feeds.append(client.trades())
+
+        async def pump() -> None:
+            async for ev in feed:
+                if self.printing:
+                    self.printer.event(ev)
+                if isinstance(ev, AuthFailed):
+                    self.code = EXIT_AUTH
+                    self.stop.set()
+
+        async def pump_data(f: Any) -> None:
+            async for item in f:
+                if not self.printing:
+                    continue
+                if isinstance(item, ClientEvent):  # overflow: this reader fell behind
+                    self.printer.event(item)
+                else:
+                    self.printer.data(item)
+
+        pumps = [asyncio.create_task(pump())]
+        pumps += [asyncio.create_task(pump_data(f)) for f in data_feeds]
+        try:
+            return await self._run(feed)
+        finally:
+            self.printing = False
+            await client.close()
+            for t in pumps:
+                t.cancel()
+            for t in pumps:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    async def _run(self, feed: Any) -> int:
+        client, printer = self.client, self.printer
+        try:
+            await self._until_stop(client.start())
         except AuthError:
             await _flush(feed, printer)
             return EXIT_AUTH
         except StreamError as exc:
             await _flush(feed, printer)
-            print(f"tickpipe watch: {exc}", file=sys.stderr)
+            _say(str(exc))
             return EXIT_UNREACHABLE
-        sub = asyncio.create_task(client.subscribe(channels))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=duration)
-        if not sub.done():
-            sub.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StreamError):
-            await sub
+        except _Stopped:
+            await _flush(feed, printer)
+            if self.code == EXIT_AUTH or self.signalled:  # auth_failed seen first, or a signal
+                return self.code
+            _say(
+                f"not connected to {client.stream_url} within --duration {self.duration:g} s "
+                "(see the connect_retry lines)"
+            )
+            return EXIT_UNREACHABLE
+        watched = list(self.channels)
+        try:
+            result = await self._until_stop(client.subscribe(self.channels))
+        except _Stopped:
+            result = None
+        except StreamError as exc:  # lost before the answer: re-subscribed on reconnect
+            _say(f"{exc}; the channels are asked for again after a reconnect")
+            result = None
+        if result is not None and result.refused:
+            await _flush(feed, printer)
+            refused = ", ".join(f"{ch} ({code})" for ch, code in result.refused.items())
+            symbols = ", ".join(sorted(client.instruments)) or "none"
+            watched = [ch for ch in self.channels if ch not in result.refused]
+            if not watched:
+                _say(f"error: the gateway refused every channel: {refused}; symbols: {symbols}")
+                return EXIT_USAGE
+            _say(
+                f"refused {refused}; symbols the gateway lists: {symbols}; "
+                f"watching the other {len(watched)}: {', '.join(watched)}"
+            )
+        with contextlib.suppress(_Stopped):
+            await self._until_stop(asyncio.Event().wait())  # until a signal or the deadline
         await asyncio.sleep(0)  # let the dispatcher hand over what is queued
         await _flush(feed, printer)
-        printing = False
-        for ch in channels:
+        self.printing = False
+        for ch in watched:
             if ch.startswith("orderbook:"):
                 printer.write(_final_book(client, ch))
-        return code
-    finally:
-        printing = False
-        await client.close()
-        pump_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump_task
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        return self.code
+
+
+def _say(msg: str) -> None:
+    print(f"tickpipe watch: {msg}", file=sys.stderr, flush=True)
 
 
 async def _flush(feed: Any, printer: Printer) -> None:

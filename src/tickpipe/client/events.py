@@ -16,6 +16,8 @@ stale               channel, reason (heartbeat|disconnected|silent)
 active              channel (a ``silent`` channel spoke again)
 disconnected        reason (heartbeat|closed|error|client), code (close code or null),
                     heartbeat_age_s (seconds since the last ping, when known)
+connect_retry       attempt, delay_s, error (a first connect failed; before any connection,
+                    so not a reconnect: ``attempt`` counts the failed tries from 1)
 reconnecting        attempt, delay_s
 orders_cancelled    cancelled [order_id], failed [order_id], scope (own|key|gap:SYMBOL),
                     background (a later report of background retries)
@@ -124,6 +126,14 @@ class Reconnecting(ClientEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectRetry(ClientEvent):
+    name: ClassVar[str] = "connect_retry"
+    attempt: int
+    delay_s: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrdersCancelled(ClientEvent):
     name: ClassVar[str] = "orders_cancelled"
     cancelled: list[str]
@@ -185,6 +195,7 @@ EVENT_TYPES: tuple[type[ClientEvent], ...] = (
     Active,
     Disconnected,
     Reconnecting,
+    ConnectRetry,
     OrdersCancelled,
     AuthFailed,
     BadFrame,

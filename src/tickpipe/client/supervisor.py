@@ -11,8 +11,13 @@ One task runs :meth:`Supervisor.run` for the client's lifetime::
 
 Retryable versus fatal is decided in one place, :func:`classify`: an auth refusal (error frame
 ``auth_failed`` or close code 4001) is fatal: reported once (``auth_failed``), never retried
-in a loop, raised to the user. Everything the network can do (refused, reset, handshake
-failure, timeout, close codes 1001/1008/1011, heartbeat loss) is retried with backoff.
+in a loop, raised to the user. A permanent 4xx answer to the upgrade (400-499 but 408/429:
+a wrong URL) is fatal before the first connection (:class:`HandshakeRejected`, raised by
+``start()`` at once); once a connection has been made it is retried, as a proxy may answer
+so for a while during a deploy. Everything else the network can do (refused, reset, 5xx,
+timeout, close codes 1001/1008/1011, heartbeat loss) is retried with backoff. Failed tries
+before the first connection are reported as ``connect_retry``; ``reconnecting`` is only for
+reconnects after a connection was lost.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from picows import WSCloseCode, WSError, WSMsgType, WSTransport, ws_connect
+from picows import WSCloseCode, WSError, WSHandshakeError, WSMsgType, WSTransport, ws_connect
 
 from tickpipe.client.channels import Channels
 from tickpipe.client.config import ClientConfig
@@ -34,6 +39,7 @@ from tickpipe.client.events import (
     AuthFailed,
     CancelOnDisconnectArmed,
     Connected,
+    ConnectRetry,
     Disconnected,
     OrdersCancelled,
     Reconnecting,
@@ -44,7 +50,7 @@ from tickpipe.client.events import (
 from tickpipe.client.metrics import Metrics
 from tickpipe.client.orders import OrderManager
 from tickpipe.client.reader import ConnectionSink, StreamListener
-from tickpipe.errors import AuthError, FrameError, StreamError
+from tickpipe.errors import AuthError, FrameError, HandshakeRejected, StreamError
 from tickpipe.protocol import frames
 from tickpipe.protocol.backoff import Backoff
 from tickpipe.protocol.watchdog import HeartbeatWatchdog
@@ -52,13 +58,32 @@ from tickpipe.protocol.watchdog import HeartbeatWatchdog
 log = logging.getLogger("tickpipe.client.supervisor")
 
 AUTH_CLOSE_CODE = 4001
+RETRYABLE_4XX = (408, 429)  # timeout, too many requests: the only 4xx worth another try
+
+
+def rejected_upgrade(url: str, exc: WSHandshakeError) -> HandshakeRejected | None:
+    """A HandshakeRejected for a permanent 4xx answer to the upgrade, else None."""
+    response = exc.response
+    status = int(response.status) if response is not None else 0
+    if not 400 <= status <= 499 or status in RETRYABLE_4XX:
+        return None
+    phrase = getattr(response.status, "phrase", "") if response is not None else ""
+    return HandshakeRejected(
+        f"{url} refused the WebSocket upgrade: HTTP {status} {phrase}".rstrip()
+        + " (is the stream URL right?)",
+        status,
+    )
+
+
 ConnState = Literal["connecting", "connected", "blind", "backoff", "closed", "auth_failed"]
 
 
-def classify(exc: BaseException) -> Literal["fatal", "retry"]:
+def classify(exc: BaseException, *, connected_before: bool = False) -> Literal["fatal", "retry"]:
     """The one place that decides whether a connection failure is retried."""
     if isinstance(exc, AuthError):
         return "fatal"
+    if isinstance(exc, HandshakeRejected):
+        return "retry" if connected_before else "fatal"
     if isinstance(exc, StreamError | OSError | TimeoutError | WSError):
         return "retry"
     raise exc  # anything else is a bug: let it surface
@@ -190,7 +215,7 @@ class Supervisor:
         self._pending: dict[int, _Pending] = {}
         self._next_id = 1
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.fatal: AuthError | None = None
+        self.fatal: StreamError | None = None  # AuthError, or HandshakeRejected at start-up
         self.last_error: str = ""
         self.current_delay_s = 0.0
         self.connections_opened = 0
@@ -221,9 +246,13 @@ class Supervisor:
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
-                    if classify(exc) == "fatal":
-                        assert isinstance(exc, AuthError)
-                        self._fail_auth(exc)
+                    first = not self.ready.done()
+                    if classify(exc, connected_before=not first) == "fatal":
+                        if isinstance(exc, AuthError):
+                            self._fail_auth(exc)
+                        else:
+                            assert isinstance(exc, HandshakeRejected)
+                            self._fail_start(exc)
                         return
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.info("connect to %s failed: %s", self.url, self.last_error)
@@ -234,11 +263,20 @@ class Supervisor:
                 self.state = "backoff"
                 delay = self.backoff.next_delay()
                 self.current_delay_s = delay
-                self.dispatcher.event(Reconnecting(attempt=self.backoff.attempt - 1, delay_s=delay))
+                if self.ready.done():
+                    self.dispatcher.event(
+                        Reconnecting(attempt=self.backoff.attempt - 1, delay_s=delay)
+                    )
+                else:  # never connected yet: these are first tries, not reconnects
+                    self.dispatcher.event(
+                        ConnectRetry(
+                            attempt=self.backoff.attempt, delay_s=delay, error=self.last_error
+                        )
+                    )
                 await asyncio.sleep(delay)
                 self.metrics.reconnects += 1
         finally:
-            self.state = "auth_failed" if self.fatal is not None else "closed"
+            self.state = "auth_failed" if isinstance(self.fatal, AuthError) else "closed"
             if self.conn is not None:
                 self.conn.abort("client")
 
@@ -264,6 +302,12 @@ class Supervisor:
                 ),
                 timeout=cfg.connect_timeout_s,
             )
+        except WSHandshakeError as exc:
+            self.conn = None
+            rejected = rejected_upgrade(self.url, exc)
+            if rejected is not None:
+                raise rejected from exc
+            raise
         except BaseException:
             self.conn = None
             raise
@@ -362,6 +406,14 @@ class Supervisor:
                 OrdersCancelled(cancelled=report.cancelled, failed=report.failed, scope=scope)
             )
 
+    def _fail_start(self, exc: HandshakeRejected) -> None:
+        """A wrong stream URL at start-up: ``start()`` raises it at once."""
+        self.fatal = exc
+        self.last_error = str(exc)
+        log.info("%s", exc)  # raised to the user by start(): not logged louder
+        if not self.ready.done():
+            self.ready.set_exception(exc)
+
     def _fail_auth(self, exc: AuthError) -> None:
         self.fatal = exc
         self.state = "auth_failed"
@@ -391,6 +443,7 @@ class Supervisor:
 
     def _on_subscribed(self, f: frames.Subscribed) -> None:
         accepted: list[str] = []
+        refused: dict[str, str] = {}
         for ch in f.channels:
             try:
                 err = self.channels.activate(ch)
@@ -399,13 +452,15 @@ class Supervisor:
                 continue
             if err is None:
                 accepted.append(ch)
-            else:
+            else:  # confirmed, but we cannot keep it (no instrument listed for the symbol)
                 self.wanted.pop(ch, None)
+                refused[ch] = err
                 self.dispatcher.event(SubscribeError(channel=ch, code=err))
         self.dispatcher.event(SubscribedEvent(channels=accepted))
         p = self._pending.get(f.id) if f.id is not None else None
         if p is not None:
             p.result.accepted = accepted
+            p.result.refused.update(refused)
             # Refusals may come after `subscribed`: give them one loop turn to land.
             asyncio.get_running_loop().call_soon(self._resolve, f.id)
 

@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from tickpipe.errors import ConfigError
+from tickpipe.gateway.faults import CONNECTION_FAULTS, FAULT_NAMES, FRAME_FAULTS, SNAPSHOT_FAULTS
 from tickpipe.gateway.history import SeqUnknown
 from tickpipe.gateway.httputil import Handler, error_response, json_response
 from tickpipe.gateway.rest import book_body, parse_depth
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from tickpipe.gateway.server import Gateway
 
 _json = msgspec.json.Decoder()
+
+TRIGGER_FAULTS = (*CONNECTION_FAULTS, *FRAME_FAULTS, *SNAPSHOT_FAULTS, "silence_channel")
+"""Fault names ``POST /admin/trigger`` fires (the others in FAULT_NAMES are settings only)."""
 
 
 class Admin:
@@ -81,8 +85,22 @@ class Admin:
         if isinstance(body, web.Response):
             return body
         fault = body.pop("fault", None)
+        names = ", ".join(TRIGGER_FAULTS)
         if not isinstance(fault, str):
-            return error_response(400, "invalid_fault", 'body needs "fault": a fault name')
+            return error_response(
+                400, "invalid_fault", f'body needs "fault": one of {names}, got {fault!r}'
+            )
+        if fault not in TRIGGER_FAULTS:
+            hint = (
+                " (a continuous setting: set it with POST /admin/faults)"
+                if fault in FAULT_NAMES
+                else ""
+            )
+            return error_response(
+                400,
+                "invalid_fault",
+                f"cannot trigger {fault!r}{hint}; faults that can be triggered: {names}",
+            )
         try:
             result = self.gw.trigger(fault, **body)
         except ConfigError as exc:

@@ -12,6 +12,10 @@ from tickpipe.gateway.markets import DEFAULT_MARKETS, MarketSpec
 
 DEMO_KEY = "demo"
 DEMO_SECRET = "demo-secret"
+MAX_RATE = 100_000.0
+"""Highest ``rate`` (steps a second per instrument) accepted. One gateway process publishes at
+most ~50,000 frames/s in all (README), so a higher pace could only be "as fast as possible",
+which is ``rate`` 0; the bound keeps inf/nan and typos such as 1e9 out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,9 @@ class GatewayConfig:
     - ``rate`` (20.0): orderbook delta frames a second per instrument; 0 = as fast as the
       slowest subscribed connection can take (pushes back on the producer, never drops).
       Tickers go out at most ``ticker_hz`` (10) a second; trades when the market trades.
+      At most ``MAX_RATE`` (100,000). Either way the market task steps for at most
+      ``MARKET_TURN_S`` (5 ms, server.py) before it yields, so signals and sockets are served
+      at any pace; a market that cannot keep up logs ``market_behind`` and skips ahead.
     - ``heartbeat_ms`` (5000): WebSocket ping interval, announced at auth. A connection that
       answers no ping for ``pong_timeout_factor`` (2.5) x that is closed (4008) and counts as
       a disconnect for cancel_on_disconnect.
@@ -78,7 +85,12 @@ class GatewayConfig:
             self.admin_port,
             "0..65535 or None",
         )
-        need(self.rate >= 0, "rate", self.rate, ">= 0 (0 = as fast as possible)")
+        need(
+            0 <= self.rate <= MAX_RATE,
+            "rate",
+            self.rate,
+            f"0..{MAX_RATE:,.0f} steps/s per instrument (0 = as fast as possible)",
+        )
         need(self.ticker_hz > 0, "ticker_hz", self.ticker_hz, "> 0")
         need(self.heartbeat_ms >= 10, "heartbeat_ms", self.heartbeat_ms, ">= 10")
         need(self.pong_timeout_factor >= 1, "pong_timeout_factor", self.pong_timeout_factor, ">= 1")
@@ -98,7 +110,17 @@ def parse_key_arg(text: str) -> tuple[str, str]:
     """``"KEY:SECRET"`` -> (key, secret); ConfigError when either part is missing."""
     key, sep, secret = text.partition(":")
     if not sep or not key or not secret:
-        raise ConfigError(f"--key expects KEY:SECRET, got {text.split(':')[0]!r}...")
+        # never echo the text whole: with no colon it may well be a secret pasted alone
+        got = (
+            "a value with no ':'"
+            if not sep
+            else "an empty KEY"
+            if not key
+            else f"key {key!r} with an empty SECRET"
+        )
+        raise ConfigError(
+            f"--key expects KEY:SECRET, both non-empty (e.g. --key bot1:s3cret), got {got}"
+        )
     return key, secret
 
 

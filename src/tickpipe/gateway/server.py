@@ -41,6 +41,10 @@ from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
 
+MARKET_TURN_S = 0.005
+"""The market task yields to the event loop after at most this long of stepping (one step of
+every instrument costs ~15 us), so signals, sockets and admin calls are served at any rate."""
+
 
 class Gateway:
     """A running (after :meth:`start`) reference gateway. See the module docstring."""
@@ -182,6 +186,7 @@ class Gateway:
                 await asyncio.sleep(0)
         burst = max(1, math.ceil(rate / 50))  # at most ~20 ms of steps without yielding
         t0, done = time.monotonic(), 0
+        clock = time.monotonic
         while True:
             if not self._running.is_set():
                 await self._running.wait()
@@ -191,9 +196,12 @@ class Gateway:
             if due > rate:  # more than a second behind: do not try to catch up
                 log_event("market_behind", level=logging.WARNING, behind_steps=due)
                 t0, done, due = now, 0, 1
+            turn_end = now + MARKET_TURN_S  # steps can be slow: bound the turn by time too
             for _ in range(min(due, burst)):
                 hub.step()
                 done += 1
+                if clock() >= turn_end:
+                    break
             await asyncio.sleep(max(0.0, t0 + (done + 1) / rate - time.monotonic()))
 
     async def _wait_for_room(self) -> None:
