@@ -7,7 +7,14 @@ is fed by the gateway's pings themselves, as VTS/1 section 6 asks. See
 ``benchmarks/`` for the figures.
 
 - TEXT: handed to :meth:`Channels.on_text` at once (decode + sequence + apply, inline).
-  Fragmented messages are reassembled up to ``max_frame_bytes``.
+  Fragmented messages are reassembled up to ``max_frame_bytes`` and ``max_fragmented_s``:
+  past either, the connection is closed with 1009 exactly as picows closes it for one frame
+  over ``max_frame_bytes`` (a ``bad_frame`` is reported, then the supervisor goes blind and
+  reconnects). Before, the rest of an endless message was silently skipped and the socket
+  kept, with no data flowing and every book still ``live``. The time bound is checked on each
+  continuation frame and on each PING, so a message trickling one byte a second (always under
+  the byte bound) while the gateway keeps pinging cannot hold the socket either; a gateway
+  that stops pinging is caught by the heartbeat watchdog as usual.
 - PING: answered with a PONG carrying the same payload at once; the watchdog is fed.
 - BINARY: VTS/1 frames are text; a binary frame is reported as a bad frame and dropped.
 - CLOSE: the code and reason are kept for the supervisor; we answer and disconnect.
@@ -15,9 +22,10 @@ is fed by the gateway's pings themselves, as VTS/1 section 6 asks. See
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSProtocolError, WSTransport
 
 from tickpipe.errors import FrameError
 
@@ -44,12 +52,37 @@ class ConnectionSink:
 class StreamListener(WSListener):  # type: ignore[misc]
     """Per-connection listener; ``sink`` gets every frame."""
 
-    def __init__(self, sink: ConnectionSink, max_frame_bytes: int) -> None:
+    def __init__(
+        self,
+        sink: ConnectionSink,
+        max_frame_bytes: int,
+        max_fragmented_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sink = sink
         self.max_frame_bytes = max_frame_bytes
+        self.max_fragmented_s = max_fragmented_s
         self.transport: WSTransport | None = None
         self._fragments: bytearray | None = None
+        self._fragments_since = 0.0
+        self._clock = clock
         self._on_text: Callable[[bytes | memoryview], None] = sink.on_text
+
+    def _too_big(self, reason: str) -> None:
+        """Report, then make picows close with 1009 and disconnect, as for one frame over
+        ``max_frame_bytes`` (raising WSProtocolError from on_ws_frame does exactly that)."""
+        self._fragments = None
+        self.sink.on_bad_frame(FrameError(reason))
+        raise WSProtocolError(WSCloseCode.MESSAGE_TOO_BIG, reason)
+
+    def _check_fragment_age(self) -> None:
+        if self._fragments is not None:
+            age = self._clock() - self._fragments_since
+            if age > self.max_fragmented_s:
+                self._too_big(
+                    f"fragmented message not complete after {age:.1f}s "
+                    f"(max_fragmented_message_s {self.max_fragmented_s:g})"
+                )
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -62,22 +95,25 @@ class StreamListener(WSListener):  # type: ignore[misc]
                 self._on_text(frame.get_payload_as_memoryview())
             else:
                 self._fragments = bytearray(frame.get_payload_as_memoryview())
+                self._fragments_since = self._clock()
         elif t is WSMsgType.CONTINUATION:
             buf = self._fragments
             if buf is None:
                 return
             buf += frame.get_payload_as_memoryview()
             if len(buf) > self.max_frame_bytes:
-                self._fragments = None
-                self.sink.on_bad_frame(
-                    FrameError(f"fragmented message over {self.max_frame_bytes} bytes")
+                self._too_big(
+                    f"fragmented message over {self.max_frame_bytes} bytes (max_frame_bytes)"
                 )
             elif frame.fin:
                 self._fragments = None
                 self._on_text(bytes(buf))
+            else:
+                self._check_fragment_age()
         elif t is WSMsgType.PING:
             transport.send_pong(frame.get_payload_as_bytes())
             self.sink.on_ping()
+            self._check_fragment_age()
         elif t is WSMsgType.CLOSE:
             code = frame.get_close_code()
             code_int = int(code.value) if isinstance(code, WSCloseCode) else int(code)

@@ -249,7 +249,7 @@ class Supervisor:
         cfg = self.config
 
         def factory() -> StreamListener:
-            lst = StreamListener(conn, cfg.max_frame_bytes)
+            lst = StreamListener(conn, cfg.max_frame_bytes, cfg.max_fragmented_message_s)
             conn.listener = lst
             return lst
 
