@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSProtocolError, WSTransport
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from tickpipe.errors import FrameError
 
@@ -69,11 +69,16 @@ class StreamListener(WSListener):  # type: ignore[misc]
         self._on_text: Callable[[bytes | memoryview], None] = sink.on_text
 
     def _too_big(self, reason: str) -> None:
-        """Report, then make picows close with 1009 and disconnect, as for one frame over
-        ``max_frame_bytes`` (raising WSProtocolError from on_ws_frame does exactly that)."""
+        """Report, then close with 1009 and disconnect, as picows does for one frame over
+        ``max_frame_bytes``. (Not by raising WSProtocolError from ``on_ws_frame``, which picows
+        would turn into the same close: an exception through its Cython callback was seen to
+        upset CPython 3.11's recursion-depth bookkeeping, a SystemError later in ``ast``.)"""
         self._fragments = None
         self.sink.on_bad_frame(FrameError(reason))
-        raise WSProtocolError(WSCloseCode.MESSAGE_TOO_BIG, reason)
+        t = self.transport
+        if t is not None and not t.is_disconnected:
+            t.send_close(WSCloseCode.MESSAGE_TOO_BIG, reason.encode()[:120])
+            t.disconnect()
 
     def _check_fragment_age(self) -> None:
         if self._fragments is not None:
