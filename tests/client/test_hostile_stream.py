@@ -157,3 +157,21 @@ async def test_a_fragmented_message_that_never_ends_under_the_byte_bound_is_cut(
         bad = _names(seen, "bad_frame")
         assert any("not complete after" in b["error"] for b in bad), bad
         await until(lambda: gw.connections >= 2 and c.connected, 15, "reconnected")
+
+
+async def test_a_close_frame_without_a_reason_is_read_as_a_close() -> None:
+    """Before: picows gives None for a close frame with a code and no text, and the reader's
+    ``.decode()`` raised AttributeError (logged by picows as a listener error), so the code
+    was lost and the loss was reported as ``error``."""
+
+    async def script(peer: Peer, channels: list[str]) -> None:
+        if gw.connections == 1:
+            await asyncio.sleep(0.3)
+            await peer.ws.close(code=1001)  # a code, no message
+
+    async with HostileGateway(script=script) as gw, _client(gw) as client:
+        seen = _recorder(client)
+        await client.subscribe(["ticker:X"])
+        await until(lambda: bool(_names(seen, "disconnected")), 10, "disconnected")
+        (lost,) = _names(seen, "disconnected")
+        assert (lost["reason"], lost["code"]) == ("closed", 1001), lost

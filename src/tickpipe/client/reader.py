@@ -122,7 +122,8 @@ class StreamListener(WSListener):  # type: ignore[misc]
         elif t is WSMsgType.CLOSE:
             code = frame.get_close_code()
             code_int = int(code.value) if isinstance(code, WSCloseCode) else int(code)
-            reason = frame.get_close_message().decode(errors="replace")
+            message = frame.get_close_message()  # None when the close frame carries none
+            reason = message.decode(errors="replace") if message else ""
             self.sink.on_close_frame(code_int, reason)
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
