@@ -88,8 +88,9 @@ def parse_retry_after(value: str | None, max_s: float) -> tuple[float, str | Non
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
-    """The body, read chunk by chunk up to ``cap`` bytes: (body, True) when it went past ``cap``
-    (then the body holds the first ``cap`` bytes only and the rest was never read)."""
+    """The body, read chunk by chunk up to ``cap`` bytes, and whether it went past ``cap``: then
+    only its first ``min(cap, ERROR_BODY_BYTES)`` bytes are returned (an error answer's code
+    and message; a 2xx answer over the cap is refused whole) and the rest is never read."""
     length = resp.content_length
     if length is not None and length > cap:
         return b"", True
@@ -97,8 +98,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, b
     async for chunk in resp.content.iter_chunked(_READ_CHUNK):
         buf += chunk
         if len(buf) > cap:
-            del buf[cap:]
-            return bytes(buf), True
+            return bytes(buf[: min(cap, ERROR_BODY_BYTES)]), True
     return bytes(buf), False
 
 
