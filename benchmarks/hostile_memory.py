@@ -67,6 +67,10 @@ def _worst_body(cap: int = 16 << 20) -> bytes:
     return head + b"x" * (cap - len(head) - 3) + b'"}'
 
 
+def _max_levels_body() -> bytes:
+    return json.dumps(snapshot_body(bids=10_000, asks=10_000)).encode()
+
+
 def _snapshot_handler(case: str) -> Any:
     if case == "endless_body":
         chunk = b'["1.00","1.000"],' * 4000
@@ -86,7 +90,7 @@ def _snapshot_handler(case: str) -> Any:
         body = {
             "huge_snapshot_len": _huge_body,
             "huge_snapshot_chunked": _huge_body,
-            "max_levels": lambda: json.dumps(snapshot_body(bids=10_000, asks=10_000)).encode(),
+            "max_levels": _max_levels_body,
             "worst_under_caps": _worst_body,
         }[case]()
         chunked = case == "huge_snapshot_chunked"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.client.hostile import HostileGateway, snapshot_body, until
+from tests.client.hostile import Handler, HostileGateway, snapshot_body, until
 from tickpipe import Client
 from tickpipe.client.events import ClientEvent
 from tickpipe.client.rest import (
@@ -138,7 +138,7 @@ def test_a_huge_retry_after_header_is_truncated_in_the_note() -> None:
     assert why is not None and len(why) < 120
 
 
-def _rate_limited_once(retry_after: str) -> Any:
+def _rate_limited_once(retry_after: str) -> Handler:
     answered = {"n": 0}
 
     async def handler(_: web.Request) -> web.Response:
@@ -178,7 +178,7 @@ async def test_an_absurd_retry_after_does_not_keep_books_syncing(
         assert client._require(client._rest).retry_after_fixed == 1
 
 
-def _levels_body(bids: int, asks: int) -> Any:
+def _levels_body(bids: int, asks: int) -> Handler:
     body = json.dumps(snapshot_body(bids=bids, asks=asks)).encode()
 
     async def handler(_: web.Request) -> web.Response:

@@ -11,8 +11,8 @@ Worst-case memory set by these knobs (per client):
   snapshot is late at once; a synced book buffers nothing);
 - user queues: ``event_queue_size`` events per ``events()`` iterator, ``data_queue_size``
   trades/tickers waiting for callbacks; book triggers are coalesced (one pending slot per book);
-- the socket: ``max_frame_bytes`` for one frame in picows' read buffer (or one fragmented
-  message being reassembled);
+- the socket: ``max_frame_bytes`` for one frame in picows' read buffer.
+- a fragmented message being reassembled: ``max_frame_bytes`` too;
 - REST: ``max_rest_body_bytes`` per answer being read (``snapshot_concurrency`` of them at once
   at most for snapshots), and the objects of one decoded snapshot of at most
   ``max_snapshot_levels`` levels a side.
