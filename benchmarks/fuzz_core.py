@@ -50,7 +50,7 @@ INSTRUMENTS = [
     Instrument("SAT-USD", "crypto", "1", "0.00000001"),
 ]
 HISTORY = 4096  # true books kept per channel, to check a synced book against its seq
-MAX_BUFFER = 32  # small, so that overflow happens
+MAX_BUFFER = 32  # small, so that full buffers trim (keep the newest)
 WIDTH = 20  # price ticks a book spans: <= 10 levels a side
 
 
@@ -299,7 +299,7 @@ class Shell:
         self.channels = list(self.syncs) + list(self.trackers)
         self.report = Report()
         self.steps = 0
-        self.stalled_until = dict.fromkeys(self.syncs, 0)  # snapshot service slow: overflow
+        self.stalled_until = dict.fromkeys(self.syncs, 0)  # snapshot service slow: buffers trim
         for sync in self.syncs.values():
             sync.start()
 

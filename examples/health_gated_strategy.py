@@ -11,7 +11,7 @@ What it shows a bot author:
 
 Run it against the reference gateway (try ``tickpipe gateway --faults flaky``)::
 
-    python examples/health_gated_strategy.py --duration 20
+    .venv/bin/python examples/health_gated_strategy.py --duration 20
 
 It exits 0 after ``--duration`` seconds and prints, per book, how often it was usable.
 """

@@ -9,7 +9,7 @@ What it shows a bot author:
 
 Run it against the reference gateway (``tickpipe gateway`` in another terminal)::
 
-    python examples/multi_asset_watcher.py --duration 20
+    .venv/bin/python examples/multi_asset_watcher.py --duration 20
 
 It prints a line a second per book, every trade and every event, and exits 0 after
 ``--duration`` seconds.

@@ -11,9 +11,11 @@ What it shows a bot author:
 
 Run it against the reference gateway (``tickpipe gateway`` in another terminal)::
 
-    python examples/spread_bot.py --symbol BTC-USD --duration 30
+    .venv/bin/python examples/spread_bot.py --symbol BTC-USD --duration 30
 
-It ends by itself after ``--duration`` seconds, cancels what it still has resting and exits 0.
+It ends by itself after ``--duration`` seconds, cancels what it still has resting, asks the
+gateway how each order it placed ended (filled, cancelled by the bot or by the kill switch)
+and exits 0.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from decimal import Decimal
 
 import aiohttp
 
-from tickpipe import BookView, Client
-from tickpipe.errors import RestError
+from tickpipe import BookView, Client, ClientEvent
+from tickpipe.errors import BlindError, RestError
 
 
 async def tick_size(rest_url: str, symbol: str) -> Decimal:
@@ -64,7 +66,9 @@ class SpreadBot:
         self.min_ticks, self.back_ticks, self.min_requote_s = min_ticks, back_ticks, min_requote_s
         self.resting: dict[str, tuple[str, Decimal]] = {}  # side -> (order_id, price)
         self.last_move: dict[str, float] = {}  # side -> loop time of the last requote
-        self.placed = self.cancelled = self.skipped = 0
+        self.placed: list[str] = []  # every order id placed, to ask how each one ended
+        self.cancelled_by_bot: set[str] = set()
+        self.skipped = 0
 
     async def on_book(self, view: BookView) -> None:
         if not view.usable(max_age_s=2.0):
@@ -91,32 +95,74 @@ class SpreadBot:
         if now - self.last_move.get(side, -1e9) < self.min_requote_s:
             return  # moved a moment ago: let the book settle
         self.last_move[side] = now
-        if current is not None and current[0] not in self.client.own_orders:
-            del self.resting[side]  # filled, or cancelled by the kill switch meanwhile
         await self.pull(side)
         try:
             order = await self.client.place_limit_order(self.symbol, side, price, self.size)
+        except BlindError:  # the stream is down: the client refuses orders until it is back
+            return
         except RestError as exc:  # rejected, rate limited, gateway unreachable: try next time
             print(f"place {side} @ {price} failed: {exc}")
             return
-        self.placed += 1
+        self.placed.append(order.order_id)
         if order.is_open:
             self.resting[side] = (order.order_id, price)
 
     async def pull(self, side: str) -> None:
         current = self.resting.pop(side, None)
-        if current is None:
-            return
+        if current is None or current[0] not in self.client.own_orders:
+            return  # none, or cancelled by the kill switch meanwhile
         try:
-            await self.client.cancel_order(current[0])
-            self.cancelled += 1
+            order = await self.client.cancel_order(current[0])
         except RestError:
-            pass  # already filled, or already cancelled by the kill switch: nothing to do
+            return  # the gateway did not answer: the final tally asks again
+        # A cancel answers with the order in its final state: "filled" if it filled first,
+        # "cancelled" with the gateway's reason ("user" for ours, else the kill switch's).
+        if order.status == "cancelled" and order.raw.get("cancel_reason", "user") == "user":
+            self.cancelled_by_bot.add(order.order_id)
+
+    async def tally(self) -> dict[str, int]:
+        """How every order placed ended, asked of the gateway (the truth, not a guess)."""
+        out = {"filled": 0, "cancelled": 0, "open": 0, "unknown": 0}
+        for oid in self.placed:
+            try:
+                status = (await self.client.get_order(oid)).status
+            except RestError:
+                status = "unknown"
+            out[status if status in out else "unknown"] += 1
+        return out
+
+
+class KillSwitchLog:
+    """Sums the client's ``orders_cancelled`` events: what its kill switch did in the run."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.cancelled = 0
+        self.failed = 0
+
+    def on_event(self, ev: ClientEvent) -> None:
+        if ev.name != "orders_cancelled":
+            return
+        d = ev.to_dict()
+        self.cancelled += len(d["cancelled"])
+        if not d.get("background"):  # background reports are retries of an earlier run
+            self.runs += 1
+            self.failed += len(d["failed"])
+
+    def __str__(self) -> str:
+        if self.runs == 0:
+            return "kill switch: never triggered"
+        return (
+            f"kill switch: cancelled {self.cancelled}, failed {self.failed} "
+            f"in {self.runs} run{'s' if self.runs != 1 else ''}"
+        )
 
 
 async def main(args: argparse.Namespace) -> None:
     tick = await tick_size(args.rest_url, args.symbol)
     async with Client(args.stream_url, args.rest_url) as client:
+        kill_switch = KillSwitchLog()
+        client.on_state(kill_switch.on_event)
         await client.subscribe([f"orderbook:{args.symbol}"])
         await client.wait_synced(args.symbol, timeout=10)
         bot = SpreadBot(client, args.symbol, tick, args.size, args.min_ticks, args.back_ticks)
@@ -128,11 +174,16 @@ async def main(args: argparse.Namespace) -> None:
                         await bot.on_book(view)
         for side in list(bot.resting):
             await bot.pull(side)
+        ended = await bot.tally()
+        by_bot = len(bot.cancelled_by_bot)
         stats = client.stats()
         print(
-            f"spread_bot {args.symbol}: placed {bot.placed}, cancelled {bot.cancelled}, "
-            f"skipped {bot.skipped} unusable updates; reconnects {stats.reconnects}, "
-            f"resyncs {stats.resyncs}, kill switch {stats.last_kill_switch}"
+            f"spread_bot {args.symbol}: placed {len(bot.placed)} orders: {ended['filled']} "
+            f"filled, {ended['cancelled']} cancelled ({by_bot} by the bot, "
+            f"{ended['cancelled'] - by_bot} by the kill switch), {ended['open']} still open"
+            + (f", {ended['unknown']} unknown" if ended["unknown"] else "")
+            + f"; skipped {bot.skipped} unusable updates; reconnects {stats.reconnects}, "
+            f"resyncs {stats.resyncs}; {kill_switch}"
         )
 
 

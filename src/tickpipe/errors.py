@@ -8,8 +8,13 @@
     ├── IllegalTransition             a pure state machine was fed an input its state forbids;
     │                                 names the state and the input (a bug in the caller)
     ├── StreamError                   the stream connection failed or was lost
-    │   └── AuthError                 the gateway refused our credentials (close 4001): fatal,
-    │                                 never retried in a loop
+    │   ├── AuthError                 the gateway refused our credentials (close 4001): fatal,
+    │   │                             never retried in a loop
+    │   ├── ClientClosedError         the client was closed: every call on it raises this at
+    │   │                             once ("client is closed"); nothing is sent any more
+    │   └── BlindError                an order was refused because the stream is down (the
+    │                                 client is blind: VTS/1 section 8) and no kill switch
+    │                                 could protect it; retry once connected again
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   └── UnknownOrderError         404 unknown_order
@@ -69,6 +74,16 @@ class StreamError(TickpipeError):
 
 class AuthError(StreamError):
     """The gateway refused our credentials. Not a network fault: never retried in a loop."""
+
+
+class ClientClosedError(StreamError):
+    """The client was closed (``close()`` or the end of ``async with``): every call raises this
+    at once, and nothing is sent to the gateway any more."""
+
+
+class BlindError(StreamError):
+    """An order was refused: the stream is down (the client is blind and reconnecting), so no
+    book can be trusted and no kill switch would protect the order. Retry once connected."""
 
 
 class RestError(TickpipeError):

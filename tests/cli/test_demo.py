@@ -214,7 +214,7 @@ def test_dashboard_shows_books_then_a_disconnect_key_goes_stale_and_recovers(dem
 
     term.child.send("d")
     screen = term.wait_for(
-        lambda s: "disconnected reason=" in s and "stale orderbook:" in s,
+        lambda s: "disconnected reason=" in s and "stale reason=disconnected orderbook:" in s,
         "the disconnect and the books going stale in the events pane",
         timeout_s=10,
     )
@@ -333,7 +333,94 @@ def test_unreachable_gateway_is_a_clear_error_not_a_traceback():
     proc.close()
     out = (proc.before or b"").decode()
     assert proc.exitstatus == 1, out
-    assert "tickpipe demo: error:" in out and "Traceback" not in out
+    assert "tickpipe demo: error: cannot load the instruments from http://127.0.0.1:9/" in out
+    assert "Traceback" not in out
+    # no summary of a run that never happened
+    assert "stopped" not in out and "connection:" not in out and "kill switch" not in out, out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_gateway_that_cannot_start_prints_only_the_error_and_exits_1():
+    import subprocess
+
+    proc = subprocess.run(
+        [PYTHON, "-m", "tickpipe", "demo", "--gateway-arg=--no-such-flag", "--duration", "5"],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=45,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "tickpipe demo: error: cannot start the embedded gateway" in proc.stderr
+    assert "--no-such-flag" in proc.stderr
+    assert "stopped" not in proc.stdout + proc.stderr and "connection:" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_no_valid_channel_exits_2_naming_each_refusal_and_the_known_symbols():
+    import subprocess
+
+    proc = subprocess.run(
+        [PYTHON, "-m", "tickpipe", "demo", "--channels", "orderbook:FOO", "ticker:BAR",
+         "--duration", "5", "--no-strategy"],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=45,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = proc.stderr
+    assert (
+        "tickpipe demo: error: no channel to show: refused orderbook:FOO (unknown symbol 'FOO')"
+        in err
+    )
+    assert "ticker:BAR (unknown symbol 'BAR')" in err
+    assert re.search(r"known symbols: .*AAPL.*BTC-USD", err), err
+    assert "stopped" not in proc.stdout + err and "Traceback" not in err
+
+
+# -- 80x24: the smallest terminal the demo promises to be readable in -----------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_at_80x24_a_refused_channel_is_named_the_rest_runs_and_nothing_vital_is_cut():
+    term = DemoTerminal(
+        "--channels", "orderbook:FOO", *(f"orderbook:{s}" for s in DEFAULT_BOOKS), "ticker:AAPL",
+        "--duration", "60", "--no-strategy",
+        cols=80, rows=24,
+    )  # fmt: skip
+    try:
+
+        def all_live(s: str) -> bool:  # one line per book: symbol, state, best bid, best ask
+            return all(
+                re.search(rf"^{sym} +LIVE .*\d\.\d+ +\d+\.\d+\b", s, re.M) for sym in DEFAULT_BOOKS
+            )
+
+        screen = term.wait_for(all_live, "every valid book LIVE with bid and ask", 30)
+        assert "refused orderbook:FOO (unknown symbol 'FOO')" in screen  # the notice line
+        assert "FOO" not in screen.split("\n", 2)[2]  # no row for it
+        for label in ("heartbeat", "frames/s", "p50/p99", "reconnects", "snapshots", "kill switch"):
+            assert re.search(rf"│ {re.escape(label)} ", screen), (label, screen)
+        books_area = "\n".join(line[:46] for line in screen.splitlines()[2:])
+        assert "…" not in books_area, screen
+        # 'e': two 503s on the first book: the status is what the events pane shows first
+        term.child.send("e")
+        screen = term.wait_for(
+            lambda s: "snapshot_error status=503" in s, "snapshot_error status=503", 20
+        )
+        term.child.send("q")
+        assert term.wait_exit(20) == 0
+        out = term.plain_output()
+        assert "Traceback" not in out and "stopped (q pressed)" in out
+        assert "channels: refused orderbook:FOO (unknown symbol 'FOO')" in out
+    finally:
+        term.close()
 
 
 # -- the screen, from plain values ---------------------------------------------------------
@@ -432,6 +519,78 @@ def test_render_fits_a_small_terminal_by_collapsing_books():
         assert s in text
     for a in FAULT_ACTIONS:  # the key legend wraps instead of losing keys
         assert f"[{a.key}] {a.legend}" in text
+
+
+def _realistic_books() -> tuple[BookRow, ...]:
+    prices = {
+        "BTC-USD": ("65000.00", "65000.01", "0.2728"),
+        "ETH-USD": ("3399.97", "3399.98", "1.332"),
+        "AAPL": ("188.99", "189.00", "598"),
+        "MSFT": ("414.95", "414.96", "580"),
+        "NVDA": ("880.01", "880.02", "268"),
+        "XAU-USD": ("2350.10", "2350.20", "17.03"),
+        "EUR-USD": ("1.08498", "1.08499", "2272000"),
+    }
+    states = ["live", "resyncing", "stale", "live", "syncing", "live", "stale"]
+    reasons = ["", "checksum", "disconnected", "", "subscribed", "", "heartbeat"]
+    return tuple(
+        BookRow(
+            sym, "crypto", states[i], reasons[i], 123456, 0.4,
+            ((bid, size),) * 5, ((ask, size),) * 5, "0.01",
+        )
+        for i, (sym, (bid, ask, size)) in enumerate(prices.items())
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("cols", "rows"), [(80, 24), (100, 30), (160, 48)])
+def test_narrow_screens_drop_whole_columns_never_cut_symbol_state_or_best_prices(cols, rows):
+    books = _realistic_books()
+    conn = ConnectionRow(
+        "reconnecting", 7.5, 1234.0, 0.42, 3.9, 2, 3, 11, 0.61, 19, 4,
+        "cancelled 12, failed 1 (own) at 12:00:03",
+    )  # fmt: skip
+    text = _screen(_snapshot(books=books, connection=conn), cols, rows)
+    lines = text.rstrip("\n").splitlines()
+    assert len(lines) <= rows
+    compact = "╭─ BTC-USD" not in text  # one line per book, else one panel per book
+    for b in books:
+        state, bid, ask = b.state.upper(), re.escape(b.bids[0][0]), re.escape(b.asks[0][0])
+        if compact:
+            row = rf"^{re.escape(b.symbol)} +{state}\b.* {bid} +{ask}\b"
+            assert re.search(row, text, re.M), (b.symbol, text)
+        else:
+            assert book_line(text, b.symbol).startswith(f"│{state}"), (b.symbol, text)
+            assert re.search(rf" {bid} +{ask} ", text), (b.symbol, text)
+    # labels are whole; a value loses whole fields, so no cell of the sidebar ends in "…"
+    assert "…" not in text, text
+    assert re.search(r"reconnects\s+11", text) and re.search(r"429s 4", text)
+    assert re.search(r"kill switch\s+(cancelled 12, failed 1|12 ok, 1 failed)", text), text
+    assert "RECONNECTING" in text and "quoting 3 books" in text
+
+
+def test_events_pane_shows_the_essential_field_first_and_narrow_panes_drop_the_time():
+    from tickpipe.client.events import GapEvent, SnapshotError, Stale
+
+    events = (
+        format_event(
+            SnapshotError(
+                channel="orderbook:EUR-USD",
+                error="GET /v1/snapshot/EUR-USD?depth=50 -> 503 snapshot_unavailable: injected",
+            )
+        ),
+        format_event(GapEvent(channel="orderbook:XAU-USD", reason="checksum", expected=1, got=2)),
+        format_event(Stale(channel="orderbook:BTC-USD", reason="heartbeat")),
+    )
+    assert re.search(r"^\d\d:\d\d:\d\d snapshot_error status=503 orderbook:EUR-USD", events[0])
+    assert "snapshot_unavailable" in events[0] and "GET" not in events[0].split("error=")[0]
+    assert "gap reason=checksum orderbook:XAU-USD" in events[1]
+    text = _screen(_snapshot(events=events), 80, 24)
+    assert "│ snapshot_error status=503 " in text  # no time column at 80 columns
+    limited = format_event(SnapshotError(channel="orderbook:AAPL", error="GET /x -> 429 limit: x"))
+    assert limited.split(" ", 1)[1] == "snapshot_error status=429 orderbook:AAPL error=limit: x"
+    assert "│ gap reason=checksum " in text and "│ stale reason=heartbeat " in text
+    wide = _screen(_snapshot(events=events), 160, 48)
+    assert re.search(r"\d\d:\d\d:\d\d snapshot_error status=503 ", wide)
 
 
 def test_book_grid_shape_follows_the_terminal():

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
 
 from tickpipe.client.dispatch import Dispatcher, Feed
 from tickpipe.client.events import Overflow, SyncedEvent
@@ -100,3 +104,52 @@ async def test_book_feed_coalesces_per_channel() -> None:
     assert f.get_nowait() is a
     f.put(a)  # taken: may be queued again
     assert [f.get_nowait(), f.get_nowait(), f.get_nowait()] == [b, a, None]
+
+
+async def test_raising_callback_logs_one_traceback_then_bounded_summaries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    m = Metrics()
+    d = Dispatcher(m, data_queue_size=1000, feed_size=100, clock=lambda: now[0])
+
+    def bad(t: object) -> None:
+        raise RuntimeError("user bug")
+
+    def other_bad(t: object) -> None:
+        raise KeyError("other")
+
+    d.add_callback("trade", bad)
+    d.add_callback("trade", other_bad)
+    task = asyncio.create_task(d.run())
+    caplog.set_level(logging.DEBUG, logger="tickpipe.client.dispatch")
+    try:
+        for i in range(85):
+            d.trade(_trade(i))
+        await _until(lambda: m.callback_errors == 170)
+        tracebacks = [r for r in caplog.records if r.exc_info]
+        assert len(tracebacks) == 2  # the first error of each callback, in full
+        assert {r.exc_info[0] for r in tracebacks if r.exc_info} == {RuntimeError, KeyError}
+        assert len(caplog.records) == 2  # no line per further error
+        counts = d.callback_error_counts
+        assert sum(counts.values()) == 170 and len(counts) == 2
+        assert any("bad" in k and v == 85 for k, v in counts.items()), counts
+        now[0] += d.error_log_every_s + 0.1  # time passes; the next error brings a summary
+        d.trade(_trade(85))
+        await _until(lambda: m.callback_errors == 172)
+        summaries = [r for r in caplog.records[2:] if not r.exc_info]
+        assert len(summaries) == 2, [r.getMessage() for r in caplog.records]
+        assert any("85 more" in r.getMessage() or "85 times" in r.getMessage()
+                   for r in summaries), [r.getMessage() for r in summaries]  # fmt: skip
+        for i in range(86, 120):  # still within the interval: silent again
+            d.trade(_trade(i))
+        await _until(lambda: m.callback_errors == 240)
+        assert len(caplog.records) == 4
+    finally:
+        task.cancel()
+
+
+async def _until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.005)

@@ -46,3 +46,23 @@ def test_latency_values_are_the_window_oldest_first() -> None:
     w.record(7.0)
     assert w.values() == [4.0, 5.0, 6.0, 7.0]
     assert sorted(w.values()) == sorted(w._buf.tolist())
+
+
+def test_rate_meter_current_rate_from_periodic_samples() -> None:
+    r = RateMeter(window_s=5.0)
+    for t in range(0, 11):  # a periodic task samples 100 frames/s, once a second
+        r.sample(float(t), t * 100)
+    # one read between samples, no sample of its own: a real rate, not 0
+    assert r.current(10.5, 1050) == pytest.approx(100.0)
+    assert r.current(10.5, 1050) == pytest.approx(100.0)  # reading changes nothing
+    # the window slides: only the last ~5 s count
+    for t in range(11, 16):
+        r.sample(float(t), 1000 + (t - 10) * 10)
+    assert r.current(15.0, 1050) == pytest.approx(10.0)
+
+
+def test_rate_meter_with_one_sample_uses_it() -> None:
+    r = RateMeter(window_s=5.0)
+    assert r.current(1.0, 0) == 0.0
+    r.sample(0.0, 0)
+    assert r.current(2.0, 50) == pytest.approx(25.0)

@@ -176,3 +176,79 @@ async def test_5xx_goes_back_to_the_book_and_jitter_delays() -> None:
     assert time.monotonic() - t0 >= 0.19
     assert got[0].snapshot is None and isinstance(got[0].error, RestError)
     assert got[0].retry_after_s is None and s.errors == 1
+
+
+async def test_first_seeds_are_served_before_reseeds() -> None:
+    """A book never synced goes before re-seeds that were queued earlier (all due at once)."""
+    order: list[str] = []
+
+    async def fetch(channel: str) -> Snapshot:
+        order.append(channel)
+        return _snap("X")
+
+    got: list[SnapshotOutcome] = []
+    s = SnapshotScheduler(
+        fetch,
+        got.append,
+        concurrency=1,
+        rate_per_s=1000.0,
+        burst=1,
+        jitter_s=0.0,
+        clock=time.monotonic,
+        random=lambda: 0.0,
+    )
+    for i in range(5):
+        s.request(f"orderbook:R{i}", epoch=1, delay_s=0.0, first_seed=False)
+    for i in range(3):
+        s.request(f"orderbook:F{i}", epoch=1, delay_s=0.0, first_seed=True)
+    s.request("orderbook:LATER", epoch=1, delay_s=5.0, first_seed=True)  # not due: no priority
+    await _run(s, got, 8)
+    assert order[:3] == ["orderbook:F0", "orderbook:F1", "orderbook:F2"]
+    assert sorted(order[3:]) == [f"orderbook:R{i}" for i in range(5)]
+    assert s.queued == 1  # LATER still waits its delay
+
+
+async def test_429_halves_the_rate_once_per_wave_and_it_doubles_back() -> None:
+    now = [1000.0]
+    limited = [True]
+
+    async def fetch(channel: str) -> Snapshot:
+        if limited[0]:
+            raise RateLimitedError("slow down", 0.0)
+        return _snap("X")
+
+    got: list[SnapshotOutcome] = []
+    s = SnapshotScheduler(
+        fetch,
+        got.append,
+        concurrency=4,
+        rate_per_s=40.0,
+        burst=4,
+        jitter_s=0.0,
+        clock=lambda: now[0],
+        random=lambda: 0.0,
+    )
+    for i in range(4):
+        s.request(f"orderbook:S{i}", epoch=1, delay_s=0.0)
+    task = asyncio.create_task(s.run())
+    async with asyncio.timeout(5):
+        while len(got) < 4:
+            await asyncio.sleep(0.005)
+    assert s.rate_limited == 4 and s.rate_per_s == 20.0  # one wave of 4: halved once
+    now[0] += 2.0  # a second wave later halves again, not below the floor
+    limited[0] = True
+    s.request("orderbook:S0", epoch=2, delay_s=0.0)
+    async with asyncio.timeout(5):
+        while len(got) < 5:
+            await asyncio.sleep(0.005)
+    assert s.rate_per_s == 10.0
+    limited[0] = False
+    now[0] += s.restore_after_s + 1  # quiet long enough: one doubling step per period
+    s.request("orderbook:S1", epoch=2, delay_s=0.0)
+    async with asyncio.timeout(5):
+        while len(got) < 6:
+            await asyncio.sleep(0.005)
+    assert s.rate_per_s == 20.0 and got[-1].snapshot is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -7,16 +7,19 @@ profile and a forced disconnect in the middle of its run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tickpipe.client.rest import RestClient
 from tickpipe.gateway.testing import GatewayProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -96,9 +99,41 @@ def test_spread_bot_trades_through_a_fault_profile_and_a_disconnect():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        truth = asyncio.run(_orders_by_status(gw))
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    m = re.search(r"placed (\d+), cancelled (\d+).*reconnects (\d+)", out)
+    m = re.search(
+        r"placed (\d+) orders: (\d+) filled, (\d+) cancelled \((\d+) by the bot, "
+        r"(\d+) by the kill switch\), (\d+) still open;.*reconnects (\d+)",
+        out,
+    )
     assert m, out
-    assert int(m.group(1)) > 0, out
-    assert int(m.group(3)) >= 1, f"the forced disconnect was not survived: {out}"
+    placed, filled, cancelled, by_bot, by_ks, still_open, reconnects = map(int, m.groups())
+    assert placed > 0, out
+    assert int(reconnects) >= 1, f"the forced disconnect was not survived: {out}"
+    # the bot's accounting is the gateway's: a filled order is never counted as cancelled
+    assert (filled, cancelled, still_open) == (
+        truth.get("filled", 0),
+        truth.get("cancelled", 0),
+        truth.get("open", 0),
+    ), (out, truth)
+    assert placed == filled + cancelled + still_open and by_bot + by_ks == cancelled, out
+    assert still_open == 0, out
+    assert "kill switch None" not in out
+    assert re.search(r"kill switch: (never triggered|cancelled \d+, failed \d+)", out), out
+
+
+async def _orders_by_status(gw: GatewayProcess) -> dict[str, int]:
+    rest = RestClient(gw.rest_url, gw.key, gw.secret, 5.0)
+    try:
+        body = await rest.list_orders(None)
+    finally:
+        await rest.close()
+    return dict(Counter(o["status"] for o in body["orders"]))
+
+
+def test_example_docstrings_name_the_venv_python():
+    for path in EXAMPLES.glob("*.py"):
+        doc = path.read_text().split('"""')[1]
+        assert f".venv/bin/python examples/{path.name}" in doc, path.name
+        assert not re.search(r"(?m)^\s+python examples/", doc), path.name

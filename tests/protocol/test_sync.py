@@ -74,7 +74,7 @@ def test_start_asks_for_a_snapshot_at_once() -> None:
     sync = BookSync(CH, INST, half)
     assert sync.state is SyncState.IDLE and not sync.synced
     req = sync.start()
-    assert req == SnapshotRequest(CH, 1, 0.0, 0)
+    assert req == SnapshotRequest(CH, 1, 0.0, 0, first_seed=True)
     assert sync.take_events() == [
         StateChanged(CH, SyncState.IDLE, SyncState.SYNCING, "subscribed", None),
         req,
@@ -117,10 +117,12 @@ def test_unbridgeable_snapshot_is_fetched_again_with_backoff(stream: TrueStream)
         feed(sync, stream.deltas[s])
     assert snap(sync, stream, 101)  # the stream starts at 104: 102 and 103 are missing
     ev = sync.take_events()
-    assert ev == [Gap(CH, "stale_snapshot", 102, 104), SnapshotRequest(CH, 2, 0.25, 1)]
+    assert ev == [Gap(CH, "stale_snapshot", 102, 104), SnapshotRequest(CH, 2, 0.25, 1, True)]
     assert sync.state is SyncState.SYNCING and not sync.synced
     assert sync.buffered == 3  # the buffer is kept: a newer snapshot can still bridge
-    assert snap(sync, stream, 102) and sync.take_events()[-1] == SnapshotRequest(CH, 3, 0.5, 2)
+    assert snap(sync, stream, 102) and sync.take_events()[-1] == SnapshotRequest(
+        CH, 3, 0.5, 2, True
+    )
     feed(sync, stream.deltas[107])
     assert snap(sync, stream, 105)
     assert_synced_at(sync, stream, 107)
@@ -232,7 +234,7 @@ def test_checksum_mismatch_while_replaying_the_buffer_backs_off(stream: TrueStre
     assert not sync.synced and sync.state is SyncState.RESYNCING and len(sync.book) == 0
     ev = sync.take_events()
     assert ev[0] == Gap(CH, "checksum", 7, stream.deltas[102].checksum)
-    assert ev[-1] == SnapshotRequest(CH, 2, 0.25, 1)
+    assert ev[-1] == SnapshotRequest(CH, 2, 0.25, 1, True)
 
 
 def test_breaking_soon_after_sync_backs_off_instead_of_storming(stream: TrueStream) -> None:
@@ -274,11 +276,11 @@ def test_late_snapshot_of_an_old_epoch_is_ignored(stream: TrueStream) -> None:
 def test_snapshot_failure_backs_off_and_honours_retry_after() -> None:
     sync = make()
     assert sync.on_snapshot_failed(sync.epoch)
-    assert sync.take_events() == [SnapshotRequest(CH, 2, 0.25, 1)]
+    assert sync.take_events() == [SnapshotRequest(CH, 2, 0.25, 1, True)]
     assert sync.on_snapshot_failed(sync.epoch, retry_after_s=7.0)
-    assert sync.take_events() == [SnapshotRequest(CH, 3, 7.0, 2)]
+    assert sync.take_events() == [SnapshotRequest(CH, 3, 7.0, 2, True)]
     assert sync.on_snapshot_failed(sync.epoch, retry_after_s=0.1)  # backoff wins when longer
-    assert sync.take_events() == [SnapshotRequest(CH, 4, 1.0, 3)]
+    assert sync.take_events() == [SnapshotRequest(CH, 4, 1.0, 3, True)]
     assert sync.stats.snapshot_failures == 3 and sync.state is SyncState.SYNCING
 
 
@@ -295,19 +297,100 @@ def test_snapshot_retry_delay_is_capped() -> None:
 
 
 # -- overflow, bad frames ----------------------------------------------------------------------
-def test_buffer_overflow_restarts_the_buffer_and_never_grows(stream: TrueStream) -> None:
+def test_a_full_buffer_keeps_the_newest_deltas_and_is_not_a_gap(stream: TrueStream) -> None:
     sync = make(SyncConfig(max_buffered_deltas=3))
-    for s in (101, 102, 103):
+    for s in range(101, 119):
         assert feed(sync, stream.deltas[s]) is DeltaResult.BUFFERED
-    assert feed(sync, stream.deltas[104]) is DeltaResult.GAP
-    assert sync.buffered == 1
-    assert sync.take_events() == [Gap(CH, "overflow", 104, 104)]  # no second request
-    for s in range(105, 119):
-        feed(sync, stream.deltas[s])
         assert sync.buffered <= 3
-    assert sync.stats.gaps["overflow"] == 5  # at 104, 107, 110, 113, 116
-    assert snap(sync, stream, 116)
+    assert sync.take_events() == []  # no gap, no second request
+    assert sync.stats.trimmed == 15 and sync.stats.gaps["overflow"] == 0
+    assert snap(sync, stream, 115)  # kept: 116, 117, 118
     assert_synced_at(sync, stream, 118)
+
+
+def test_snapshot_ahead_of_every_delta_kept_syncs_and_later_ones_are_duplicates(
+    stream: TrueStream,
+) -> None:
+    """The normal case under back-pressure: the gateway's present is ahead of the socket."""
+    sync = make(SyncConfig(max_buffered_deltas=3))
+    for s in range(101, 110):
+        feed(sync, stream.deltas[s])
+    assert snap(sync, stream, 130)
+    assert_synced_at(sync, stream, 130)
+    for s in range(110, 131):  # still in the socket: covered by the snapshot
+        assert feed(sync, stream.deltas[s]) is DeltaResult.DUPLICATE
+    assert feed(sync, stream.deltas[131]) is DeltaResult.APPLIED
+    assert_synced_at(sync, stream, 131)
+    assert sync.stats.gaps == dict.fromkeys(sync.stats.gaps, 0)
+
+
+def test_snapshot_behind_what_this_book_trimmed_is_asked_again_at_once(
+    stream: TrueStream,
+) -> None:
+    """The snapshot would have bridged had the book kept more: the reader is ahead of the
+    snapshot service, not the service behind its own stream. Ask again now, no backoff."""
+    sync = make(SyncConfig(max_buffered_deltas=3, max_stale_snapshots=5))
+    for s in range(101, 111):  # kept: 108, 109, 110
+        feed(sync, stream.deltas[s])
+    epoch = sync.epoch
+    assert snap(sync, stream, 104)
+    ev = sync.take_events()
+    assert ev[0] == Gap(CH, "stale_snapshot", 105, 108)
+    req = ev[-1]
+    assert isinstance(req, SnapshotRequest) and req.delay_s == 0.0 and req.epoch == epoch + 1
+    assert sync.buffered == 3 and not sync.synced
+    assert snap(sync, stream, 107)
+    assert_synced_at(sync, stream, 110)
+
+
+def test_snapshot_behind_the_first_delta_ever_kept_backs_off(stream: TrueStream) -> None:
+    """Nothing trimmed: the snapshot service lags the stream. That one waits the backoff."""
+    sync = make(SyncConfig(max_buffered_deltas=100))
+    for s in range(105, 111):
+        feed(sync, stream.deltas[s])
+    assert snap(sync, stream, 101)
+    req = sync.take_events()[-1]
+    assert isinstance(req, SnapshotRequest) and req.delay_s > 0
+
+
+def test_trimmed_retries_at_once_are_bounded_then_back_off(stream: TrueStream) -> None:
+    sync = make(SyncConfig(max_buffered_deltas=2, max_stale_snapshots=3))
+    delays = []
+    seq = 101
+    for _ in range(6):
+        for _ in range(5):
+            feed(sync, stream.deltas[seq])
+            seq += 1
+        assert snap(sync, stream, seq - 5)  # always 3 behind the oldest kept
+        req = sync.take_events()[-1]
+        assert isinstance(req, SnapshotRequest)
+        delays.append(req.delay_s)
+    assert delays[:2] == [0.0, 0.0] and delays[2] > 0  # the third in a row backs off
+    assert delays[3:5] == [0.0, 0.0] and delays[5] > delays[2]
+    assert sync.stats.buffer_drops == 2
+
+
+def test_a_long_wait_for_the_snapshot_costs_no_gap(stream: TrueStream) -> None:
+    """Time queued in the scheduler does not count against the buffer: the book trims while
+    it waits, and the snapshot taken when the request is finally served is newer."""
+    sync = make(SyncConfig(max_buffered_deltas=4))
+    for s in range(101, 141):
+        feed(sync, stream.deltas[s])
+    assert snap(sync, stream, 138)
+    assert_synced_at(sync, stream, 140)
+    assert sync.stats.gaps == dict.fromkeys(sync.stats.gaps, 0)
+
+
+def test_first_seed_requests_are_marked_until_the_book_has_synced(stream: TrueStream) -> None:
+    sync = BookSync(CH, INST, half)
+    assert sync.start().first_seed
+    feed(sync, stream.deltas[101])
+    assert snap(sync, stream, 100)
+    assert sync.synced
+    sync.take_events()
+    sync.on_stream_lost("disconnected")
+    assert not sync.start().first_seed  # a re-seed: it was synced once
+    feed(sync, stream.deltas[101], checksum=None)
 
 
 def test_overflow_upstream_while_live_resyncs(stream: TrueStream) -> None:
@@ -449,3 +532,18 @@ def test_a_lagging_snapshot_service_catches_up_on_the_kept_buffer(stream: TrueSt
     assert sync.buffered == 6
     assert snap(sync, stream, 103)
     assert_synced_at(sync, stream, 109)
+
+
+def test_the_buffer_is_bounded_in_levels_too(stream: TrueStream) -> None:
+    """Deltas carrying many levels each trim by levels before the delta count is reached."""
+    sync = make(SyncConfig(max_buffered_deltas=1000, max_buffered_levels=10))
+    for s in range(101, 141):
+        feed(sync, stream.deltas[s])
+        assert sync._buffered_levels <= 10
+        assert sync._buffered_levels == sum(len(b) + len(a) for _, b, a, _ in sync._buffer)
+    assert sync.stats.trimmed > 0 and sync.take_events() == []
+    first = sync._buffer[0][0]
+    assert snap(sync, stream, first - 1)
+    assert_synced_at(sync, stream, 140)
+    with pytest.raises(ConfigError, match="max_buffered_levels"):
+        SyncConfig(max_buffered_levels=0)

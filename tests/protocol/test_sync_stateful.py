@@ -4,13 +4,16 @@ The model is the true stream (``protocol_model.TrueStream``): a small random mar
 book after every seq is kept as plain dicts, each delta carrying the CRC-32 of that book. The
 rules play the network and the shell: deltas are produced by the gateway, then delivered,
 dropped, duplicated, reordered or given a bad checksum; snapshots arrive at random seqs (too
-old, exact, ahead of the stream), fail, or arrive late for an old epoch; the buffer overflows;
-frames are garbled; the stream is lost and re-subscribed.
+old, exact, ahead of the stream), fail, or arrive late for an old epoch; the client floods in
+many more deltas than the buffer holds while its snapshot is queued (the buffer keeps the newest,
+no gap); a bound upstream overflows; frames are garbled; the stream is lost and re-subscribed.
 
 Invariants: whenever the machine says synced, its book equals the model's book at its seq; a
-gap is reported by the very frame that reveals it; while seeding exactly one snapshot request
-is outstanding; the buffer never exceeds its bound and nothing else grows without bound. At the
-end, a clean network and fresh snapshots always bring the book back to synced (liveness).
+gap is reported by the very frame that reveals it; a full buffer is never a gap, and a snapshot
+within the newest ``max_buffered_deltas`` deltas read always bridges; while seeding exactly one
+snapshot request is outstanding; the buffer never exceeds its bound and nothing else grows
+without bound. At the end, a clean network and fresh snapshots always bring the book back to
+synced (liveness).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class BookSyncVersusModel(RuleBasedStateMachine):
         self.requested_epoch = 0
         self.connected = True
         self.max_epoch = 0
+        self.overflow_expected = False
 
     @initialize(seed=st.integers(0, 2**32 - 1), jitter=st.floats(0, 0.999))
     def setup(self, seed: int, jitter: float) -> None:
@@ -93,6 +97,8 @@ class BookSyncVersusModel(RuleBasedStateMachine):
                 assert ev.old is not ev.new
             else:
                 assert isinstance(ev, Gap)
+                # only a bound upstream (the overflow rule) overflows; a full buffer trims
+                assert ev.reason != "overflow" or self.overflow_expected, ev
         del self.old_epochs[:-8]  # keep a few for late snapshots; bounded
 
     def deliver(self, item: Wire) -> DeltaResult:
@@ -212,11 +218,33 @@ class BookSyncVersusModel(RuleBasedStateMachine):
         assert not self.sync.on_snapshot_failed(epoch)
         assert (self.sync.state, self.sync.seq) == (state, book_seq)
 
+    @precondition(lambda self: self.sync.state in SEEDING and self.connected)
+    @rule(n=st.integers(MAX_BUFFER + 1, 4 * MAX_BUFFER), back=st.integers(0, MAX_BUFFER))
+    def flood_while_the_snapshot_is_queued(self, n: int, back: int) -> None:
+        """A CPU-bound client: many more deltas than the buffer holds arrive in order while
+        the snapshot waits; the snapshot then taken is within the newest ``MAX_BUFFER``
+        deltas read (or ahead of them): it must bridge, with no gap of any kind."""
+        for item in self.wire:  # what was in flight arrives first (it may reveal a gap)
+            self.deliver(item)
+        self.wire.clear()
+        self.deliver((self.stream.advance(), True))  # may reveal what was lost before
+        gaps_before = dict(self.sync.stats.gaps)
+        for _ in range(n - 1):
+            d = self.stream.advance()
+            assert self.deliver((d, True)) is not DeltaResult.GAP
+        assert self.sync.stats.gaps == gaps_before
+        assert self.sync.buffered == MAX_BUFFER
+        assert self.snapshot(self.stream.seq - back)
+        assert self.sync.synced and self.sync.seq == self.stream.seq
+        assert self.sync.stats.gaps == gaps_before
+
     @precondition(lambda self: self.sync.state in (*SEEDING, SyncState.LIVE))
     @rule()
     def overflow(self) -> None:
+        self.overflow_expected = True
         self.sync.on_overflow()
         self.drain()
+        self.overflow_expected = False
 
     @precondition(lambda self: self.sync.state in (*SEEDING, SyncState.LIVE) and self.wire)
     @rule()

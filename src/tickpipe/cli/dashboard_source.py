@@ -7,6 +7,7 @@ refresh thread can render it while the client keeps reading the socket.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -114,22 +115,64 @@ def quote_row(channel: str, last: Any, instrument: Instrument | None, now_ns: in
     )
 
 
+# The fields that say what happened, per event: shown first (after the name), so a narrow
+# events pane cuts the detail, never these. Then the channel, then every other field.
+ESSENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "gap": ("reason",),
+    "stale": ("reason",),
+    "disconnected": ("reason", "code"),
+    "reconnecting": ("attempt", "delay_s"),
+    "subscribe_error": ("code",),
+    "snapshot_error": ("status",),
+    "bad_frame": ("error",),
+    "trades_missed": ("missed",),
+    "overflow": ("queue", "dropped"),
+    "orders_cancelled": ("cancelled", "failed"),
+    "auth_failed": ("message",),
+}
+_REST_STATUS = re.compile(r"-> (\d{3}) ")
+
+
+def _event_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    if isinstance(v, list):
+        return ",".join(map(str, v[:4])) + ("..." if len(v) > 4 else "")
+    return str(v)
+
+
 def format_event(ev: Any) -> str:
-    """One line for the events pane: ``HH:MM:SS name k=v ...`` from a ClientEvent."""
+    """One line for the events pane: ``HH:MM:SS name ESSENTIAL channel k=v ...``.
+
+    The essential fields of each event kind (:data:`ESSENTIAL_FIELDS`: a gap's reason, a
+    snapshot error's HTTP status, ...) come first, so the pane's end-of-line cut only ever hides
+    detail. A ``snapshot_error``'s status is read out of its error text (``... -> 503 ...``).
+    """
     d: dict[str, Any] = dict(ev.to_dict()) if hasattr(ev, "to_dict") else dict(ev)
     name = d.pop("event", getattr(ev, "name", "?"))
     t = d.pop("t", None)
     when = time.strftime("%H:%M:%S", time.localtime(t if isinstance(t, int | float) else None))
+    if name == "snapshot_error" and isinstance(d.get("error"), str):
+        m = _REST_STATUS.search(d["error"])
+        if m:
+            d["status"] = int(m.group(1))
+            d["error"] = d["error"][m.end() :]  # "snapshot_unavailable: ..." after the status
+    if name == "orders_cancelled":
+        ids = [*(d.get("cancelled") or []), *(d.get("failed") or [])]
+        d["cancelled"] = len(d.get("cancelled") or [])
+        d["failed"] = len(d.get("failed") or [])
+        d["ids"] = ids
+        if not d.get("background"):
+            d.pop("background", None)
+    if name == "subscribed" and isinstance(d.get("channels"), list):
+        d["n"] = len(d["channels"])
+        d = {"n": d.pop("n"), **d}
+    first = [k for k in ESSENTIAL_FIELDS.get(name, ()) if k in d]
+    order = [*first, "channel", *(k for k in d if k not in first and k != "channel")]
     parts = []
-    channel = d.pop("channel", None)
-    if channel:
-        parts.append(str(channel))
-    for k, v in d.items():
+    for k in order:
+        v = d.get(k)
         if v is None or v == [] or v == "":
             continue
-        if isinstance(v, float):
-            v = f"{v:.2f}"
-        elif isinstance(v, list):
-            v = ",".join(map(str, v[:4])) + ("..." if len(v) > 4 else "")
-        parts.append(f"{k}={v}")
+        parts.append(str(v) if k == "channel" else f"{k}={_event_value(v)}")
     return f"{when} {name} " + " ".join(parts)

@@ -12,7 +12,10 @@ Threads and tasks: the client reads the socket on the event loop; one task copie
 snapshot out of it ``--refresh`` times a second; rich's own thread renders that snapshot, so
 drawing never sits on the read path. Ctrl-C, SIGTERM, SIGHUP, ``q`` and ``--duration`` all end
 the same way: tasks cancelled, client closed, gateway stopped and reaped, terminal restored,
-exit 0.
+exit 0. When start-up fails (the gateway cannot start, the stream or its REST API cannot be
+reached) only the error is printed, naming the step that failed: exit 1 (3 if the key is
+refused). Channels the gateway refuses are named with the reason; the demo goes on with the
+others, or exits 2 when none is left.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ from tickpipe.cli.dashboard_keys import KeyReader
 from tickpipe.cli.dashboard_model import ConnectionRow, DashboardSnapshot, KeyHelp, StrategyRow
 from tickpipe.cli.dashboard_source import book_row, connection_row, format_event, quote_row
 from tickpipe.cli.strategy import DemoStrategy, StrategyConfig
-from tickpipe.client import Client
-from tickpipe.errors import ConfigError, TickpipeError
+from tickpipe.client import Client, SubscribeResult
+from tickpipe.errors import AuthError, ConfigError, TickpipeError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
 
@@ -74,6 +77,10 @@ EPILOG = """\
 keys (shown on screen; fault keys need an admin endpoint):
 {keys}
   q   quit (as does Ctrl-C)
+
+exit status: 0 on q, Ctrl-C or --duration; 1 when start-up fails (only the error is
+printed, naming what failed); 2 on a bad flag or when the gateway refuses every channel
+(a refused channel is named with its reason, the others go on); 3 when the key is refused.
 
 examples:
   tickpipe demo                                   embedded gateway, default channels
@@ -317,6 +324,11 @@ class DemoApp:
         self._target_i = 0
         self.last_trade: dict[str, Any] = {}
         self.fatal: str | None = None
+        self.exit_code = 0
+        self.channels: list[str] = list(opts.channels)  # what the gateway accepted
+        self.refused = ""  # the gateway's refusals, as shown
+        self._step = "starting"  # what start-up is doing, for the error if it fails
+        self._ran = False  # the dashboard came up: a summary is worth printing
 
     # -- lifecycle -------------------------------------------------------------------------
     async def main(self) -> int:
@@ -330,8 +342,14 @@ class DemoApp:
         except asyncio.CancelledError:
             if not self.stop_reason:
                 raise
+        except NoChannelsError as exc:
+            self.fatal, self.exit_code = str(exc), 2
         except (GatewayStartError, TickpipeError, OSError, aiohttp.ClientError) as exc:
-            self.fatal = f"{type(exc).__name__}: {exc}"
+            what = str(exc) or type(exc).__name__
+            if isinstance(exc, OSError | aiohttp.ClientError):
+                what = f"{type(exc).__name__}: {what}"
+            self.fatal = what if self._ran else f"{self._step}: {what}"
+            self.exit_code = 3 if isinstance(exc, AuthError) else 1
         finally:
             for sig in sigs:
                 loop.remove_signal_handler(sig)
@@ -342,7 +360,7 @@ class DemoApp:
             finally:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
         self._print_summary()
-        return 1 if self.fatal else 0
+        return self.exit_code
 
     def request_stop(self, reason: str) -> None:
         """Ctrl-C, SIGTERM, SIGHUP, q or --duration: end the demo cleanly (idempotent)."""
@@ -357,6 +375,7 @@ class DemoApp:
         opts = self.opts
         if opts.stream_url is None:
             self._say("starting the reference gateway on 127.0.0.1 ...")
+            self._step = "cannot start the embedded gateway"
             self.gateway = EmbeddedGateway(opts.gateway_args)
             ready = await self.gateway.start()
             stream_url, rest_url = ready.stream_url, ready.rest_url
@@ -373,8 +392,10 @@ class DemoApp:
             self.target = stream_url
         if admin_url:
             self.admin = AdminClient(admin_url, admin_token)
+        self._step = f"cannot load the instruments from {rest_url.rstrip('/')}/v1/instruments"
         self.instruments = await fetch_instruments(rest_url)
         self._say(f"connecting to {stream_url} ...")
+        self._step = f"cannot connect to {stream_url}"
         client = Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret)
         events = client.events()  # before start: the first "connected" is shown too
         pumps = [asyncio.create_task(self._pump_events(events), name="demo-events")]
@@ -383,7 +404,8 @@ class DemoApp:
                 self.client = c
                 pumps.append(asyncio.create_task(self._pump_trades(c), name="demo-trades"))
                 try:
-                    await c.subscribe(opts.channels)
+                    self._step = f"cannot subscribe on {stream_url}"
+                    self._accept(await c.subscribe(opts.channels))
                     await self._dashboard()
                 finally:
                     if self.strategy is not None:
@@ -392,6 +414,19 @@ class DemoApp:
             for t in pumps:
                 t.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+
+    def _accept(self, result: SubscribeResult) -> None:
+        """Go on with the channels the gateway accepted; name each refused one and why."""
+        refused = {ch: code for ch, code in result.refused.items() if ch in self.opts.channels}
+        self.channels = [ch for ch in self.opts.channels if ch not in refused]
+        if not refused:
+            return
+        text = refusal_text(refused, self.instruments)
+        if not self.channels:
+            raise NoChannelsError(f"no channel to show: {text}")
+        self.refused = text
+        self._say(f"{text}; going on with {', '.join(self.channels)}")
+        self.notice = text
 
     async def _dashboard(self) -> None:
         opts = self.opts
@@ -412,6 +447,7 @@ class DemoApp:
             self._refresh_snapshot()
             with live:
                 self._dashboard_up = True
+                self._ran = True
                 if self.stop_reason:  # asked to stop while the screen came up
                     return
                 tasks.append(asyncio.create_task(self._snapshot_loop(), name="demo-snapshot"))
@@ -423,7 +459,7 @@ class DemoApp:
                 if opts.strategy and self.client is not None:
                     self.strategy = DemoStrategy(
                         self.client,
-                        [s for s in STRATEGY_SYMBOLS if f"orderbook:{s}" in opts.channels],
+                        [s for s in STRATEGY_SYMBOLS if f"orderbook:{s}" in self.channels],
                         self.instruments,
                         StrategyConfig(),
                     )
@@ -499,7 +535,7 @@ class DemoApp:
         if self.admin is None:
             self.notice = f"{action.name}: no admin endpoint (pass --admin-url and --admin-token)"
             return
-        books = [c for c in self.opts.channels if c.startswith("orderbook:")]
+        books = [c for c in self.channels if c.startswith("orderbook:")]
         channel = ""
         if books:  # frame faults take turns over the books
             channel = books[self._target_i % len(books)]
@@ -518,7 +554,7 @@ class DemoApp:
         conn = ConnectionRow()
         if c is not None:
             now_ns = time.time_ns()
-            for ch in self.opts.channels:
+            for ch in self.channels:
                 kind, symbol = frames.split_channel(ch)
                 inst = self.instruments.get(symbol)
                 if kind == "orderbook":
@@ -578,18 +614,24 @@ class DemoApp:
 
     def _print_summary(self) -> None:
         if self.fatal:
-            print(f"tickpipe demo: error: {self.fatal}", file=sys.stderr)
-        c = self.snap.connection
-        s = self.snap.strategy
+            print(f"tickpipe demo: error: {self.fatal}", file=sys.stderr, flush=True)
         why = {"SIGINT": "Ctrl-C", "q": "q pressed", "duration": "--duration reached"}.get(
             self.stop_reason, self.stop_reason or "done"
         )
+        if not self._ran:  # no run to sum up: start-up failed or was interrupted
+            if not self.fatal:
+                print(f"tickpipe demo: stopped ({why}) while starting", flush=True)
+            return
+        c = self.snap.connection
+        s = self.snap.strategy
         lines = [
             f"tickpipe demo: stopped ({why}) after {self.snap.uptime_s:.1f} s",
             f"  connection: reconnects {c.reconnects}, gaps {c.gaps}, resyncs {c.resyncs}, "
             f"snapshot requests {c.snapshot_requests}, 429s {c.rate_limited}",
             f"  kill switch: {c.kill_switch}",
         ]
+        if self.refused:
+            lines.append(f"  channels: {self.refused}")
         if s.enabled:
             lines.append(f"  strategy: placed {s.placed}, cancelled {s.cancelled}")
         if self.gateway is not None:
@@ -599,6 +641,31 @@ class DemoApp:
             )
         lead = "" if self.console.is_terminal else "\n"  # after a plain final frame
         print(lead + "\n".join(lines), flush=True)
+
+
+class NoChannelsError(ConfigError):
+    """The gateway refused every channel asked for (exit 2)."""
+
+
+REFUSAL_REASONS = {
+    "unknown_channel": "unknown channel",
+    "too_many_channels": "too many channels on one connection",
+    "invalid_channel": "not a valid channel name",
+}
+
+
+def refusal_text(refused: dict[str, str], instruments: dict[str, Instrument]) -> str:
+    """'refused orderbook:FOO (unknown channel; known symbols: AAPL, ...)'."""
+    parts = []
+    for ch, code in refused.items():
+        reason = REFUSAL_REASONS.get(code, code)
+        if code == "unknown_channel" and instruments:
+            symbol = ch.partition(":")[2]
+            if symbol not in instruments:
+                reason = f"unknown symbol {symbol!r}"
+        parts.append(f"{ch} ({reason})")
+    known = f"; known symbols: {', '.join(sorted(instruments))}" if instruments else ""
+    return f"refused {', '.join(parts)}{known}"
 
 
 async def fetch_instruments(rest_url: str, timeout_s: float = 10.0) -> dict[str, Instrument]:

@@ -221,7 +221,7 @@ class Channels:
         for ev in bc.sync.take_events():
             if isinstance(ev, SnapshotRequest):
                 self.metrics.snapshot_requests += 1
-                self._scheduler().request(ev.channel, ev.epoch, ev.delay_s)
+                self._scheduler().request(ev.channel, ev.epoch, ev.delay_s, ev.first_seed)
             elif isinstance(ev, Synced):
                 bc.last_update = self._clock()
                 bc.synced_event.set()

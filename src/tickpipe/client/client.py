@@ -11,7 +11,13 @@
 
 Tasks it owns (all ended by ``close()`` / ``__aexit__``: no task, socket or session left):
 the supervisor (connection loop), the snapshot scheduler, the dispatcher (user callbacks),
-and the orders' background cancel retries.
+the frame-rate sampler (one timer every 0.5 s) and the orders' background cancel retries.
+
+Once closed, every call that would talk to the gateway or wait on it (``start``, ``subscribe``,
+``unsubscribe``, ``wait_synced``, the order calls, new ``events()`` and other feeds or
+callbacks) raises :class:`~tickpipe.errors.ClientClosedError` ("client is closed") at once, and
+calls waiting when ``close()`` runs end with it. Reading what is left (``stats()``, ``book()``,
+``books()``) stays allowed.
 """
 
 from __future__ import annotations
@@ -21,24 +27,33 @@ import contextlib
 import logging
 import random as _random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from tickpipe.client.channels import Channels
 from tickpipe.client.config import ClientConfig
 from tickpipe.client.credentials import resolve_credentials
 from tickpipe.client.dispatch import Dispatcher, Feed
-from tickpipe.client.events import OrdersCancelled
-from tickpipe.client.metrics import Metrics, RateMeter
+from tickpipe.client.events import OrdersCancelled, SubscribeError
+from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
 from tickpipe.client.orders import CancelReport, Order, OrderManager
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
 from tickpipe.client.views import BookView
-from tickpipe.errors import ConfigError, FrameError, RestError, StreamError, SyncTimeout
+from tickpipe.errors import (
+    BlindError,
+    ClientClosedError,
+    ConfigError,
+    FrameError,
+    RestError,
+    StreamError,
+    SyncTimeout,
+    UnknownOrderError,
+)
 from tickpipe.protocol import frames
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
@@ -48,6 +63,8 @@ log = logging.getLogger("tickpipe.client")
 
 DEFAULT_STREAM_URL = "ws://127.0.0.1:8765/v1/stream"
 DEFAULT_REST_URL = "http://127.0.0.1:8765"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,13 @@ class BookStatus:
 
 @dataclass(frozen=True)
 class ClientStats:
-    """A snapshot of the client's counters and gauges, for dashboards."""
+    """A snapshot of the client's counters and gauges, for dashboards.
+
+    ``frames_per_s`` is the frame rate over about the last ``RATE_WINDOW_S`` (5 s), from the
+    counter sampled every 0.5 s by the client: a single call already reports it.
+    ``callback_errors`` counts every error raised by user callbacks, ``callback_error_counts``
+    the same per callback (``kind:qualified name``).
+    """
 
     connection: str
     url: str
@@ -98,6 +121,7 @@ class ClientStats:
     books: dict[str, BookStatus] = field(default_factory=dict)
     channel_seqs: dict[str, int | None] = field(default_factory=dict)
     ticker_gaps: int = 0
+    callback_error_counts: dict[str, int] = field(default_factory=dict)
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> str:
@@ -155,12 +179,13 @@ class Client:
         self._clock = clock
         self._random = random
         self.metrics = Metrics()
-        self._rate = RateMeter()
+        self._rate = RateMeter(RATE_WINDOW_S)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._closed = False
+        self._closed_ev = asyncio.Event()
         self.dispatcher = Dispatcher(
-            self.metrics, self.config.data_queue_size, self.config.event_queue_size
+            self.metrics, self.config.data_queue_size, self.config.event_queue_size, clock
         )
         self._sup: Supervisor | None = None
         self._scheduler: SnapshotScheduler | None = None
@@ -186,8 +211,10 @@ class Client:
         """Connect and authenticate (retrying up to ``first_connect_timeout_s``).
 
         Raises :class:`AuthError` when the gateway refuses the key, :class:`StreamError` when
-        no connection could be made in time. On failure everything started is stopped.
+        no connection could be made in time. On failure everything started is stopped (the
+        client is then closed: make a new one to try again).
         """
+        self._check_open("start")
         if self._started:
             raise StreamError("client already started")
         self._started = True
@@ -241,6 +268,7 @@ class Client:
             asyncio.create_task(self._sup.run(), name="tickpipe supervisor"),
             asyncio.create_task(self._scheduler.run(), name="tickpipe snapshots"),
             asyncio.create_task(self.dispatcher.run(), name="tickpipe dispatch"),
+            asyncio.create_task(self._sample_rate(), name="tickpipe frame rate"),
         ]
         try:
             await self._load_instruments()
@@ -255,6 +283,12 @@ class Client:
         except BaseException:
             await self.close()
             raise
+
+    async def _sample_rate(self) -> None:
+        """Samples the frame counter for ``stats().frames_per_s``: one timer, off the read path."""
+        while True:
+            self._rate.sample(self._clock(), self.metrics.frames)
+            await asyncio.sleep(RATE_SAMPLE_EVERY_S)
 
     async def _load_instruments(self) -> None:
         """GET /v1/instruments, retried (with the reconnect backoff) until the first timeout."""
@@ -285,6 +319,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        self._closed_ev.set()  # calls waiting on the client end with ClientClosedError
         if self._sup is not None:
             await self._sup.close()
         sup_task = self._tasks[0] if self._tasks else None
@@ -317,6 +352,32 @@ class Client:
         if self._rest is not None:
             await self._rest.close()
         self.dispatcher.close_feeds()
+        self.dispatcher.flush_error_summaries()
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise ClientClosedError(
+                f"client is closed: {what} refused (a closed client sends nothing; "
+                "make a new Client)"
+            )
+
+    async def _unless_closed(self, what: str, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro``; if the client closes meanwhile, cancel it and raise ClientClosedError."""
+        if self._closed:
+            coro.close()
+            self._check_open(what)
+        task: asyncio.Task[T] = asyncio.ensure_future(coro)
+        closed = asyncio.ensure_future(self._closed_ev.wait())
+        try:
+            await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        if task.cancelled():
+            self._check_open(what)
+        return task.result()
 
     @staticmethod
     def _require(x: Any) -> Any:
@@ -333,7 +394,11 @@ class Client:
     def _cancel_on_gap(self, symbol: str) -> None:
         """Read path hook: a book broke. Cancel our orders in it, off the read path."""
         orders = self._orders
-        if orders is None or not any(o.symbol == symbol for o in orders.own.values()):
+        if (
+            self._closed
+            or orders is None
+            or not any(o.symbol == symbol for o in orders.own.values())
+        ):
             return
         if symbol in self._gap_cancels:
             return  # one in flight already covers every order of the symbol
@@ -365,9 +430,13 @@ class Client:
     async def subscribe(self, channels: Sequence[str] | str) -> SubscribeResult:
         """Subscribe (``KIND:SYMBOL``). Returns accepted and refused channels; refusals are
         also reported as ``subscribe_error`` events. Kept across reconnects."""
+        self._check_open("subscribe")
         chans = _channel_list(channels)
         sup: Supervisor = self._require(self._sup)
         ch: Channels = self._require(self._channels)
+        return await self._unless_closed("subscribe", self._subscribe(sup, ch, chans))
+
+    async def _subscribe(self, sup: Supervisor, ch: Channels, chans: list[str]) -> SubscribeResult:
         missing = [
             c
             for c in chans
@@ -385,11 +454,27 @@ class Client:
         return await sup.request("subscribe", chans)
 
     async def unsubscribe(self, channels: Sequence[str] | str) -> SubscribeResult:
+        """Unsubscribe. Returns the channels unsubscribed (``accepted``) and the refused ones
+        with their code, as :meth:`subscribe` does: a channel this client never subscribed is
+        refused as ``not_subscribed`` (also reported as a ``subscribe_error`` event)."""
+        self._check_open("unsubscribe")
         chans = _channel_list(channels)
         sup: Supervisor = self._require(self._sup)
-        for c in chans:
+        refused = {c: "not_subscribed" for c in chans if c not in sup.wanted}
+        for c in refused:
+            self.dispatcher.event(
+                SubscribeError(channel=c, code="not_subscribed", message=f"{c!r} is not subscribed")
+            )
+        known = [c for c in chans if c not in refused]
+        for c in known:
             sup.wanted.pop(c, None)
-        return await sup.request("unsubscribe", chans)
+        result = (
+            await self._unless_closed("unsubscribe", sup.request("unsubscribe", known))
+            if known
+            else SubscribeResult()
+        )
+        result.refused.update(refused)
+        return result
 
     @property
     def channels(self) -> list[str]:
@@ -428,7 +513,11 @@ class Client:
 
     async def wait_synced(self, symbol: str, timeout: float = 10.0) -> BookView:
         """Wait until the book is synced; :class:`SyncTimeout` after ``timeout`` seconds."""
+        self._check_open("wait_synced")
         ch: Channels = self._require(self._channels)
+        return await self._unless_closed("wait_synced", self._wait_synced(ch, symbol, timeout))
+
+    async def _wait_synced(self, ch: Channels, symbol: str, timeout: float) -> BookView:
         channel = self._book_channel(symbol)
         deadline = self._clock() + timeout
         while True:
@@ -455,37 +544,46 @@ class Client:
     # -- triggers --
     def on_book(self, fn: Callable[[BookView], Any]) -> Callable[[], None]:
         """Call ``fn(view)`` when a synced book changed (coalesced: latest state)."""
+        self._check_open("on_book")
         return self.dispatcher.add_callback("book", fn)
 
     def on_top_of_book(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``fn(TopOfBook)`` when a synced book's best bid or ask changed."""
+        self._check_open("on_top_of_book")
         return self.dispatcher.add_callback("top_of_book", fn)
 
     def on_ticker(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``fn(TickerUpdate)`` for each ticker frame."""
+        self._check_open("on_ticker")
         return self.dispatcher.add_callback("ticker", fn)
 
     def on_trade(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``fn(TradeUpdate)`` for each trade."""
+        self._check_open("on_trade")
         return self.dispatcher.add_callback("trade", fn)
 
     def on_state(self, fn: Callable[[Any], Any]) -> Callable[[], None]:
         """Call ``fn(ClientEvent)`` for every event (connected, gap, stale, ...)."""
+        self._check_open("on_state")
         return self.dispatcher.add_callback("state", fn)
 
     def events(self, maxsize: int | None = None) -> Feed[Any]:
         """An async iterator of every :class:`ClientEvent` from now on (bounded; see dispatch).
         May be called before ``start()`` to see the connection events too."""
+        self._check_open("events()")
         return self.dispatcher.feed("events", maxsize)
 
     def book_updates(self, maxsize: int | None = None) -> Feed[Any]:
         """Async iterator of :class:`BookView` for synced books that changed (coalesced)."""
+        self._check_open("book_updates()")
         return self.dispatcher.feed("book", maxsize)
 
     def trades(self, maxsize: int | None = None) -> Feed[Any]:
+        self._check_open("trades()")
         return self.dispatcher.feed("trade", maxsize)
 
     def tickers(self, maxsize: int | None = None) -> Feed[Any]:
+        self._check_open("tickers()")
         return self.dispatcher.feed("ticker", maxsize)
 
     # -- orders --
@@ -497,18 +595,71 @@ class Client:
         size: Any,
         client_order_id: str | None = None,
     ) -> Order:
+        """Place a limit order (``price``/``size``: decimal text, ``Decimal`` or ``int`` on the
+        instrument's grid); the client remembers it as its own, to cancel it on going blind.
+
+        Refused with :class:`~tickpipe.errors.BlindError` while the stream is down (blind,
+        backing off or reconnecting): no book can be trusted then, and the kill switch, which
+        runs on losing the stream, would never protect an order placed after it. If the
+        stream goes down while the order is in flight, the order is cancelled at once (retried
+        in the background if that fails) and ``BlindError`` names it. Bad arguments raise
+        :class:`~tickpipe.errors.ConfigError`, the gateway's refusals
+        :class:`~tickpipe.errors.RestError`; a closed client
+        :class:`~tickpipe.errors.ClientClosedError`.
+        """
+        self._check_open("place_limit_order")
         orders: OrderManager = self._require(self._orders)
-        return await orders.place_limit_order(symbol, side, price, size, client_order_id)
+        sup: Supervisor = self._require(self._sup)
+        if not sup.connected:
+            raise BlindError(
+                f"place_limit_order refused: the stream is down (client {sup.state}"
+                f"{': ' + sup.last_error if sup.last_error else ''}); orders are refused while "
+                "blind, since no kill switch would protect them. Retry once connected."
+            )
+        link = sup.connections_opened
+        order = await orders.place_limit_order(symbol, side, price, size, client_order_id)
+        if (
+            (sup.connected and sup.connections_opened == link)
+            or not order.is_open
+            or self.config.cancel_orders_on_blind == "none"
+        ):
+            return order
+        # The stream went down while the order was in flight: the kill switch has run (or is
+        # running) without it. Cancel it now rather than leave an order nothing protects.
+        try:
+            done = await orders.cancel_order(order.order_id)
+            what = "was cancelled" if done.status == "cancelled" else f"is {done.status}"
+        except UnknownOrderError:
+            what = "is no longer known to the gateway"
+        except RestError as exc:
+            orders.retry_cancel(order)
+            what = f"could not be cancelled yet ({exc}); cancels are retried in the background"
+        raise BlindError(
+            f"the stream went down while order {order.order_id} "
+            f"({order.side} {order.size} {order.symbol} @ {order.price}) was in flight: it "
+            f"{what}. Orders are refused while blind; retry once connected."
+        )
 
     async def open_orders(self, symbol: str | None = None) -> list[Order]:
+        self._check_open("open_orders")
         orders: OrderManager = self._require(self._orders)
         return await orders.open_orders(symbol)
 
+    async def get_order(self, order_id: str) -> Order:
+        """One order of this key as the gateway has it now (``status`` open, filled or
+        cancelled; ``filled_size``). :class:`~tickpipe.errors.UnknownOrderError` if unknown."""
+        self._check_open("get_order")
+        orders: OrderManager = self._require(self._orders)
+        return await orders.get_order(order_id)
+
     async def cancel_order(self, order_id: str) -> Order:
+        """Cancel one order (allowed while blind: cancelling is always safe)."""
+        self._check_open("cancel_order")
         orders: OrderManager = self._require(self._orders)
         return await orders.cancel_order(order_id)
 
     async def cancel_all_orders(self, symbol: str | None = None) -> list[str]:
+        self._check_open("cancel_all_orders")
         orders: OrderManager = self._require(self._orders)
         return await orders.cancel_all_orders(symbol)
 
@@ -553,7 +704,7 @@ class Client:
             heartbeat_ms=sup.heartbeat_ms if sup is not None else None,
             frames=m.frames,
             bytes=m.bytes,
-            frames_per_s=self._rate.rate(self._clock(), m.frames),
+            frames_per_s=self._rate.current(self._clock(), m.frames),
             latency_p50_ms=p50,
             latency_p99_ms=p99,
             gaps=dict(m.gaps),
@@ -589,4 +740,5 @@ class Client:
                 if ch is not None
                 else 0
             ),
+            callback_error_counts=self.dispatcher.callback_error_counts,
         )

@@ -12,7 +12,11 @@ The read path (``client/channels.py``) only *marks* things for the user:
 
 The dispatcher task drains them and calls the user's callbacks (plain functions or
 coroutines; a coroutine is awaited, so it delays only later callbacks). A callback that
-raises is logged and counted (``Metrics.callback_errors``) and the next item goes on.
+raises is counted (``Metrics.callback_errors``, and per callback in
+:attr:`Dispatcher.callback_error_counts`) and the next item goes on. Its *first* error is logged
+with the full traceback; later ones only as a one-line summary ("raised N more times") at most
+every ``error_log_every_s`` (10 s) per callback, so a callback failing on every book update
+cannot flood the log (a last summary is logged at close).
 
 Book triggers (``on_book``, ``on_top_of_book``, :meth:`Dispatcher.stream` of kind ``book``)
 fire only while that book is synced, checked at the moment of the call, and carry its seq:
@@ -28,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -113,6 +118,23 @@ class TopOfBook:
     ask: tuple[Decimal, Decimal] | None
 
 
+@dataclass(slots=True)
+class _CallbackErrors:
+    """Errors of one registered callback (``fn`` is kept so that its id is not reused)."""
+
+    name: str
+    fn: Callback = field(repr=False)
+    count: int = 0
+    unlogged: int = 0  # errors since the last line logged about this callback
+    last_log: float = 0.0
+    last_error: str = ""
+
+
+def _callback_name(kind: str, fn: Callback) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(type(fn), "__qualname__", "callback")
+    return f"{kind}:{name}"
+
+
 class Feed(Generic[T]):
     """A bounded async iterator. ``close()`` ends it; past ``maxsize`` the oldest are dropped."""
 
@@ -192,8 +214,18 @@ class Feed(Generic[T]):
 class Dispatcher:
     """Owns the user-facing queues and the task that runs callbacks."""
 
-    def __init__(self, metrics: Metrics, data_queue_size: int, feed_size: int) -> None:
+    error_log_every_s = 10.0  # at most one summary line a callback per this many seconds
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        data_queue_size: int,
+        feed_size: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._metrics = metrics
+        self._clock = clock
+        self._errors: dict[tuple[str, int], _CallbackErrors] = {}
         self._data_queue_size = data_queue_size
         self._feed_size = feed_size
         self._callbacks: dict[str, list[Callback]] = {k: [] for k in KINDS}
@@ -325,7 +357,56 @@ class Dispatcher:
                     await r
             except asyncio.CancelledError:
                 raise
-            except Exception:  # user code: isolate it, never let it reach the client
+            except Exception as exc:  # user code: isolate it, never let it reach the client
                 self._metrics.callback_errors += 1
-                log.exception("%s callback %r raised", kind, fn)
+                self._callback_failed(kind, fn, exc)
             self.dispatched += 1
+
+    # -- callback errors: the first in full, then counted and summarised -------------------
+    def _callback_failed(self, kind: str, fn: Callback, exc: Exception) -> None:
+        now = self._clock()
+        key = (kind, id(fn))
+        st = self._errors.get(key)
+        if st is None:
+            st = self._errors[key] = _CallbackErrors(_callback_name(kind, fn), fn, last_log=now)
+            st.count = 1
+            log.error(
+                "%s callback raised (traceback logged once; further errors are counted in "
+                "stats().callback_errors and summarised at most every %.0fs)",
+                st.name,
+                self.error_log_every_s,
+                exc_info=exc,
+            )
+            return
+        st.count += 1
+        st.unlogged += 1
+        st.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        if now - st.last_log >= self.error_log_every_s:
+            self._summarise(st, now)
+
+    def _summarise(self, st: _CallbackErrors, now: float) -> None:
+        log.error(
+            "%s callback raised %d more times in the last %.1fs (%d in all; last: %s)",
+            st.name,
+            st.unlogged,
+            now - st.last_log,
+            st.count,
+            st.last_error,
+        )
+        st.unlogged = 0
+        st.last_log = now
+
+    def flush_error_summaries(self) -> None:
+        """Log what was counted since the last summary (the client calls this at close)."""
+        now = self._clock()
+        for st in self._errors.values():
+            if st.unlogged:
+                self._summarise(st, now)
+
+    @property
+    def callback_error_counts(self) -> dict[str, int]:
+        """Errors per callback, by ``kind:qualified name`` (summed when two share a name)."""
+        out: dict[str, int] = {}
+        for st in self._errors.values():
+            out[st.name] = out.get(st.name, 0) + st.count
+        return out

@@ -20,6 +20,8 @@ from collections import deque
 from tickpipe.protocol.sync import GAP_REASONS
 
 LATENCY_WINDOW = 8192
+RATE_WINDOW_S = 5.0  # frames_per_s is the rate over about the last 5 s
+RATE_SAMPLE_EVERY_S = 0.5  # how often the client samples the frame counter (one timer)
 
 
 class LatencyWindow:
@@ -60,7 +62,14 @@ class LatencyWindow:
 
 
 class RateMeter:
-    """Frames per second over the last few samples of a monotonically growing counter."""
+    """Rate of a monotonically growing counter (frames) over a sliding window of ``window_s``.
+
+    A periodic task :meth:`sample` s the counter (the client does so every
+    ``RATE_SAMPLE_EVERY_S``, off the read path); :meth:`current` reads the rate from the oldest
+    sample still in the window to the counter *now*, without storing anything, so a single read
+    (one ``Client.stats()`` call) already gives a real rate. The deque holds at most
+    ``window_s / period + 2`` samples.
+    """
 
     __slots__ = ("_samples", "window_s")
 
@@ -68,14 +77,28 @@ class RateMeter:
         self.window_s = window_s
         self._samples: deque[tuple[float, int]] = deque()
 
-    def rate(self, now: float, total: int) -> float:
+    def sample(self, now: float, total: int) -> None:
+        """Record the counter at ``now``; forget samples the window no longer needs (the
+        newest one at least ``window_s`` old is kept as the window's start)."""
         s = self._samples
         s.append((now, total))
-        while len(s) > 2 and now - s[0][0] > self.window_s:
+        while len(s) >= 2 and now - s[1][0] >= self.window_s:
             s.popleft()
+
+    def current(self, now: float, total: int) -> float:
+        """Per-second rate from the window's oldest sample to ``(now, total)``; 0.0 before any
+        sample or with no time between."""
+        s = self._samples
+        if not s:
+            return 0.0
         t0, c0 = s[0]
         dt = now - t0
         return (total - c0) / dt if dt > 0 else 0.0
+
+    def rate(self, now: float, total: int) -> float:
+        """:meth:`sample` then :meth:`current` (for callers that sample as they read)."""
+        self.sample(now, total)
+        return self.current(now, total)
 
 
 class Metrics:

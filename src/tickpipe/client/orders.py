@@ -7,6 +7,9 @@
   (section 8) :meth:`OrderManager.cancel_own` cancels them by id and reports which were and were
   not cancelled; the ones that failed are retried in the background (``order_retry`` backoff)
   until they succeed or the client closes.
+- After :meth:`OrderManager.close` every call raises
+  :class:`~tickpipe.errors.ClientClosedError` before any request (a place retry in flight
+  stops there too): nothing is sent, no HTTP session is opened again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tickpipe.client.rest import RestClient, is_retryable
-from tickpipe.errors import ConfigError, RestError, UnknownOrderError
+from tickpipe.errors import ClientClosedError, ConfigError, RestError, UnknownOrderError
 from tickpipe.protocol.backoff import Backoff, BackoffPolicy
 
 log = logging.getLogger("tickpipe.client.orders")
@@ -96,6 +99,11 @@ class OrderManager:
         self._to_retry: set[str] = set()
         self.on_background_report: Callable[[CancelReport], None] | None = None
         self.last_report: CancelReport | None = None
+        self.closed = False
+
+    def _check_open(self, what: str) -> None:
+        if self.closed:
+            raise ClientClosedError(f"client is closed: {what} refused")
 
     async def place_limit_order(
         self,
@@ -119,6 +127,7 @@ class OrderManager:
         }
         backoff = Backoff(self._retry, self._random)
         for attempt in range(PLACE_TRIES):
+            self._check_open("place_limit_order")
             try:
                 order = Order.from_wire(await self._rest.place_order(body))
                 break
@@ -135,11 +144,20 @@ class OrderManager:
         return order
 
     async def open_orders(self, symbol: str | None = None) -> list[Order]:
+        self._check_open("open_orders")
         body = await self._rest.list_orders("open", symbol)
         raw = body.get("orders", []) if isinstance(body, dict) else []
         return [Order.from_wire(o) for o in raw]
 
+    async def get_order(self, order_id: str) -> Order:
+        self._check_open("get_order")
+        order = Order.from_wire(await self._rest.get_order(order_id))
+        if not order.is_open:
+            self.own.pop(order_id, None)  # filled (or cancelled by the gateway): not at risk
+        return order
+
     async def cancel_order(self, order_id: str) -> Order:
+        self._check_open("cancel_order")
         try:
             order = Order.from_wire(await self._rest.cancel_order(order_id))
         except UnknownOrderError:
@@ -151,6 +169,7 @@ class OrderManager:
         return order
 
     async def cancel_all_orders(self, symbol: str | None = None) -> list[str]:
+        self._check_open("cancel_all_orders")
         body = await self._rest.cancel_all(symbol)
         ids = [str(i) for i in body.get("cancelled", [])] if isinstance(body, dict) else []
         for oid in list(self.own):
@@ -172,7 +191,7 @@ class OrderManager:
             try:
                 ids = await self.cancel_all_orders()
                 report = CancelReport(ids, [], scope)
-            except RestError as exc:
+            except (RestError, ClientClosedError) as exc:
                 log.warning("cancel-all while blind failed: %s", exc)
                 failed = sorted(self.own)
                 self._to_retry.update(failed)
@@ -198,12 +217,22 @@ class OrderManager:
             order = await self.cancel_order(order_id)
         except UnknownOrderError:
             return "final"
+        except ClientClosedError:
+            return "failed"
         except RestError as exc:
             log.warning("cancel %s failed: %s", order_id, exc)
             return "failed"
         return "cancelled" if order.status == "cancelled" else "final"
 
+    def retry_cancel(self, order: Order) -> None:
+        """Keep cancelling ``order`` in the background until it is done (or the client closes)."""
+        self.own[order.order_id] = order
+        self._to_retry.add(order.order_id)
+        self._ensure_retry_task()
+
     def _ensure_retry_task(self) -> None:
+        if self.closed:
+            return
         if self._retry_task is None or self._retry_task.done():
             self._retry_task = asyncio.create_task(self._retry_loop(), name="order cancel retry")
 
@@ -226,6 +255,7 @@ class OrderManager:
         return len(self._to_retry)
 
     async def close(self) -> None:
+        self.closed = True
         t = self._retry_task
         if t is not None and not t.done():
             t.cancel()

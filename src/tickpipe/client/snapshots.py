@@ -8,7 +8,14 @@ goes through one queue, bounded three ways:
 - a token bucket (``rate_per_s``, ``burst``) over all fetches: set it under the gateway's
   limit for the key and no request is ever refused;
 - a ``429`` pauses *every* fetch until its ``Retry-After`` has passed (the budget is the
-  key's, not the book's), and that book is asked for again after at least that long.
+  key's, not the book's), and that book is asked for again after at least that long. It also
+  halves the bucket's rate (never below ``min_rate_per_s``): the limit we assumed was wrong,
+  so the next burst must not meet the same wall. The rate doubles back, one step every
+  ``restore_after_s`` without a 429, up to the configured one.
+
+Books that have never been synced go first: among the requests that are due, a first seed is
+served before any re-seed of a book that was synced once (a bot waiting for its first book
+should not queue behind books that merely broke).
 
 Each request is jittered by U(0, ``jitter_s``) so that clients reconnecting together spread
 out. 5xx and unreachable answers go back to the book's :class:`~tickpipe.protocol.sync.BookSync`,
@@ -68,6 +75,11 @@ class TokenBucket:
             return True
         return False
 
+    def set_rate(self, rate_per_s: float, now: float) -> None:
+        """Change the refill rate from ``now`` on (tokens already saved are kept)."""
+        self._refill(now)
+        self.rate_per_s = rate_per_s
+
     def drain(self, now: float) -> None:
         """Spend everything (after a 429: the budget we thought we had was wrong)."""
         self._refill(now)
@@ -89,8 +101,14 @@ Fetch = Callable[[str], Awaitable[Snapshot]]
 Deliver = Callable[[SnapshotOutcome], None]
 
 
+_FIRST, _RESEED = 0, 1  # heap classes: first seeds are served before re-seeds
+
+
 class SnapshotScheduler:
     """Runs fetches under the shared budget; ``run()`` is one task for the client's lifetime."""
+
+    min_rate_per_s = 0.5  # a 429 never halves the rate below this (one fetch every 2 s)
+    restore_after_s = 30.0  # without a 429 this long, a halved rate doubles back (one step)
 
     def __init__(
         self,
@@ -111,8 +129,10 @@ class SnapshotScheduler:
         self._clock = clock
         self._random = random
         self._bucket = TokenBucket(rate_per_s, burst, clock())
+        self._rate_per_s = rate_per_s  # the configured rate; a 429 lowers the bucket's
+        self._last_429 = 0.0
         self._pending: dict[str, tuple[float, int]] = {}  # channel -> (due, epoch)
-        self._heap: list[tuple[float, int, str]] = []
+        self._heaps: tuple[list[tuple[float, int, str]], list[tuple[float, int, str]]] = ([], [])
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self.pause_until = 0.0
@@ -122,10 +142,10 @@ class SnapshotScheduler:
         self.max_in_flight = 0
 
     # -- inputs (called from the read path: cheap, never blocks) -------------------------
-    def request(self, channel: str, epoch: int, delay_s: float) -> None:
+    def request(self, channel: str, epoch: int, delay_s: float, first_seed: bool = False) -> None:
         due = self._clock() + delay_s + self._random() * self._jitter_s
         self._pending[channel] = (due, epoch)
-        heapq.heappush(self._heap, (due, epoch, channel))
+        heapq.heappush(self._heaps[_FIRST if first_seed else _RESEED], (due, epoch, channel))
         self._wake.set()
 
     def cancel(self, channel: str) -> None:
@@ -134,7 +154,8 @@ class SnapshotScheduler:
     def clear(self) -> None:
         """Forget every queued request (the stream was lost; books re-ask after reconnect)."""
         self._pending.clear()
-        self._heap.clear()
+        for heap in self._heaps:
+            heap.clear()
 
     @property
     def queued(self) -> int:
@@ -144,15 +165,37 @@ class SnapshotScheduler:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def rate_per_s(self) -> float:
+        """The budget's current rate: the configured one, or less after a 429."""
+        return self._bucket.rate_per_s
+
     # -- the loop ------------------------------------------------------------------------
-    def _next_valid(self) -> tuple[float, int, str] | None:
-        heap = self._heap
+    def _head(self, heap: list[tuple[float, int, str]]) -> tuple[float, int, str] | None:
         while heap:
             due, epoch, channel = heap[0]
             if self._pending.get(channel) == (due, epoch):
                 return heap[0]
             heapq.heappop(heap)  # replaced or cancelled
         return None
+
+    def _next_valid(
+        self, now: float
+    ) -> tuple[list[tuple[float, int, str]], float, int, str] | None:
+        """The request to serve next: a due first seed, else the earliest re-seed or seed."""
+        first, reseed = self._heaps
+        a, b = self._head(first), self._head(reseed)
+        if a is not None and (b is None or a[0] <= now or a[0] <= b[0]):
+            return (first, *a)
+        if b is not None:
+            return (reseed, *b)
+        return None
+
+    def _maybe_restore_rate(self, now: float) -> None:
+        bucket = self._bucket
+        if bucket.rate_per_s < self._rate_per_s and now - self._last_429 >= self.restore_after_s:
+            bucket.set_rate(min(self._rate_per_s, bucket.rate_per_s * 2), now)
+            self._last_429 = now  # the next doubling waits another restore_after_s
 
     async def _sleep_or_wake(self, seconds: float | None) -> None:
         self._wake.clear()
@@ -165,12 +208,13 @@ class SnapshotScheduler:
     async def run(self) -> None:
         try:
             while True:
-                head = self._next_valid()
+                now = self._clock()
+                head = self._next_valid(now)
                 if head is None:
                     await self._sleep_or_wake(None)
                     continue
-                now = self._clock()
-                due, epoch, channel = head
+                self._maybe_restore_rate(now)
+                heap, due, epoch, channel = head
                 wait = max(due - now, self.pause_until - now, self._bucket.wait_time(now))
                 if wait > 0:
                     await self._sleep_or_wake(wait)
@@ -180,7 +224,7 @@ class SnapshotScheduler:
                     continue
                 if not self._bucket.take(now):
                     continue
-                heapq.heappop(self._heap)
+                heapq.heappop(heap)
                 del self._pending[channel]
                 self.requests += 1
                 task = asyncio.create_task(self._one(channel, epoch), name=f"snapshot {channel}")
@@ -203,6 +247,9 @@ class SnapshotScheduler:
             now = self._clock()
             self.pause_until = max(self.pause_until, now + exc.retry_after_s)
             self._bucket.drain(now)
+            if now - self._last_429 > 1.0:  # one 429 wave (in-flight fetches) halves once
+                self._bucket.set_rate(max(self.min_rate_per_s, self._bucket.rate_per_s / 2), now)
+            self._last_429 = now
             log.warning("snapshot %s: 429, pausing all fetches %.2fs", channel, exc.retry_after_s)
             outcome = SnapshotOutcome(channel, epoch, None, exc, exc.retry_after_s)
         except (RestError, FrameError) as exc:

@@ -249,7 +249,12 @@ class Supervisor:
         cfg = self.config
 
         def factory() -> StreamListener:
-            lst = StreamListener(conn, cfg.max_frame_bytes, cfg.max_fragmented_message_s)
+            lst = StreamListener(
+                conn,
+                cfg.max_frame_bytes,
+                cfg.read_slice_s,
+                max_fragmented_s=cfg.max_fragmented_message_s,
+            )
             conn.listener = lst
             return lst
 
@@ -415,7 +420,11 @@ class Supervisor:
             p.future.set_result(p.result)
 
     def _on_error(self, f: frames.ErrorFrame) -> None:
-        if f.channel is not None and f.code in ("unknown_channel", "too_many_channels"):
+        if f.channel is not None and f.code in (
+            "unknown_channel",
+            "too_many_channels",
+            "not_subscribed",
+        ):
             self.wanted.pop(f.channel, None)
             p = self._pending.get(f.id) if f.id is not None else None
             if p is not None:

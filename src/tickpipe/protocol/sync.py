@@ -23,6 +23,16 @@ SYNCING and RESYNCING behave the same (buffer deltas, wait for a snapshot); they
 that readers can tell a first seed from a recovery. Each seeding has an ``epoch``; a snapshot or
 failure tagged with an older epoch is ignored (counted in ``late_snapshots``).
 
+The buffer of a seeding book keeps the NEWEST ``max_buffered_deltas`` deltas: a snapshot at seq
+``S`` needs only the deltas after ``S``, so past the bound the oldest is dropped (counted in
+``stats.trimmed``), never the whole buffer, and that is not a gap. A snapshot is unbridgeable
+(gap ``stale_snapshot``) only when it is older than the oldest delta kept. A snapshot newer than
+every delta kept is the normal case when the client reads behind the gateway (under
+back-pressure the snapshot is taken at the gateway's present, the socket still carries its
+past): the book goes LIVE at ``S`` and the deltas ``<= S`` still in the socket are dropped as
+duplicates as they arrive. So time a request spends queued, or a client slower than the stream,
+costs no gap; only a snapshot service that lags the stream by more than the buffer does.
+
 While SYNCING or RESYNCING exactly one snapshot request (the current epoch) is outstanding: the
 shell answers each request with ``on_snapshot`` or ``on_snapshot_failed``. A gap, bad frame or
 overflow while buffering therefore restarts the buffer but asks for no second snapshot: the one
@@ -42,6 +52,7 @@ appended to ``events``; the shell drains them with :meth:`take_events` after eac
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -78,9 +89,15 @@ class DeltaResult(Enum):
 class SyncConfig:
     """Per-book knobs.
 
-    - ``max_buffered_deltas`` (2,000): deltas held while a snapshot is awaited. Past it the book
-      resyncs (gap ``overflow``). Worst-case memory about 0.5 KiB a delta of 1-4 levels a side,
-      so ~1 MiB a book; it fills only while a snapshot is slow.
+    - ``max_buffered_deltas`` (10,000): deltas held while a snapshot is awaited; past it the
+      oldest is dropped (the newest are what a snapshot needs). A snapshot bridges when it is at
+      most this many deltas older than the newest delta read, so it bounds how far a snapshot
+      service may lag the stream, or how many deltas of one book the client may read during one
+      snapshot round trip (at 76k frames/s on one hot book: ~130 ms). About 430 B a delta of
+      1-4 levels a side, so ~4 MiB a book at most, only while its snapshot is awaited.
+    - ``max_buffered_levels`` (20,000): the same bound counted in price levels (all deltas
+      kept, both sides; ~170 B a level), so that deltas carrying many levels each cannot grow
+      one book's buffer past ~3.4 MiB. Whichever bound is reached first trims.
     - ``verify_checksum`` (True): check each delta's CRC-32; costs a few µs a delta.
     - ``snapshot_retry`` (base 0.25 s, cap 10 s, equal jitter): delay between re-fetches of a
       failed or unbridgeable snapshot, and before re-seeding a book that broke again soon after
@@ -92,9 +109,13 @@ class SyncConfig:
       buffer lets a lagging snapshot service catch up; dropping it after a bound un-wedges a
       buffer whose first delta no snapshot can reach (a bogus seq far ahead). The backoff is
       not reset, so the tries after a drop are the slow ones and give a lagging service time.
+      A snapshot that would have bridged but for deltas this book trimmed (its own bound, not
+      the service's lag) is asked for again at once, without growing the backoff, for the first
+      ``max_stale_snapshots - 1`` tries in a row; after that the backoff applies as usual.
     """
 
-    max_buffered_deltas: int = 2_000
+    max_buffered_deltas: int = 10_000
+    max_buffered_levels: int = 20_000
     verify_checksum: bool = True
     snapshot_retry: BackoffPolicy = field(
         default_factory=lambda: BackoffPolicy(base_s=0.25, cap_s=10.0, healthy_after_s=0.0)
@@ -105,6 +126,8 @@ class SyncConfig:
     def __post_init__(self) -> None:
         if type(self.max_buffered_deltas) is not int or self.max_buffered_deltas < 1:
             raise ConfigError(f"max_buffered_deltas must be >= 1, got {self.max_buffered_deltas!r}")
+        if type(self.max_buffered_levels) is not int or self.max_buffered_levels < 1:
+            raise ConfigError(f"max_buffered_levels must be >= 1, got {self.max_buffered_levels!r}")
         if type(self.max_stale_snapshots) is not int or self.max_stale_snapshots < 1:
             raise ConfigError(
                 f"max_stale_snapshots must be an int >= 1, got {self.max_stale_snapshots!r}"
@@ -123,12 +146,15 @@ class SnapshotRequest:
     """Fetch a snapshot after ``delay_s`` and report it with ``epoch``.
 
     ``attempt`` counts the backed-off tries so far (0 for an immediate fetch after health).
+    ``first_seed`` is True while the book has never been synced: a scheduler serves those
+    before re-seeds of books that were (a bot waiting for its first book waits for nothing).
     """
 
     channel: str
     epoch: int
     delay_s: float
     attempt: int
+    first_seed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +192,7 @@ class StateChanged:
 SyncEvent = SnapshotRequest | Synced | Gap | StateChanged
 
 _BufferedDelta = tuple[int, list[Level], list[Level], int | None]
+_NO_SEQ = -1  # "no delta trimmed yet" (seqs are >= 0)
 
 
 class BookSync:
@@ -174,13 +201,18 @@ class BookSync:
     __slots__ = (
         "_backoff",
         "_buffer",
+        "_buffered_levels",
         "_live_applied",
+        "_max_buffer",
+        "_max_levels",
         "_stale_tries",
+        "_trimmed_seq",
         "book",
         "channel",
         "config",
         "epoch",
         "events",
+        "ever_synced",
         "seq",
         "state",
         "stats",
@@ -201,10 +233,15 @@ class BookSync:
         self.epoch = 0
         self.events: list[SyncEvent] = []
         self.stats = SyncStats()
-        self._buffer: list[_BufferedDelta] = []
+        self._buffer: deque[_BufferedDelta] = deque()
+        self._max_buffer = self.config.max_buffered_deltas
+        self._max_levels = self.config.max_buffered_levels
+        self._buffered_levels = 0  # levels in the buffer, both sides
+        self._trimmed_seq = _NO_SEQ  # newest seq trimmed from the buffer this seeding
         self._backoff = Backoff(self.config.snapshot_retry, random)
         self._live_applied = 0  # deltas applied since the book last became LIVE
         self._stale_tries = 0  # unbridgeable snapshots in a row for the current buffer
+        self.ever_synced = False  # has this book been LIVE since it was created?
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -228,7 +265,7 @@ class BookSync:
         self._backoff.reset()
         self.book.clear()
         self.seq = None
-        self._buffer.clear()
+        self._clear_buffer()
         self._stale_tries = 0
         self._to(SyncState.SYNCING, "subscribed")
         return self._request(delay_s=0.0)
@@ -268,26 +305,31 @@ class BookSync:
             self.stats.late_snapshots += 1
             return False
         buf = self._buffer
-        stale_count = 0
-        while stale_count < len(buf) and buf[stale_count][0] <= seq:
-            stale_count += 1
-        del buf[:stale_count]
+        while buf and buf[0][0] <= seq:
+            _, d_bids, d_asks, _ = buf.popleft()
+            self._buffered_levels -= len(d_bids) + len(d_asks)
         if buf and buf[0][0] > seq + 1:
             self.stats.gaps["stale_snapshot"] += 1
             self._emit(Gap(self.channel, "stale_snapshot", seq + 1, buf[0][0]))
             self._stale_tries += 1
+            # Would it have bridged but for our own trimming? Then the snapshot service is not
+            # behind, this book's reader is ahead of it: ask again now, the next one is newer.
+            ours = self._trimmed_seq >= seq
             if self._stale_tries >= self.config.max_stale_snapshots:
                 self._stale_tries = 0
                 self.stats.buffer_drops += 1
-                buf.clear()
-            self._request(delay_s=self._backoff.next_delay())
+                self._clear_buffer()
+                ours = False
+            self._request(delay_s=0.0 if ours else self._backoff.next_delay())
             return True
         self._stale_tries = 0
         book = self.book
         book.load(bids, asks)
         self.seq = seq
         pending = self._buffer
-        self._buffer = []
+        self._buffer = deque()
+        self._buffered_levels = 0
+        self._trimmed_seq = _NO_SEQ
         verify = self.config.verify_checksum
         for d_seq, d_bids, d_asks, d_cs in pending:  # contiguous from seq+1 by construction
             book.apply(d_bids, d_asks)
@@ -305,6 +347,7 @@ class BookSync:
                     self._request(delay_s=self._backoff.next_delay())
                     return True
         self._live_applied = 0
+        self.ever_synced = True
         self._to(SyncState.LIVE, "snapshot")
         self._emit(Synced(self.channel, self.seq, self.epoch))
         return True
@@ -333,9 +376,10 @@ class BookSync:
         self._lost_deltas("bad_frame", reason)
 
     def on_overflow(self) -> None:
-        """A bound upstream was exceeded and deltas of this channel were dropped.
+        """A bound upstream of this book was exceeded and deltas of this channel were lost.
 
-        LIVE: the book breaks (gap ``overflow``). While buffering: the buffer restarts.
+        LIVE: the book breaks (gap ``overflow``). While buffering: the buffer restarts. (The
+        book's own buffer bound is not an overflow: it drops its oldest deltas, see above.)
         """
         self._lost_deltas("overflow", "overflow")
 
@@ -343,13 +387,13 @@ class BookSync:
         """The stream is gone: not synced at once. The levels stay for display until start()."""
         if self.state is SyncState.IDLE or self.state is SyncState.STALE:
             return
-        self._buffer.clear()
+        self._clear_buffer()
         self.epoch += 1  # any snapshot in flight is now late
         self._to(SyncState.STALE, reason)
 
     def stop(self) -> None:
         """Unsubscribed: forget everything."""
-        self._buffer.clear()
+        self._clear_buffer()
         self._clear_book()
         self.epoch += 1
         if self.state is not SyncState.IDLE:
@@ -371,9 +415,16 @@ class BookSync:
         """Open a new epoch and ask for its snapshot (any older one in flight becomes late)."""
         self.epoch += 1
         self.stats.snapshot_requests += 1
-        req = SnapshotRequest(self.channel, self.epoch, delay_s, self._backoff.attempt)
+        req = SnapshotRequest(
+            self.channel, self.epoch, delay_s, self._backoff.attempt, not self.ever_synced
+        )
         self._emit(req)
         return req
+
+    def _clear_buffer(self) -> None:
+        self._buffer.clear()
+        self._buffered_levels = 0
+        self._trimmed_seq = _NO_SEQ
 
     def _clear_book(self) -> None:
         self.book.clear()
@@ -400,9 +451,10 @@ class BookSync:
         self._clear_book()
         self._emit(Gap(self.channel, reason, expected, got))
         self._to(SyncState.RESYNCING, why or reason)
-        self._buffer.clear()
+        self._clear_buffer()
         if keep is not None:
             self._buffer.append(keep)
+            self._buffered_levels = len(keep[1]) + len(keep[2])
         if self._live_applied >= self.config.healthy_after_deltas:
             self._backoff.reset()
             self._request(delay_s=0.0)
@@ -418,7 +470,7 @@ class BookSync:
             self.stats.gaps[reason] += 1
             expected = self._buffer[-1][0] + 1 if self._buffer else None
             self._emit(Gap(self.channel, reason, expected, None))
-            self._buffer.clear()
+            self._clear_buffer()
         else:
             raise IllegalTransition("BookSync", state.value, reason)
 
@@ -437,17 +489,19 @@ class BookSync:
                 # still bridge (its seq >= seq - 1), else the bridging check re-fetches.
                 self.stats.gaps["seq_gap"] += 1
                 self._emit(Gap(self.channel, "seq_gap", last + 1, seq))
-                buf.clear()
+                self._clear_buffer()
                 buf.append((seq, bids, asks, checksum))
+                self._buffered_levels = len(bids) + len(asks)
                 return DeltaResult.GAP
-            if len(buf) >= self.config.max_buffered_deltas:
-                # The snapshot is slow. Drop what is buffered and go on from this delta: the
-                # snapshot in flight bridges only if it is recent enough, else it is re-fetched.
-                self.stats.gaps["overflow"] += 1
-                self._emit(Gap(self.channel, "overflow", last + 1, seq))
-                buf.clear()
-                buf.append((seq, bids, asks, checksum))
-                return DeltaResult.GAP
+        levels = self._buffered_levels + len(bids) + len(asks)
+        while buf and (len(buf) >= self._max_buffer or levels > self._max_levels):
+            # Keep the newest: a snapshot needs only what follows its own seq. Not a gap; a
+            # snapshot older than what is kept is found (and re-fetched) when it arrives.
+            old_seq, o_bids, o_asks, _ = buf.popleft()
+            levels -= len(o_bids) + len(o_asks)
+            self._trimmed_seq = old_seq
+            self.stats.trimmed += 1
+        self._buffered_levels = levels
         buf.append((seq, bids, asks, checksum))
         return DeltaResult.BUFFERED
 
@@ -464,11 +518,13 @@ class SyncStats:
         "resyncs",
         "snapshot_failures",
         "snapshot_requests",
+        "trimmed",
     )
 
     def __init__(self) -> None:
         self.applied = 0
         self.buffer_drops = 0  # buffers dropped after max_stale_snapshots unbridgeable snapshots
+        self.trimmed = 0  # oldest deltas dropped from a full buffer (not gaps)
         self.duplicates = 0
         self.resyncs = 0
         self.late_snapshots = 0
