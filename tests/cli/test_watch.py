@@ -145,8 +145,8 @@ async def test_jsonl_reports_faults(gw: Gateway) -> None:
 
 async def test_auth_failed_exit_3(gw: Gateway) -> None:
     code, out, _ = await _watch(
-        gw, "orderbook:AAPL", "--secret", "wrong", "--jsonl", "--duration", "5"
-    )
+        gw, "orderbook:AAPL", "--key", "demo", "--secret", "wrong", "--jsonl", "--duration", "5"
+    )  # a whole pair: half of one is a usage error (exit 2, tests/client/test_credentials.py)
     assert code == 3
     lines = _lines(out)
     assert [d["event"] for d in lines] == ["auth_failed"]

@@ -32,6 +32,9 @@ def test_env_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICKPIPE_SECRET", "s1")
     assert Client().key == "k1"
     monkeypatch.delenv("TICKPIPE_KEY")
+    with pytest.raises(ConfigError, match="TICKPIPE_KEY"):  # half a pair (issue 13)
+        Client()
+    monkeypatch.delenv("TICKPIPE_SECRET")
     assert Client().key == "demo"
 
 

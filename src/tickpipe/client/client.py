@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random as _random
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 
 from tickpipe.client.channels import Channels
 from tickpipe.client.config import ClientConfig
+from tickpipe.client.credentials import resolve_credentials
 from tickpipe.client.dispatch import Dispatcher, Feed
 from tickpipe.client.events import OrdersCancelled, SubscribeError
 from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
@@ -63,8 +63,6 @@ log = logging.getLogger("tickpipe.client")
 
 DEFAULT_STREAM_URL = "ws://127.0.0.1:8765/v1/stream"
 DEFAULT_REST_URL = "http://127.0.0.1:8765"
-DEFAULT_KEY = "demo"
-DEFAULT_SECRET = "demo-secret"
 
 T = TypeVar("T")
 
@@ -173,10 +171,7 @@ class Client:
     ) -> None:
         self.stream_url = _check_url("stream_url", stream_url, ("ws", "wss"))
         self.rest_url = _check_url("rest_url", rest_url, ("http", "https"))
-        self.key = key if key is not None else os.environ.get("TICKPIPE_KEY", DEFAULT_KEY)
-        secret = secret if secret is not None else os.environ.get("TICKPIPE_SECRET", DEFAULT_SECRET)
-        if not self.key or not secret:
-            raise ConfigError("key and secret must be non-empty")
+        self.key, secret = resolve_credentials(key, secret)  # a half-set pair: ConfigError
         if config is not None and knobs:
             raise ConfigError("pass either config= or keyword knobs, not both")
         self.config = config if config is not None else ClientConfig.from_kwargs(**knobs)
@@ -224,7 +219,15 @@ class Client:
             raise StreamError("client already started")
         self._started = True
         cfg = self.config
-        self._rest = RestClient(self.rest_url, self.key, self._secret, cfg.rest_timeout_s)
+        self._rest = RestClient(
+            self.rest_url,
+            self.key,
+            self._secret,
+            cfg.rest_timeout_s,
+            max_body_bytes=cfg.max_rest_body_bytes,
+            max_retry_after_s=cfg.max_retry_after_s,
+            max_snapshot_levels=cfg.max_snapshot_levels,
+        )
         self._orders = OrderManager(self._rest, cfg.order_retry, self._random)
         self._orders.on_background_report = self._on_background_cancel
         self._channels = Channels(

@@ -14,6 +14,10 @@ Worst-case memory set by these knobs (per client):
 - user queues: ``event_queue_size`` events per ``events()`` iterator, ``data_queue_size``
   trades/tickers waiting for callbacks; book triggers are coalesced (one pending slot per book);
 - the socket: ``max_frame_bytes`` for one frame in picows' read buffer.
+- a fragmented message being reassembled: ``max_frame_bytes`` too;
+- REST: ``max_rest_body_bytes`` per answer being read (``snapshot_concurrency`` of them at once
+  at most for snapshots), and the objects of one decoded snapshot of at most
+  ``max_snapshot_levels`` levels a side.
 """
 
 from __future__ import annotations
@@ -100,6 +104,20 @@ class ClientConfig:
       are dropped and an ``overflow`` event says how many.
     - ``data_queue_size`` (10,000): ticker/trade/state items waiting for callbacks; past it
       the oldest are dropped, counted and reported (``overflow``). Never stalls the socket.
+
+    Against a hostile or broken gateway (docs/security.md)
+    - ``max_rest_body_bytes`` (16 MiB): any REST answer body is read incrementally and refused
+      past this (``RestError`` code ``body_too_large``, retried like a 5xx: a book backs off).
+      Bounds the memory of one answer; a 10,000-level-a-side snapshot is ~0.6 MiB.
+    - ``max_retry_after_s`` (60.0 s): a 429's ``Retry-After`` is clamped to this; a value that
+      is not a finite number >= 0 (``inf``, ``nan``, ``-1``) counts as 1 s. Both are said in
+      the ``snapshot_error`` message and logged once. Bounds how long one 429 pauses fetches.
+    - ``max_snapshot_levels`` (10,000 a side): a snapshot with more levels on a side is refused
+      (``snapshot_error``; the book backs off and asks again). Bounds the memory and the event
+      loop time of decoding and applying one snapshot (real venues send <= 5,000).
+    - ``max_fragmented_message_s`` (5.0 s): a fragmented message not complete within this
+      closes the connection (then reconnect), as a message over ``max_frame_bytes`` does.
+      Bounds how long a peer can hold the socket with no message delivered while pings flow.
     """
 
     connect_timeout_s: float = 5.0
@@ -126,6 +144,10 @@ class ClientConfig:
     )
     event_queue_size: int = 10_000
     data_queue_size: int = 10_000
+    max_rest_body_bytes: int = 16 << 20
+    max_retry_after_s: float = 60.0
+    max_snapshot_levels: int = 10_000
+    max_fragmented_message_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -169,6 +191,10 @@ class ClientConfig:
             raise ConfigError(f"order_retry must be a BackoffPolicy, got {self.order_retry!r}")
         if not isinstance(self.sync, SyncConfig):
             raise ConfigError(f"sync must be a SyncConfig, got {self.sync!r}")
+        for hname in ("max_rest_body_bytes", "max_snapshot_levels"):
+            _positive_int(hname, getattr(self, hname))
+        for fname in ("max_retry_after_s", "max_fragmented_message_s"):
+            _positive(fname, getattr(self, fname))
 
     def heartbeat_timeout(self, heartbeat_ms: int) -> float:
         """Seconds without a ping that make the link dead, for the announced interval."""

@@ -7,7 +7,14 @@ is fed by the gateway's pings themselves, as VTS/1 section 6 asks. See
 ``benchmarks/`` for the figures.
 
 - TEXT: handed to :meth:`Channels.on_text` at once (decode + sequence + apply, inline).
-  Fragmented messages are reassembled up to ``max_frame_bytes``.
+  Fragmented messages are reassembled up to ``max_frame_bytes`` and ``max_fragmented_s``:
+  past either, the connection is closed with 1009 exactly as picows closes it for one frame
+  over ``max_frame_bytes`` (a ``bad_frame`` is reported, then the supervisor goes blind and
+  reconnects). Before, the rest of an endless message was silently skipped and the socket
+  kept, with no data flowing and every book still ``live``. The time bound is checked on each
+  continuation frame and on each PING, so a message trickling one byte a second (always under
+  the byte bound) while the gateway keeps pinging cannot hold the socket either; a gateway
+  that stops pinging is caught by the heartbeat watchdog as usual.
 - Bounded work per event-loop turn: picows delivers every frame of one socket read in one
   callback, and under a flood its read buffer doubles until one read is the whole kernel
   receive buffer (measured: 76,212 frames in one callback, the loop blocked 4.9 s, a REST
@@ -27,6 +34,7 @@ is fed by the gateway's pings themselves, as VTS/1 section 6 asks. See
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter
@@ -62,13 +70,21 @@ class StreamListener(WSListener):  # type: ignore[misc]
     """Per-connection listener; ``sink`` gets every frame."""
 
     def __init__(
-        self, sink: ConnectionSink, max_frame_bytes: int, read_slice_s: float = 0.005
+        self,
+        sink: ConnectionSink,
+        max_frame_bytes: int,
+        read_slice_s: float = 0.005,
+        max_fragmented_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sink = sink
         self.max_frame_bytes = max_frame_bytes
         self.read_slice_s = read_slice_s
+        self.max_fragmented_s = max_fragmented_s
         self.transport: WSTransport | None = None
         self._fragments: bytearray | None = None
+        self._fragments_since = 0.0
+        self._clock = clock
         self._on_text: Callable[[bytes | memoryview], None] = sink.on_text
         self._backlog: deque[bytes] | None = None  # text frames waiting for a later turn
         self._turn_t0 = 0.0  # when the current read's first frame was processed (0: none yet)
@@ -76,6 +92,27 @@ class StreamListener(WSListener):  # type: ignore[misc]
         self._paused = False
         self.deferred = 0  # frames that went through the backlog (stats)
         self.slices = 0  # backlog slices run on later loop turns (stats)
+
+    def _too_big(self, reason: str) -> None:
+        """Report, then close with 1009 and disconnect, as picows does for one frame over
+        ``max_frame_bytes``. (Not by raising WSProtocolError from ``on_ws_frame``, which picows
+        would turn into the same close: an exception through its Cython callback was seen to
+        upset CPython 3.11's recursion-depth bookkeeping, a SystemError later in ``ast``.)"""
+        self._fragments = None
+        self.sink.on_bad_frame(FrameError(reason))
+        t = self.transport
+        if t is not None and not t.is_disconnected:
+            t.send_close(WSCloseCode.MESSAGE_TOO_BIG, reason.encode()[:120])
+            t.disconnect()
+
+    def _check_fragment_age(self) -> None:
+        if self._fragments is not None:
+            age = self._clock() - self._fragments_since
+            if age > self.max_fragmented_s:
+                self._too_big(
+                    f"fragmented message not complete after {age:.1f}s "
+                    f"(max_fragmented_message_s {self.max_fragmented_s:g})"
+                )
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -162,26 +199,30 @@ class StreamListener(WSListener):  # type: ignore[misc]
                 return
             else:
                 self._fragments = bytearray(frame.get_payload_as_memoryview())
+                self._fragments_since = self._clock()
         elif t is WSMsgType.CONTINUATION:
             buf = self._fragments
             if buf is None:
                 return
             buf += frame.get_payload_as_memoryview()
             if len(buf) > self.max_frame_bytes:
-                self._fragments = None
-                self.sink.on_bad_frame(
-                    FrameError(f"fragmented message over {self.max_frame_bytes} bytes")
+                self._too_big(
+                    f"fragmented message over {self.max_frame_bytes} bytes (max_frame_bytes)"
                 )
             elif frame.fin:
                 self._fragments = None
                 self._text(bytes(buf), False)
+            else:
+                self._check_fragment_age()
         elif t is WSMsgType.PING:
             transport.send_pong(frame.get_payload_as_bytes())
             self.sink.on_ping()
+            self._check_fragment_age()
         elif t is WSMsgType.CLOSE:
             code = frame.get_close_code()
             code_int = int(code.value) if isinstance(code, WSCloseCode) else int(code)
-            reason = frame.get_close_message().decode(errors="replace")
+            message = frame.get_close_message()  # None when the close frame carries none
+            reason = message.decode(errors="replace") if message else ""
             self.sink.on_close_frame(code_int, reason)
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()

@@ -10,10 +10,25 @@
   ``Retry-After``; 404 ``unknown_order`` becomes :class:`~tickpipe.errors.UnknownOrderError`.
   A request that never got an answer (refused, reset, timeout) is a ``RestError`` with status 0
   and code ``unreachable``: retryable, like a 5xx.
+
+Against a hostile or broken gateway (docs/security.md, "Client against a hostile gateway"):
+
+- every answer body is read incrementally and refused past ``max_body_bytes`` (a
+  ``Content-Length`` over it is refused before reading): ``RestError`` code ``body_too_large``,
+  retryable like a 5xx (a snapshot's book backs off and asks again); an error answer (4xx/5xx)
+  is read only up to :data:`ERROR_BODY_BYTES`, the rest is dropped with the connection;
+- ``Retry-After`` is clamped to ``max_retry_after_s``; a value that is not a finite number
+  >= 0 (``inf``, ``nan``, ``-1``, a date, garbage) gives :data:`DEFAULT_RETRY_AFTER_S`. Either
+  is said in the error's message, counted (``retry_after_fixed``) and logged once per client;
+- a snapshot with more than ``max_snapshot_levels`` levels on a side is refused
+  (``FrameError`` naming the side): a body with more ``[`` than that many levels a side can
+  need is refused before decoding, so a huge list is never built.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -22,38 +37,102 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from tickpipe.errors import RateLimitedError, RestError, UnknownOrderError
+from tickpipe.errors import FrameError, RateLimitedError, RestError, UnknownOrderError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
 
+log = logging.getLogger("tickpipe.client.rest")
+
 UNREACHABLE = 0
+BODY_TOO_LARGE = "body_too_large"
+ERROR_BODY_BYTES = 64 * 1024  # an error answer is only read for its code and message
+DEFAULT_RETRY_AFTER_S = 1.0  # a 429 without a usable Retry-After
+DEFAULT_MAX_BODY_BYTES = 16 << 20
+DEFAULT_MAX_RETRY_AFTER_S = 60.0
+DEFAULT_MAX_SNAPSHOT_LEVELS = 10_000
+_READ_CHUNK = 64 * 1024
 
 
 def is_retryable(exc: RestError) -> bool:
-    """5xx, 429 and no answer at all are worth retrying; any other 4xx is not."""
-    return exc.status == UNREACHABLE or exc.status == 429 or exc.status >= 500
+    """5xx, 429, no answer at all and a body over the cap (a peer fault, like a 5xx) are worth
+    retrying; any other 4xx is not."""
+    return (
+        exc.status == UNREACHABLE
+        or exc.status == 429
+        or exc.status >= 500
+        or exc.code == BODY_TOO_LARGE
+    )
 
 
-def _retry_after(value: str | None) -> float:
+def parse_retry_after(value: str | None, max_s: float) -> tuple[float, str | None]:
+    """Seconds to wait from a ``Retry-After`` header, and a note when it was not usable as is.
+
+    A missing header gives :data:`DEFAULT_RETRY_AFTER_S` silently; a value that is not a finite
+    number >= 0 gives the same with a note; a larger value than ``max_s`` is clamped to it with
+    a note. (The HTTP-date form is not used by VTS/1 and counts as unusable.)"""
     if value is None:
-        return 1.0
+        return DEFAULT_RETRY_AFTER_S, None
+    shown = value[:40]  # an attacker's header must not bloat messages and logs
     try:
         v = float(value)
     except ValueError:
-        return 1.0
-    return v if v >= 0 else 1.0
+        v = math.nan
+    if not (math.isfinite(v) and v >= 0):
+        return DEFAULT_RETRY_AFTER_S, (
+            f"Retry-After {shown!r} is not a finite number of seconds >= 0: "
+            f"waiting {DEFAULT_RETRY_AFTER_S:g}s"
+        )
+    if v > max_s:
+        return max_s, f"Retry-After {shown!r} clamped to max_retry_after_s {max_s:g}s"
+    return v, None
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """The body, read chunk by chunk up to ``cap`` bytes, and whether it went past ``cap``: then
+    only its first ``min(cap, ERROR_BODY_BYTES)`` bytes are returned (an error answer's code
+    and message; a 2xx answer over the cap is refused whole) and the rest is never read."""
+    length = resp.content_length
+    if length is not None and length > cap:
+        return b"", True
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+        buf += chunk
+        if len(buf) > cap:
+            return bytes(buf[: min(cap, ERROR_BODY_BYTES)]), True
+    return bytes(buf), False
 
 
 class RestClient:
     """Signed REST calls on one session. ``close()`` releases the session and its sockets."""
 
-    def __init__(self, base_url: str, key: str, secret: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        secret: str,
+        timeout_s: float,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
+        max_snapshot_levels: int = DEFAULT_MAX_SNAPSHOT_LEVELS,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self.max_body_bytes = max_body_bytes
+        self.max_retry_after_s = max_retry_after_s
+        self.max_snapshot_levels = max_snapshot_levels
         self.requests = 0
+        self.bodies_refused = 0  # answers over max_body_bytes
+        self.retry_after_fixed = 0  # Retry-After values clamped or replaced
+        self._logged: set[str] = set()
+
+    def _log_once(self, kind: str, message: str) -> None:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("%s (%s; logged once per client)", message, self.base_url)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -81,7 +160,7 @@ class RestClient:
         raw = await self.request_bytes(method, path, params=params, body=body, signed=signed)
         try:
             return msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise RestError(
                 200, "bad_body", f"answer is not JSON: {exc}", method=method, path=path
             ) from None
@@ -110,9 +189,14 @@ class RestClient:
             async with self._get_session().request(
                 method, url, data=body_text.encode() if body is not None else None, headers=headers
             ) as resp:
-                raw = await resp.read()
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
+                cap = self.max_body_bytes
+                if status >= 400:
+                    cap = min(cap, ERROR_BODY_BYTES)
+                raw, over = await _read_capped(resp, cap)
+                if over:
+                    resp.close()  # drop the connection: the rest of the body is never read
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise RestError(
                 UNREACHABLE,
@@ -121,19 +205,32 @@ class RestClient:
                 method=method,
                 path=path_q,
             ) from exc
+        if over and status < 400:
+            self.bodies_refused += 1
+            self._log_once(BODY_TOO_LARGE, f"answer body over {self.max_body_bytes} bytes refused")
+            raise RestError(
+                status,
+                BODY_TOO_LARGE,
+                f"answer body over max_rest_body_bytes ({self.max_body_bytes} bytes): refused",
+                method=method,
+                path=path_q,
+            )
         if status >= 400:
             code, message = "http_error", raw[:200].decode(errors="replace")
             try:
                 err = msgspec.json.decode(raw)
                 if isinstance(err, dict) and isinstance(err.get("error"), dict):
-                    code = str(err["error"].get("code", code))
-                    message = str(err["error"].get("message", ""))
-            except msgspec.DecodeError:
+                    code = str(err["error"].get("code", code))[:100]
+                    message = str(err["error"].get("message", ""))[:500]
+            except (msgspec.DecodeError, RecursionError):
                 pass
             if status == 429:
-                raise RateLimitedError(
-                    message, _retry_after(retry_after), method=method, path=path_q
-                )
+                delay, note = parse_retry_after(retry_after, self.max_retry_after_s)
+                if note is not None:
+                    self.retry_after_fixed += 1
+                    self._log_once("retry_after", note)
+                    message = f"{message} ({note})" if message else note
+                raise RateLimitedError(message, delay, method=method, path=path_q)
             if status == 404 and code == "unknown_order":
                 raise UnknownOrderError(status, code, message, method=method, path=path_q)
             raise RestError(status, code, message, method=method, path=path_q)
@@ -144,12 +241,33 @@ class RestClient:
         return frames.decode_instruments(await self.request_bytes("GET", "/v1/instruments"))
 
     async def snapshot(self, symbol: str, depth: int | None = None) -> frames.Snapshot:
+        """``GET /v1/orderbook/{symbol}``; FrameError when the body is not a VTS/1 snapshot or
+        has more than ``max_snapshot_levels`` levels on a side."""
         params = {"depth": str(depth)} if depth is not None else None
-        return frames.decode_snapshot(
-            await self.request_bytes(
-                "GET", f"/v1/orderbook/{quote(symbol, safe='')}", params=params
-            )
+        raw = await self.request_bytes(
+            "GET", f"/v1/orderbook/{quote(symbol, safe='')}", params=params
         )
+        cap = self.max_snapshot_levels
+        channel = f"orderbook:{symbol}"
+        # Each level is one JSON array, so a VTS/1 snapshot with at most `cap` levels a side
+        # holds at most 2 * cap + 2 '[' (~1 ms for 16 MiB): past that, refuse before msgspec
+        # builds a list of millions of levels.
+        brackets = raw.count(b"[")
+        if brackets > 2 * cap + 2:
+            raise FrameError(
+                f"snapshot body has {brackets} '[', more than {cap} levels a side can need "
+                "(max_snapshot_levels): refused",
+                channel=channel,
+            )
+        snap = frames.decode_snapshot(raw)
+        for side, levels in (("bids", snap.bids), ("asks", snap.asks)):
+            if len(levels) > cap:
+                raise FrameError(
+                    f"snapshot has {len(levels)} levels, over max_snapshot_levels ({cap})",
+                    channel=channel,
+                    field=side,
+                )
+        return snap
 
     # -- orders --------------------------------------------------------------------------
     async def place_order(self, body: dict[str, Any]) -> dict[str, Any]:

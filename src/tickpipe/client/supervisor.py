@@ -287,7 +287,12 @@ class Supervisor:
         cfg = self.config
 
         def factory() -> StreamListener:
-            lst = StreamListener(conn, cfg.max_frame_bytes, cfg.read_slice_s)
+            lst = StreamListener(
+                conn,
+                cfg.max_frame_bytes,
+                cfg.read_slice_s,
+                max_fragmented_s=cfg.max_fragmented_message_s,
+            )
             conn.listener = lst
             return lst
 

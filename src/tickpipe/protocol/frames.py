@@ -170,7 +170,12 @@ _encoder = msgspec.json.Encoder()
 # string; 0.23 raises DecodeError for the strings it decodes and does not look inside the ones it
 # skips (unknown fields), and a type error can come first. So UTF-8 is checked here, by us, with
 # the same answer whichever msgspec is installed (VTS/1 section 1: frames are UTF-8).
-_DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError)
+#
+# JSON nested deeper than the interpreter's recursion limit (~1,000 levels: `[[[[...]]]]`, a
+# few KB) makes msgspec raise RecursionError, which is not a MsgspecError either: before it
+# was caught here, one such frame dropped the whole connection (every book stale) where one
+# `bad_frame` was due. Every decode_* below turns it into a FrameError.
+_DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
 _utf8_decode = codecs.utf_8_decode
 
 
@@ -206,12 +211,16 @@ def _frame_error(exc: Exception, data: bytes | str, what: str) -> FrameError:
     utf8 = _utf8_error(data, what)
     if utf8 is not None:
         return utf8
+    if isinstance(exc, RecursionError):  # re-decoding it below would only recurse again
+        return FrameError(f"{what} is nested too deeply to decode")
     msg = str(exc)
     field = _field_name(msg)
     reason = _PATH_RE.sub("", msg).strip().rstrip("-").strip() or msg
     channel: str | None = None
     try:
         obj = _any_decoder.decode(data)
+    except RecursionError:
+        return FrameError(f"{what} is nested too deeply to decode")
     except _DECODE_ERRORS:
         return FrameError(f"{what} is not valid JSON: {msg}", field=None)
     if isinstance(obj, dict):
