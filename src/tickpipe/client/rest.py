@@ -54,6 +54,7 @@ class RestClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self.requests = 0
+        self._last_ts_ms = 0  # last X-VT-TS signed: each signed call gets a later one
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -100,7 +101,9 @@ class RestClient:
         body_text = frames.encode(body).decode() if body is not None else ""
         headers = {"X-VT-KEY": self.key}
         if signed:
-            ts_ms = int(time.time() * 1000)
+            # strictly increasing: two identical calls in one ms must not share a signature
+            # (the gateway refuses a reused one as a replay)
+            ts_ms = self._last_ts_ms = max(int(time.time() * 1000), self._last_ts_ms + 1)
             headers = frames.rest_headers(self.key, self._secret, ts_ms, method, path_q, body_text)
         if body is not None:
             headers["Content-Type"] = "application/json"
