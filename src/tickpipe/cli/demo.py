@@ -241,10 +241,9 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         gateway_args.append(f"--rate={args.rate}")
     if args.faults is not None:
         gateway_args.append(f"--faults={args.faults}")
-    if args.key is not None or args.secret is not None:
-        if args.key is None or args.secret is None:
-            raise ConfigError("--key and --secret go together")
-        # the pair reaches the embedded gateway through its environment (not argv: ps shows it)
+    if (args.key is None) != (args.secret is None):
+        raise ConfigError("--key and --secret go together")
+    # the pair reaches the embedded gateway through its environment (argv shows in ps)
     gateway_args += args.gateway_arg  # last: they override the ones above
     if args.stream_url is not None and (args.faults or args.rate is not None or args.gateway_arg):
         raise ConfigError(

@@ -17,9 +17,9 @@ import msgspec
 from aiohttp import web
 
 from tickpipe.errors import ConfigError
+from tickpipe.gateway.guard import clipr
 from tickpipe.gateway.history import SeqUnknown
 from tickpipe.gateway.httputil import Handler, error_response, json_response
-from tickpipe.gateway.guard import clipr
 from tickpipe.gateway.rest import book_body, parse_depth
 
 if TYPE_CHECKING:
