@@ -7,8 +7,7 @@ It starts ``python -m tickpipe gateway --port 0 --admin-port 0 --ready-json *ext
 the key pair in the child's ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` (never on its command line,
 which ``ps`` shows to every user), waits (bounded) for the ready line, and always stops the
 process on exit (SIGTERM, then SIGKILL after ``stop_timeout_s``). Stderr (the structured log)
-goes to a
-temporary file readable with :meth:`GatewayProcess.log_text`.
+goes to a temporary file readable with :meth:`GatewayProcess.log_text`.
 """
 
 from __future__ import annotations
