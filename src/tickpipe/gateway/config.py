@@ -47,7 +47,7 @@ class GatewayConfig:
     Abuse limits (docs/security.md, "Gateway"):
 
     - ``replay_cache_entries`` (100,000): signatures (stream auth and signed REST) remembered
-      for 2 x ``max_skew_ms`` to refuse replays; ~150 bytes each, so ~15 MiB when full. When
+      for 2 x ``max_skew_ms`` to refuse replays; ~225 bytes each, so ~22 MiB when full. When
       full, signed calls get ``429`` / auth fails until entries expire (fail closed).
     - ``max_order_requests_per_s`` (100): signed ``/v1/orders`` calls a key may make in any
       one-second window; over it ``429 rate_limited`` with ``Retry-After``. 0 = no limit.
