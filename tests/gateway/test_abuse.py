@@ -291,3 +291,9 @@ async def test_partial_headers_are_cut_off_and_one_address_cannot_take_every_soc
         finally:
             for sk in socks:
                 sk.close()
+
+
+async def test_unknown_long_path_is_echoed_clipped(gw: Gateway) -> None:
+    async with aiohttp.ClientSession() as s, s.get(f"{gw.rest_url}/v1/{'p' * 6000}") as r:
+        err = (await r.json())["error"]
+    assert r.status == 404 and len(err["message"]) < 300
