@@ -111,8 +111,11 @@ async def test_signed_order_calls_are_rate_limited_per_key() -> None:
             for i in range(8):  # distinct ts: each a fresh signature
                 st, _, hdrs = await rest(s, gw.rest_url, "GET", "/v1/orders", ts_ms=ts + i)
                 statuses.append((st, hdrs.get("Retry-After")))
+            # cancels are never throttled: a mass cancel must get through
+            st, _, _ = await rest(s, gw.rest_url, "DELETE", "/v1/orders", ts_ms=ts + 99)
         assert statuses[:5] == [(200, None)] * 5
         assert statuses[5][0] == 429 and int(statuses[5][1]) >= 1
+        assert st == 200
 
 
 async def test_finished_order_history_is_bounded_per_key() -> None:

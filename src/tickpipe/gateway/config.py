@@ -49,8 +49,9 @@ class GatewayConfig:
     - ``replay_cache_entries`` (100,000): signatures (stream auth and signed REST) remembered
       for 2 x ``max_skew_ms`` to refuse replays; ~225 bytes each, so ~22 MiB when full. When
       full, signed calls get ``429`` / auth fails until entries expire (fail closed).
-    - ``max_order_requests_per_s`` (100): signed ``/v1/orders`` calls a key may make in any
-      one-second window; over it ``429 rate_limited`` with ``Retry-After``. 0 = no limit.
+    - ``max_order_requests_per_s`` (100): signed ``/v1/orders`` place/list/get calls a key may
+      make in any one-second window; over it ``429 rate_limited`` with ``Retry-After``.
+      Cancels are not limited (a mass cancel is never throttled). 0 = no limit.
     - ``finished_orders_per_key`` (1,000): filled/cancelled orders kept per key (the oldest
       finished are forgotten, with their ``client_order_id``); with ``max_open_per_key``
       (1,000) it bounds ``GET /v1/orders`` and the order memory (~1 KiB an order).

@@ -174,9 +174,12 @@ class Rest:
         return json_response(body)
 
     # -- signed -----------------------------------------------------------------------------
-    async def _auth(self, request: web.Request) -> tuple[str, str] | web.Response:
+    async def _auth(
+        self, request: web.Request, *, limited: bool = True
+    ) -> tuple[str, str] | web.Response:
         """(key, body text) of a correctly signed, fresh, first-use request within the key's
-        rate, else the 401/429 answer. Unknown key and bad signature answer alike."""
+        rate (when ``limited``: cancels are not, so a mass cancel is never throttled), else
+        the 401/429 answer. Unknown key and bad signature answer alike."""
         body = await request.text()
         hdr = request.headers
         missing = [h for h in ("X-VT-KEY", "X-VT-TS", "X-VT-SIGN") if not hdr.get(h)]
@@ -218,7 +221,7 @@ class Rest:
                 "too many signed requests in the skew window; retry shortly",
                 headers={"Retry-After": "1"},
             )
-        limit = gw.config.max_order_requests_per_s
+        limit = gw.config.max_order_requests_per_s if limited else 0
         wait = self.order_limiter.retry_after(key, limit)
         if wait > 0:
             return error_response(
@@ -323,9 +326,11 @@ class Rest:
         orders = self.gw.desk.find(auth[0], status, symbol)
         return json_response({"orders": [o.to_json() for o in orders]})
 
-    async def _own_order(self, request: web.Request) -> Order | web.Response:
+    async def _own_order(
+        self, request: web.Request, *, limited: bool = True
+    ) -> Order | web.Response:
         """The signed caller's order named in the path, or the error response to send."""
-        auth = await self._auth(request)
+        auth = await self._auth(request, limited=limited)
         if isinstance(auth, web.Response):
             return auth
         oid = request.match_info["order_id"]
@@ -341,13 +346,13 @@ class Rest:
         return json_response(order.to_json())
 
     async def cancel_order(self, request: web.Request) -> web.Response:
-        order = await self._own_order(request)
+        order = await self._own_order(request, limited=False)
         if isinstance(order, web.Response):
             return order
         return json_response(self.gw.desk.cancel(order).to_json())
 
     async def cancel_all(self, request: web.Request) -> web.Response:
-        auth = await self._auth(request)
+        auth = await self._auth(request, limited=False)
         if isinstance(auth, web.Response):
             return auth
         symbol = request.query.get("symbol")
