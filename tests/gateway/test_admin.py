@@ -37,7 +37,7 @@ async def test_token_required(gateway: Gateway, http: aiohttp.ClientSession, pat
 
 
 async def test_admin_binds_loopback_even_when_stream_is_public() -> None:
-    async with Gateway(gateway_config(host="0.0.0.0")) as gw:
+    async with Gateway(gateway_config(host="0.0.0.0", allow_public_demo_key=True)) as gw:
         assert gw.admin_url is not None and gw.admin_url.startswith("http://127.0.0.1:")
         assert gw._admin_runner is not None
         assert {a[0] for a in gw._admin_runner.addresses} == {"127.0.0.1"}

@@ -42,7 +42,7 @@ def test_ready_line_serves_and_sigterm_exits_zero(gateway_process: GatewayProces
     assert gp.stop() == 0
     log = gp.log_text()
     assert "Traceback" not in log
-    assert "keys demo (from --key)" in log
+    assert "keys demo (from TICKPIPE_KEY/TICKPIPE_SECRET)" in log
 
 
 def test_sigint_exits_zero_without_traceback() -> None:

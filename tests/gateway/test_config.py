@@ -32,7 +32,7 @@ def test_key_sources() -> None:
     )
     keys, source = resolve_keys([], {"TICKPIPE_KEY": "x", "TICKPIPE_SECRET": "y"})
     assert keys == {"x": "y"} and "TICKPIPE_KEY" in source
-    keys, source = resolve_keys([], {"TICKPIPE_KEY": "x"})  # half set: demo pair
+    keys, source = resolve_keys([], {})
     assert keys == {"demo": "demo-secret"} and "demo" in source
 
 

@@ -192,7 +192,7 @@ async def test_signature_errors_are_401(gw: Gateway) -> None:
         assert (st, err["error"]["code"]) == (401, "stale_timestamp")
         assert "ms" in err["error"]["message"]
         st, err, _ = await rest(s, gw.rest_url, "POST", "/v1/orders", body, key="nobody")
-        assert (st, err["error"]["code"]) == (401, "unknown_key")
+        assert (st, err["error"]["code"]) == (401, "bad_signature")  # same as a wrong secret
         st, err, _ = await rest(s, gw.rest_url, "GET", "/v1/orders", headers={})
         assert (st, err["error"]["code"]) == (401, "missing_auth")
         assert "X-VT-SIGN" in err["error"]["message"]

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 KEY, SECRET = "demo", "demo-secret"
+_last_ts = [0]  # signed_headers: strictly increasing ts, as VTS/1 clients must (replay guard)
 
 
 def hmac_hex(secret: str, msg: str) -> str:
@@ -31,7 +32,10 @@ def signed_headers(
     method: str, path_qs: str, body: str = "", key: str = KEY, secret: str = SECRET,
     ts_ms: int | None = None,
 ) -> dict[str, str]:  # fmt: skip
-    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    if ts_ms is None:
+        ts = _last_ts[0] = max(int(time.time() * 1000), _last_ts[0] + 1)
+    else:
+        ts = ts_ms
     return {
         "X-VT-KEY": key,
         "X-VT-TS": str(ts),

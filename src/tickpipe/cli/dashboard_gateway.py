@@ -85,6 +85,8 @@ class EmbeddedGateway:
     - ``ready_timeout_s`` (20 s): how long to wait for the ready line (a cold start imports
       aiohttp and builds the books: ~1 s on a quiet machine).
     - ``python`` (this interpreter): the interpreter that runs the gateway.
+    - ``env``: variables set for the child on top of this process's environment (secrets go
+      here, e.g. ``TICKPIPE_KEY``/``TICKPIPE_SECRET``, never into ``gateway_args``).
     """
 
     def __init__(
@@ -93,7 +95,9 @@ class EmbeddedGateway:
         *,
         ready_timeout_s: float = 20.0,
         python: str = sys.executable,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.extra_env = dict(env or {})
         self.argv = [
             python,
             "-m",
@@ -126,6 +130,7 @@ class EmbeddedGateway:
         self._stderr = tempfile.TemporaryFile(prefix="tickpipe-demo-gateway-")  # noqa: SIM115
         env = dict(os.environ)
         env.pop("PYTHONINSPECT", None)
+        env.update(self.extra_env)
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.DEVNULL,

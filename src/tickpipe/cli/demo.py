@@ -248,10 +248,9 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         gateway_args.append(f"--rate={args.rate}")
     if args.faults is not None:
         gateway_args.append(f"--faults={args.faults}")
-    if args.key is not None or args.secret is not None:
-        if args.key is None or args.secret is None:
-            raise ConfigError("--key and --secret go together")
-        gateway_args.append(f"--key={args.key}:{args.secret}")
+    if (args.key is None) != (args.secret is None):
+        raise ConfigError("--key and --secret go together")
+    # the pair reaches the embedded gateway through its environment (argv shows in ps)
     gateway_args += args.gateway_arg  # last: they override the ones above
     if args.stream_url is not None and (args.faults or args.rate is not None or args.gateway_arg):
         raise ConfigError(
@@ -376,7 +375,12 @@ class DemoApp:
         if opts.stream_url is None:
             self._say("starting the reference gateway on 127.0.0.1 ...")
             self._step = "cannot start the embedded gateway"
-            self.gateway = EmbeddedGateway(opts.gateway_args)
+            key_env = (
+                {"TICKPIPE_KEY": opts.key, "TICKPIPE_SECRET": opts.secret}
+                if opts.key is not None and opts.secret is not None
+                else {}
+            )
+            self.gateway = EmbeddedGateway(opts.gateway_args, env=key_env)
             ready = await self.gateway.start()
             stream_url, rest_url = ready.stream_url, ready.rest_url
             admin_url, admin_token = ready.admin_url, ready.admin_token

@@ -15,8 +15,11 @@ from typing import Any
 from tickpipe.errors import ConfigError
 
 EPILOG = """\
-keys: with no --key the gateway takes TICKPIPE_KEY/TICKPIPE_SECRET when both are set, else the
-demo pair demo/demo-secret (the client's default), and says which at start.
+keys: --key-file PATH (KEY:SECRET lines, chmod 600) and/or --key, else TICKPIPE_KEY and
+TICKPIPE_SECRET (both, or neither), else the demo pair demo/demo-secret (the client's default);
+the gateway says which at start. --key and --admin-token show in `ps`: prefer --key-file, the
+TICKPIPE_KEY/TICKPIPE_SECRET and TICKPIPE_ADMIN_TOKEN variables. The public demo pair is
+refused on a non-loopback --host unless --allow-demo-key. Limits: docs/security.md.
 admin API: http://127.0.0.1:ADMIN_PORT/admin/... with header X-Admin-Token (see docs/protocol.md).
 faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value) on top, e.g.
   --fault drop_delta=0.01 --fault 'silence_channel=["ticker:AAPL"]' --fault snapshot_rate_limit=5
@@ -38,13 +41,28 @@ def register(sub: Any) -> None:
         "--admin-port", type=int, default=8766, help="admin API port on 127.0.0.1; 0 = any (8766)"
     )
     p.add_argument("--no-admin", action="store_true", help="do not serve the admin API")
-    p.add_argument("--admin-token", help="admin API token (default: random, printed at start)")
+    p.add_argument(
+        "--admin-token",
+        help="admin API token, visible in ps (default: $TICKPIPE_ADMIN_TOKEN, else random, "
+        "printed at start)",
+    )
     p.add_argument(
         "--key",
         action="append",
         default=[],
         metavar="KEY:SECRET",
-        help="an API key and its secret; repeatable (default: env, else demo:demo-secret)",
+        help="an API key and its secret, visible in ps; repeatable (default: --key-file, "
+        "env, else demo:demo-secret)",
+    )
+    p.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="KEY:SECRET lines (# comments); must not be readable by group or others",
+    )
+    p.add_argument(
+        "--allow-demo-key",
+        action="store_true",
+        help="allow the public demo key pair on a non-loopback --host (anyone can sign)",
     )
     p.add_argument("--seed", type=int, default=1, help="market seed: same seed, same market (1)")
     p.add_argument(
@@ -100,7 +118,7 @@ def _parse_rate(text: str) -> float:
 def build_config(args: argparse.Namespace) -> Any:
     """A GatewayConfig from parsed arguments; ConfigError names the bad flag."""
     from tickpipe.gateway import FaultSettings, GatewayConfig, load_profile
-    from tickpipe.gateway.config import parse_key_arg
+    from tickpipe.gateway.config import parse_key_arg, read_key_file
 
     faults = load_profile(args.faults) if args.faults else FaultSettings()
     patch: dict[str, Any] = {}
@@ -113,12 +131,16 @@ def build_config(args: argparse.Namespace) -> Any:
         except json.JSONDecodeError:
             patch[name.strip()] = raw  # a bare word, e.g. a channel name
     faults = faults.merged(patch)
+    keys = tuple(parse_key_arg(k) for k in args.key)
+    if args.key_file:
+        keys = read_key_file(args.key_file) + keys
     return GatewayConfig(
         host=args.host,
         port=args.port,
         admin_port=None if args.no_admin else args.admin_port,
-        admin_token=args.admin_token,
-        keys=tuple(parse_key_arg(k) for k in args.key),
+        admin_token=args.admin_token or os.environ.get("TICKPIPE_ADMIN_TOKEN") or None,
+        keys=keys,
+        allow_public_demo_key=args.allow_demo_key,
         seed=args.seed,
         rate=_parse_rate(args.rate),
         heartbeat_ms=args.heartbeat_ms,
@@ -149,7 +171,11 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(config: Any, ready_json: bool) -> int:
     from tickpipe.gateway import Gateway
 
-    gw = Gateway(config)
+    try:
+        gw = Gateway(config)
+    except ConfigError as exc:  # key pair half set, demo pair on a public address
+        print(f"tickpipe gateway: {exc}", file=sys.stderr)
+        return 2
     try:
         await gw.start()
     except OSError as exc:

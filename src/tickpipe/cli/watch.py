@@ -33,13 +33,8 @@ from collections.abc import Awaitable, Coroutine
 from decimal import Decimal
 from typing import Any, TextIO, TypeVar
 
-from tickpipe.client.client import (
-    DEFAULT_KEY,
-    DEFAULT_REST_URL,
-    DEFAULT_SECRET,
-    DEFAULT_STREAM_URL,
-    Client,
-)
+from tickpipe.client.client import DEFAULT_REST_URL, DEFAULT_STREAM_URL, Client
+from tickpipe.client.credentials import DEFAULT_KEY, DEFAULT_SECRET
 from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
 from tickpipe.client.events import AuthFailed, ClientEvent
 from tickpipe.errors import AuthError, ConfigError, StreamError

@@ -125,6 +125,7 @@ class RestClient:
         self.max_retry_after_s = max_retry_after_s
         self.max_snapshot_levels = max_snapshot_levels
         self.requests = 0
+        self._last_ts_ms = 0  # last X-VT-TS signed: each signed call gets a later one
         self.bodies_refused = 0  # answers over max_body_bytes
         self.retry_after_fixed = 0  # Retry-After values clamped or replaced
         self._logged: set[str] = set()
@@ -179,7 +180,9 @@ class RestClient:
         body_text = frames.encode(body).decode() if body is not None else ""
         headers = {"X-VT-KEY": self.key}
         if signed:
-            ts_ms = int(time.time() * 1000)
+            # strictly increasing: two identical calls in one ms must not share a signature
+            # (the gateway refuses a reused one as a replay)
+            ts_ms = self._last_ts_ms = max(int(time.time() * 1000), self._last_ts_ms + 1)
             headers = frames.rest_headers(self.key, self._secret, ts_ms, method, path_q, body_text)
         if body is not None:
             headers["Content-Type"] = "application/json"

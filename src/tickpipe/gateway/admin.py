@@ -18,6 +18,7 @@ from aiohttp import web
 
 from tickpipe.errors import ConfigError
 from tickpipe.gateway.faults import CONNECTION_FAULTS, FAULT_NAMES, FRAME_FAULTS, SNAPSHOT_FAULTS
+from tickpipe.gateway.guard import clipr
 from tickpipe.gateway.history import SeqUnknown
 from tickpipe.gateway.httputil import Handler, error_response, json_response
 from tickpipe.gateway.rest import book_body, parse_depth
@@ -111,14 +112,14 @@ class Admin:
         symbol = request.match_info["symbol"]
         market = self.gw.hub.markets.get(symbol)
         if market is None:
-            return error_response(404, "unknown_symbol", f"no instrument {symbol!r}")
+            return error_response(404, "unknown_symbol", f"no instrument {clipr(symbol)}")
         depth = parse_depth(request)
         if isinstance(depth, web.Response):
             return depth
         raw = request.query.get("seq", "")
-        if raw and not raw.isdigit():
+        if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
             return error_response(
-                400, "bad_seq", f"seq must be a non-negative integer, got {raw!r}"
+                400, "bad_seq", f"seq must be a non-negative integer, got {clipr(raw)}"
             )
         seq = int(raw) if raw else market.history.seq
         try:

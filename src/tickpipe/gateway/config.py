@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -48,13 +50,33 @@ class GatewayConfig:
       kept per instrument for ``GET /admin/book?seq=`` (about 1-2 MiB an instrument).
     - ``markets``: the simulated instruments (default: 11 across crypto, equity, metal, fx).
     - ``faults``: initial :class:`FaultSettings` (default: none).
+
+    Abuse limits (docs/security.md, "Gateway"):
+
+    - ``replay_cache_entries`` (100,000): signatures (stream auth and signed REST) remembered
+      for 2 x ``max_skew_ms`` to refuse replays; ~225 bytes each, so ~22 MiB when full. When
+      full, signed calls get ``429`` / auth fails until entries expire (fail closed).
+    - ``max_order_requests_per_s`` (100): signed ``/v1/orders`` place/list/get calls a key may
+      make in any one-second window; over it ``429 rate_limited`` with ``Retry-After``.
+      Cancels are not limited (a mass cancel is never throttled). 0 = no limit.
+    - ``finished_orders_per_key`` (1,000): filled/cancelled orders kept per key (the oldest
+      finished are forgotten, with their ``client_order_id``); with ``max_open_per_key``
+      (1,000) it bounds ``GET /v1/orders`` and the order memory (~1 KiB an order).
+    - ``max_connections_per_address`` (128): open TCP connections (stream + REST) from one IP
+      address on the main port; the next gets ``503`` and is closed.
+    - ``header_timeout_s`` (10.0): a connection that has not sent a complete first request
+      head within this is aborted (slowloris).
+    - ``idle_timeout_s`` (60.0): a kept-alive HTTP connection idle (or holding a partial next
+      request) this long is closed; longer than aiohttp clients' 15 s pool keep-alive.
+    - ``allow_public_demo_key`` (False): binding a non-loopback ``host`` while the public demo
+      pair is a valid key is refused unless this is True.
     """
 
     host: str = "127.0.0.1"
     port: int = 8765
     admin_port: int | None = 8766
-    admin_token: str | None = None
-    keys: tuple[tuple[str, str], ...] = ()
+    admin_token: str | None = field(default=None, repr=False)
+    keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     seed: int = 1
     rate: float = 20.0
     ticker_hz: float = 10.0
@@ -72,6 +94,13 @@ class GatewayConfig:
     history_deltas: int = 10_000
     markets: tuple[MarketSpec, ...] = DEFAULT_MARKETS
     faults: FaultSettings = field(default_factory=FaultSettings)
+    replay_cache_entries: int = 100_000
+    max_order_requests_per_s: int = 100
+    finished_orders_per_key: int = 1_000
+    max_connections_per_address: int = 128
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 60.0
+    allow_public_demo_key: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, value: object, what: str) -> None:
@@ -102,6 +131,32 @@ class GatewayConfig:
         need(10 <= self.depth <= 5000, "depth", self.depth, "10..5000")
         need(self.history_deltas >= 10, "history_deltas", self.history_deltas, ">= 10")
         need(len(self.markets) >= 1, "markets", self.markets, "non-empty")
+        need(
+            self.replay_cache_entries >= 100,
+            "replay_cache_entries",
+            self.replay_cache_entries,
+            ">= 100",
+        )
+        need(
+            self.max_order_requests_per_s >= 0,
+            "max_order_requests_per_s",
+            self.max_order_requests_per_s,
+            ">= 0 (0 = no limit)",
+        )
+        need(
+            self.finished_orders_per_key >= 1,
+            "finished_orders_per_key",
+            self.finished_orders_per_key,
+            ">= 1",
+        )
+        need(
+            self.max_connections_per_address >= 1,
+            "max_connections_per_address",
+            self.max_connections_per_address,
+            ">= 1",
+        )
+        need(self.header_timeout_s > 0, "header_timeout_s", self.header_timeout_s, "> 0")
+        need(self.idle_timeout_s > 0, "idle_timeout_s", self.idle_timeout_s, "> 0")
         for key, secret in self.keys:
             need(bool(key) and bool(secret), "keys", (key, "***"), "non-empty key and secret")
 
@@ -124,13 +179,50 @@ def parse_key_arg(text: str) -> tuple[str, str]:
     return key, secret
 
 
+def read_key_file(path: str) -> tuple[tuple[str, str], ...]:
+    """``KEY:SECRET`` lines of a file (blank lines and ``#`` comments skipped).
+
+    The file must not be accessible by group or others (``chmod 600``): a secrets file anyone
+    on the machine can read is refused, as ssh does. ConfigError names the file and line, never
+    a secret.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"--key-file {path}: {exc.strerror or exc}") from None
+    if os.name == "posix" and st.st_mode & 0o077:
+        raise ConfigError(
+            f"--key-file {path}: permissions {stat.filemode(st.st_mode)} let group or others "
+            f"access the secrets; run: chmod 600 {path}"
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read(1024 * 1024).splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--key-file {path}: cannot read: {type(exc).__name__}") from None
+    keys: list[tuple[str, str]] = []
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        key, sep, secret = text.partition(":")
+        if not sep or not key.strip() or not secret.strip():
+            raise ConfigError(f"--key-file {path}: line {n} is not KEY:SECRET")
+        keys.append((key.strip(), secret.strip()))
+    if not keys:
+        raise ConfigError(f"--key-file {path}: no KEY:SECRET line")
+    return tuple(keys)
+
+
 def resolve_keys(
     given: Sequence[tuple[str, str]], environ: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], str]:
     """The key -> secret table and a phrase saying where it came from.
 
-    Order: ``given`` (``--key``), else ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` when both are set,
-    else the demo pair ``demo``/``demo-secret`` (the client's default too).
+    Order: ``given`` (``--key`` / ``--key-file``), else ``TICKPIPE_KEY``/``TICKPIPE_SECRET``
+    when both are set, else the demo pair ``demo``/``demo-secret`` (the client's default too).
+    Only one of the two variables set is a ConfigError: the user meant their own key, and
+    falling back to the public demo pair would serve it silently.
     """
     env = os.environ if environ is None else environ
     if given:
@@ -138,4 +230,31 @@ def resolve_keys(
     key, secret = env.get("TICKPIPE_KEY"), env.get("TICKPIPE_SECRET")
     if key and secret:
         return {key: secret}, "TICKPIPE_KEY/TICKPIPE_SECRET"
+    if key or secret:
+        have, lack = (
+            ("TICKPIPE_KEY", "TICKPIPE_SECRET") if key else ("TICKPIPE_SECRET", "TICKPIPE_KEY")
+        )
+        raise ConfigError(
+            f"{have} is set but {lack} is not: set both (or neither, for the demo pair)"
+        )
     return {DEMO_KEY: DEMO_SECRET}, "demo pair (no --key, no TICKPIPE_KEY/TICKPIPE_SECRET)"
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host that only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, keys: Mapping[str, str], allow_public_demo_key: bool) -> None:
+    """ConfigError when a non-loopback ``host`` would accept the public demo pair."""
+    if keys.get(DEMO_KEY) == DEMO_SECRET and not is_loopback(host) and not allow_public_demo_key:
+        raise ConfigError(
+            f"refusing to listen on {host!r} with the public demo key pair (anyone can sign "
+            "with it): use your own key (--key-file, TICKPIPE_KEY/TICKPIPE_SECRET), a "
+            "loopback --host, or --allow-demo-key to accept the risk"
+        )

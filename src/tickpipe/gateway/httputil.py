@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.protocol import frames
 
@@ -47,8 +48,13 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
-        msg = f"{request.method} {request.path}: {exc.reason}"
+        msg = f"{clip(request.method, 16)} {clip(request.path)}: {exc.reason}"
         return error_response(exc.status, code, msg)
     except Exception as exc:
-        log_event("internal_error", level=logging.ERROR, path=request.path, error=repr(exc))
+        log_event(
+            "internal_error",
+            level=logging.ERROR,
+            path=clip(request.path),
+            error=clip(repr(exc), 200),
+        )
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")

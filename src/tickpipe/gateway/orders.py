@@ -9,13 +9,17 @@ its price. Client orders never change the public book: the simulated market is t
 or without them, which keeps ``--seed`` replays exact.
 
 ``client_order_id`` is unique per key: posting one that the key already used returns the same
-order (HTTP 200), never a second one, whatever the rest of the body says.
+order (HTTP 200), never a second one, whatever the rest of the body says. Only the last
+``finished_per_key`` finished (filled or cancelled) orders of a key are kept: older ones, and
+their ``client_order_id``, are forgotten, so memory stays bounded however many orders a key
+places and cancels.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,10 +73,14 @@ class Order:
 
 class OrderDesk:
     """Every key's orders. ``max_open_per_key`` (1,000): open orders a key may have; bounds
-    the fill scan per trade. Finished orders are kept for the gateway's life."""
+    the fill scan per trade. ``finished_per_key`` (1,000): finished orders kept per key, the
+    oldest finished forgotten first (with their ``client_order_id``)."""
 
-    def __init__(self, max_open_per_key: int = 1_000) -> None:
+    def __init__(self, max_open_per_key: int = 1_000, finished_per_key: int = 1_000) -> None:
         self.max_open_per_key = max_open_per_key
+        self.finished_per_key = finished_per_key
+        self.forgotten = 0
+        self._finished: dict[str, deque[str]] = {}  # key -> order ids, oldest finished first
         self._orders: dict[str, Order] = {}
         self._by_client_id: dict[tuple[str, str], Order] = {}
         self._open: dict[str, dict[str, Order]] = {}  # symbol -> order_id -> order
@@ -106,6 +114,7 @@ class OrderDesk:
             "filled": 0,
             "cancelled": 0,
             "fills": self.fills,
+            "forgotten": self.forgotten,
         }
         for o in self._orders.values():
             out[o.status] += 1
@@ -170,9 +179,11 @@ class OrderDesk:
         order.updated_ns = time.time_ns()
         self.fills += 1
         inst = order.instrument
+        finished = False
         if order.remaining <= 0:
             order.status = "filled"
             self._open.get(inst.symbol, {}).pop(order.order_id, None)
+            finished = True
         log_event(
             "order_fill",
             order=order.order_id,
@@ -182,6 +193,18 @@ class OrderDesk:
             size=inst.format_size(amount),
             status=order.status,
         )
+        if finished:
+            self._finish(order)
+
+    def _finish(self, order: Order) -> None:
+        """Record a finished order; forget the key's oldest finished beyond the cap."""
+        q = self._finished.setdefault(order.key, deque())
+        q.append(order.order_id)
+        while len(q) > self.finished_per_key:
+            old = self._orders.pop(q.popleft(), None)
+            if old is not None:
+                self._by_client_id.pop((old.key, old.client_order_id), None)
+                self.forgotten += 1
 
     def on_trades(self, symbol: str, trades: Iterable[SimTrade]) -> None:
         """Fill resting orders the market traded through (see the module docstring)."""
@@ -211,6 +234,7 @@ class OrderDesk:
             order.updated_ns = time.time_ns()
             self._open.get(order.instrument.symbol, {}).pop(order.order_id, None)
             log_event("order_cancelled", order=order.order_id, key=order.key, reason=reason)
+            self._finish(order)
         return order
 
     def cancel_all(self, key: str, symbol: str | None = None, reason: str = "user") -> list[str]:

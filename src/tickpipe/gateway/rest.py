@@ -1,7 +1,11 @@
 """REST on the stream port (VTS/1 sections 5 and 7): health, instruments, snapshots, orders.
 
 Market data is public; a known ``X-VT-KEY`` there only selects whose rate limit applies (else
-the client's address). Every ``/v1/orders`` call is signed; errors name what was wrong.
+the client's address). Every ``/v1/orders`` call is signed; errors name what was wrong, with
+any text the caller sent clipped (:func:`~tickpipe.gateway.guard.clip`). An unknown key and a
+bad signature get the same answer (no key-name oracle); a signature already used within the
+skew window is refused (``401 replayed_request``); a key over ``max_order_requests_per_s``
+gets ``429``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import msgspec
 from aiohttp import web
 
 from tickpipe.errors import FrameError
+from tickpipe.gateway.guard import RateWindow, clipr
 from tickpipe.gateway.httputil import error_response, json_response
 from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook
@@ -26,7 +31,24 @@ if TYPE_CHECKING:
     from tickpipe.gateway.server import Gateway
 
 _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_TS_RE = re.compile(r"^[0-9]{1,15}$")  # integer ms; 15 digits reach the year 33658
+_SIG_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_DEPTH_RE = re.compile(r"^[0-9]{1,9}$")
+MAX_DECIMAL_CHARS = 32  # a price or size string longer than this is refused before parsing
 _json = msgspec.json.Decoder()
+_DUMMY_SECRET = "tickpipe-no-such-key"  # HMAC work for an unknown key too (same timing)
+_BAD_AUTH = (
+    "unknown key or bad signature: X-VT-SIGN must be hex "
+    "HMAC-SHA256(secret, ts + METHOD + path-with-query + body) with a known X-VT-KEY"
+)
+
+
+def decode_json(text: str) -> Any:
+    """JSON, with too-deep nesting reported as a DecodeError (not a RecursionError)."""
+    try:
+        return _json.decode(text)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply") from None
 
 
 class SnapshotLimiter:
@@ -67,8 +89,10 @@ def parse_depth(request: web.Request) -> int | web.Response | None:
     raw = request.query.get("depth")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        return error_response(400, "bad_depth", f"depth must be a positive integer, got {raw!r}")
+    if not _DEPTH_RE.match(raw) or int(raw) < 1:
+        return error_response(
+            400, "bad_depth", f"depth must be a positive integer, got {clipr(raw)}"
+        )
     return int(raw)
 
 
@@ -78,6 +102,7 @@ class Rest:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.limiter = SnapshotLimiter()
+        self.order_limiter = RateWindow()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -112,7 +137,7 @@ class Rest:
         symbol = request.match_info["symbol"]
         market = gw.hub.markets.get(symbol)
         if market is None:
-            return error_response(404, "unknown_symbol", f"no instrument {symbol!r}")
+            return error_response(404, "unknown_symbol", f"no instrument {clipr(symbol)}")
         depth = parse_depth(request)
         if isinstance(depth, web.Response):
             return depth
@@ -126,7 +151,7 @@ class Rest:
             return error_response(
                 429,
                 "rate_limited",
-                f"more than {settings.snapshot_rate_limit} snapshots a second for {identity}",
+                f"more than {settings.snapshot_rate_limit} snapshots a second",
                 headers={"Retry-After": str(retry)},
             )
         fault = gw.faults.snapshot_fault(symbol)
@@ -149,36 +174,61 @@ class Rest:
         return json_response(body)
 
     # -- signed -----------------------------------------------------------------------------
-    async def _auth(self, request: web.Request) -> tuple[str, str] | web.Response:
-        """(key, body text) of a correctly signed request, else the 401/400 answer."""
+    async def _auth(
+        self, request: web.Request, *, limited: bool = True
+    ) -> tuple[str, str] | web.Response:
+        """(key, body text) of a correctly signed, fresh, first-use request within the key's
+        rate (when ``limited``: cancels are not, so a mass cancel is never throttled), else
+        the 401/429 answer. Unknown key and bad signature answer alike."""
         body = await request.text()
         hdr = request.headers
         missing = [h for h in ("X-VT-KEY", "X-VT-TS", "X-VT-SIGN") if not hdr.get(h)]
         if missing:
             return error_response(401, "missing_auth", f"missing header(s): {', '.join(missing)}")
+        gw = self.gw
         key, ts_text, sig = hdr["X-VT-KEY"], hdr["X-VT-TS"], hdr["X-VT-SIGN"]
-        secret = self.gw.keys.get(key)
-        if secret is None:
-            return error_response(401, "unknown_key", f"unknown key {key!r}")
-        if not ts_text.isdigit():
+        if not _TS_RE.match(ts_text):
             return error_response(
-                401, "bad_timestamp", f"X-VT-TS must be integer ms, got {ts_text!r}"
+                401, "bad_timestamp", f"X-VT-TS must be integer ms, got {clipr(ts_text)}"
             )
+        secret = gw.keys.get(key)
+        expected = frames.sign_rest(
+            secret or _DUMMY_SECRET, int(ts_text), request.method, request.raw_path, body
+        )
+        good = bool(_SIG_RE.match(sig)) and frames.verify_signature(expected, sig)
+        if secret is None or not good:
+            return error_response(401, "bad_signature", _BAD_AUTH)
         skew = abs(int(ts_text) - time.time_ns() // 1_000_000)
-        if skew > self.gw.config.max_skew_ms:
+        if skew > gw.config.max_skew_ms:
             return error_response(
                 401,
                 "stale_timestamp",
-                f"X-VT-TS is {skew} ms off the gateway clock "
-                f"(limit {self.gw.config.max_skew_ms} ms)",
+                f"X-VT-TS is {skew} ms off the gateway clock (limit {gw.config.max_skew_ms} ms)",
             )
-        expected = frames.sign_rest(secret, int(ts_text), request.method, request.raw_path, body)
-        if not frames.verify_signature(expected, sig):
+        seen = gw.replay.check_and_add(f"rest:{key}:{sig.lower()}")
+        if seen == "replayed":
+            gw.note_replay("rest", key, request)
             return error_response(
                 401,
-                "bad_signature",
-                "X-VT-SIGN does not match "
-                "HMAC-SHA256(secret, ts + METHOD + path-with-query + body)",
+                "replayed_request",
+                "this X-VT-SIGN was already used: every signed request needs a fresh "
+                "signature (a new X-VT-TS); at most one identical request per millisecond",
+            )
+        if seen == "full":
+            return error_response(
+                429,
+                "rate_limited",
+                "too many signed requests in the skew window; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        limit = gw.config.max_order_requests_per_s if limited else 0
+        wait = self.order_limiter.retry_after(key, limit)
+        if wait > 0:
+            return error_response(
+                429,
+                "rate_limited",
+                f"more than {limit} signed order requests a second for this key",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         return key, body
 
@@ -188,7 +238,7 @@ class Rest:
             return auth
         key, text = auth
         try:
-            obj = _json.decode(text)
+            obj = decode_json(text)
         except msgspec.DecodeError as exc:
             return error_response(400, "bad_json", f"body is not valid JSON: {exc}")
         if not isinstance(obj, dict):
@@ -210,20 +260,28 @@ class Rest:
         symbol = obj["symbol"]
         market = self.gw.hub.markets.get(symbol) if isinstance(symbol, str) else None
         if market is None:
-            return error_response(400, "unknown_symbol", f"no instrument {symbol!r}")
+            return error_response(400, "unknown_symbol", f"no instrument {clipr(symbol)}")
         side = obj["side"]
         if side not in ("buy", "sell"):
             return error_response(
-                400, "invalid_side", f"side must be 'buy' or 'sell', got {side!r}"
+                400, "invalid_side", f"side must be 'buy' or 'sell', got {clipr(side)}"
             )
         otype = obj.get("type", "limit")
         if otype != "limit":
-            return error_response(400, "invalid_type", f"type must be 'limit', got {otype!r}")
+            return error_response(400, "invalid_type", f"type must be 'limit', got {clipr(otype)}")
         inst = market.instrument
         for name in ("price", "size"):
             if not isinstance(obj[name], str):
                 return error_response(
-                    400, f"invalid_{name}", f"{name} must be a decimal string, got {obj[name]!r}"
+                    400,
+                    f"invalid_{name}",
+                    f"{name} must be a decimal string, got {clipr(obj[name])}",
+                )
+            if len(obj[name]) > MAX_DECIMAL_CHARS:
+                return error_response(
+                    400,
+                    f"invalid_{name}",
+                    f"{name} {clipr(obj[name])} is longer than {MAX_DECIMAL_CHARS} characters",
                 )
         try:
             price = inst.price_units(obj["price"])
@@ -231,7 +289,7 @@ class Rest:
             return error_response(
                 400,
                 "invalid_price",
-                f"price {obj['price']!r}: {exc.reason} ({symbol} tick_size {inst.tick_size})",
+                f"price {clipr(obj['price'])}: {exc.reason} ({symbol} tick_size {inst.tick_size})",
             )
         try:
             size = inst.size_units(obj["size"])
@@ -239,7 +297,7 @@ class Rest:
             return error_response(
                 400,
                 "invalid_size",
-                f"size {obj['size']!r}: {exc.reason} ({symbol} lot_size {inst.lot_size})",
+                f"size {clipr(obj['size'])}: {exc.reason} ({symbol} lot_size {inst.lot_size})",
             )
         if price <= 0:
             return error_response(400, "invalid_price", "price must be > 0")
@@ -260,21 +318,25 @@ class Rest:
         status = request.query.get("status")
         if status not in (None, "open", "filled", "cancelled"):
             return error_response(
-                400, "bad_status", f"status must be open, filled or cancelled, got {status!r}"
+                400,
+                "bad_status",
+                f"status must be open, filled or cancelled, got {clipr(status)}",
             )
         symbol = request.query.get("symbol")
         orders = self.gw.desk.find(auth[0], status, symbol)
         return json_response({"orders": [o.to_json() for o in orders]})
 
-    async def _own_order(self, request: web.Request) -> Order | web.Response:
+    async def _own_order(
+        self, request: web.Request, *, limited: bool = True
+    ) -> Order | web.Response:
         """The signed caller's order named in the path, or the error response to send."""
-        auth = await self._auth(request)
+        auth = await self._auth(request, limited=limited)
         if isinstance(auth, web.Response):
             return auth
         oid = request.match_info["order_id"]
         order = self.gw.desk.get(auth[0], oid)
         if order is None:
-            return error_response(404, "unknown_order", f"no order {oid!r} for this key")
+            return error_response(404, "unknown_order", f"no order {clipr(oid)} for this key")
         return order
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -284,13 +346,13 @@ class Rest:
         return json_response(order.to_json())
 
     async def cancel_order(self, request: web.Request) -> web.Response:
-        order = await self._own_order(request)
+        order = await self._own_order(request, limited=False)
         if isinstance(order, web.Response):
             return order
         return json_response(self.gw.desk.cancel(order).to_json())
 
     async def cancel_all(self, request: web.Request) -> web.Response:
-        auth = await self._auth(request)
+        auth = await self._auth(request, limited=False)
         if isinstance(auth, web.Response):
             return auth
         symbol = request.query.get("symbol")

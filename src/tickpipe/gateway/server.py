@@ -25,13 +25,14 @@ from aiohttp import web
 
 from tickpipe.errors import ConfigError
 from tickpipe.gateway.admin import Admin
-from tickpipe.gateway.config import GatewayConfig, resolve_keys
+from tickpipe.gateway.config import GatewayConfig, check_exposure, resolve_keys
 from tickpipe.gateway.faults import (
     DELTA_FAULTS,
     Faults,
     FaultSettings,
 )
-from tickpipe.gateway.httputil import json_errors
+from tickpipe.gateway.guard import ConnectionGuard, ReplayGuard, clip
+from tickpipe.gateway.httputil import Handler, json_errors
 from tickpipe.gateway.hub import Hub
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.orders import OrderDesk
@@ -45,6 +46,11 @@ MARKET_TURN_S = 0.005
 """The market task yields to the event loop after at most this long of stepping (one step of
 every instrument costs ~15 us), so signals, sockets and admin calls are served at any rate."""
 
+STREAM_AUTH_FAILED = (
+    "auth failed: unknown key, bad signature or a reused auth frame; sig must be hex "
+    "HMAC-SHA256(secret, f'{ts}GET/v1/stream') with a fresh ts"
+)
+
 
 class Gateway:
     """A running (after :meth:`start`) reference gateway. See the module docstring."""
@@ -52,10 +58,18 @@ class Gateway:
     def __init__(self, config: GatewayConfig | None = None) -> None:
         self.config = config = config or GatewayConfig()
         self.keys, self.key_source = resolve_keys(config.keys)
+        check_exposure(config.host, self.keys, config.allow_public_demo_key)
         self.admin_token = config.admin_token or secrets.token_urlsafe(18)
+        self.replay = ReplayGuard(config.max_skew_ms, config.replay_cache_entries)
+        self.replays_refused = 0
+        self.conn_guard = ConnectionGuard(
+            config.max_connections_per_address,
+            config.header_timeout_s,
+            lambda event, **f: log_event(event, level=logging.WARNING, **f),
+        )
         self.faults = Faults(config.faults, config.seed)
         self.hub = Hub(config, self.faults)
-        self.desk = OrderDesk()
+        self.desk = OrderDesk(finished_per_key=config.finished_orders_per_key)
         self.hub.trade_listeners.append(self.desk.on_trades)
         self.sessions: dict[str, Session] = {}
         self.disconnects: Counter[str] = Counter()
@@ -102,13 +116,21 @@ class Gateway:
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
-        app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
+        app = web.Application(
+            middlewares=[self._request_started, json_errors], client_max_size=1024 * 1024
+        )
         app.router.add_get(frames.STREAM_PATH, self._stream)
         app.router.add_routes(Rest(self).routes())
         self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=cfg.idle_timeout_s,
         )
         await self._runner.setup()
+        assert self._runner.server is not None
+        self.conn_guard.install(self._runner.server)
         await web.TCPSite(self._runner, cfg.host, cfg.port).start()
         self.port = int(self._runner.addresses[0][1])
         if cfg.admin_port is not None:
@@ -234,6 +256,12 @@ class Gateway:
                 if s.key is not None and not s.closing and self.faults.rng.random() < chance.rate:
                     self._disconnect(s, self.faults.settings.close_frame)
 
+    @web.middleware
+    async def _request_started(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A complete request head arrived: the connection met its header deadline."""
+        self.conn_guard.request_started(request.protocol)
+        return await handler(request)
+
     # -- stream -------------------------------------------------------------------------------
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         session = Session(self, request)
@@ -244,16 +272,41 @@ class Gateway:
             self._live_sessions.discard(session)
 
     def check_stream_auth(self, frame: frames.Auth) -> str | None:
-        """None when the auth frame is good, else why not (sent in the auth_failed error)."""
+        """None when the auth frame is good, else why not (sent in the auth_failed error).
+
+        An unknown key, a bad signature and a replayed frame (a signature already accepted
+        within the skew window) get the same text: no key-name oracle, nothing for a replayer.
+        Only a correctly signed frame learns about its clock skew."""
         secret = self.keys.get(frame.key)
-        if secret is None:
-            return f"unknown key {frame.key!r}"
-        if not frames.verify_signature(frames.sign_stream_auth(secret, frame.ts), frame.sig):
-            return "bad signature: sig must be hex HMAC-SHA256(secret, f'{ts}GET/v1/stream')"
+        sig = frame.sig
+        ts_ok = 0 <= frame.ts < 10**15
+        expected = frames.sign_stream_auth(
+            secret or "tickpipe-no-such-key", frame.ts if ts_ok else 0
+        )
+        good = sig.isascii() and len(sig) <= 128 and frames.verify_signature(expected, sig)
+        if secret is None or not ts_ok or not good:
+            return STREAM_AUTH_FAILED
         skew = abs(frame.ts - time.time_ns() // 1_000_000)
         if skew > self.config.max_skew_ms:
             return f"clock skew of {skew} ms is over the {self.config.max_skew_ms} ms allowed"
+        seen = self.replay.check_and_add(f"stream:{frame.key}:{sig.lower()}")
+        if seen is not None:
+            self.replays_refused += 1
+            log_event(
+                "replay_refused",
+                level=logging.WARNING,
+                where="stream",
+                key=clip(frame.key),
+                cache=seen,
+            )
+            return STREAM_AUTH_FAILED
         return None
+
+    def note_replay(self, where: str, key: str, request: web.Request) -> None:
+        self.replays_refused += 1
+        log_event(
+            "replay_refused", level=logging.WARNING, where=where, key=clip(key), peer=request.remote
+        )
 
     def on_session_authenticated(self, s: Session) -> None:
         self.sessions[s.id] = s
@@ -444,6 +497,11 @@ class Gateway:
             },
             "seqs": {name: ch.seq for name, ch in self.hub.channels.items()},
             "orders": self.desk.counts(),
+            "abuse": {
+                "replays_refused": self.replays_refused,
+                "connections_refused": self.conn_guard.refused,
+                "header_timeouts": self.conn_guard.timed_out,
+            },
             "faults": dict(self.faults.counts),
             "disconnects": dict(self.disconnects),
         }

@@ -8,7 +8,15 @@ sees each pong) and closes a connection that stopped answering (close 4008).
 Section 1 limits: a frame over ``max_frame_bytes`` or beyond ``max_frames_per_s`` in a one-second
 window gets an ``error`` frame (``frame_too_large`` / ``too_many_frames``) and is not processed;
 the second breach on the connection closes it with 1008. Excess frames inside the same window
-are dropped silently, except that twice the rate in one window is a second breach.
+are dropped silently, except that twice the rate in one window is a second breach. Before auth,
+a first frame over ``max_frame_bytes`` gets ``frame_too_large`` and close 1009, unread.
+
+Abuse bounds (docs/security.md): text a client sent is clipped before it is echoed or logged;
+JSON nested too deeply is a ``bad_json`` error, never a crash; a ``subscribe`` or
+``unsubscribe`` naming more than ``max_channels`` channels is refused whole with one ``error``
+(then an empty ``subscribed``/``unsubscribed``); per-channel refusals of one request stop at
+:data:`REFUSAL_BUDGET_BYTES` or the request's own size, whichever is larger, and the rest are
+summed up in one last ``error`` without ``channel``.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from tickpipe.errors import FrameError
+from tickpipe.gateway.guard import clip, clipr
 from tickpipe.gateway.logs import log_event
 from tickpipe.protocol import frames
 
@@ -38,6 +47,9 @@ CLOSE_AUTH_FAILED = 4001
 CLOSE_NO_AUTH = 4003
 CLOSE_PONG_TIMEOUT = 4008
 CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+REFUSAL_BUDGET_BYTES = 4096  # per request: refusal frames up to max(this, request size)
+CHANNEL_ECHO_CHARS = 128  # a refused channel name is echoed in `channel` up to this length
 
 _json = msgspec.json.Decoder()
 _BATCH_BYTES = 256 * 1024  # frames joined into one write
@@ -51,6 +63,14 @@ def text_frame_header(n: int) -> bytes:
     if n < 65536:
         return struct.pack("!BBH", 0x81, 126, n)
     return struct.pack("!BBQ", 0x81, 127, n)
+
+
+def decode_frame(text: str) -> frames.ClientFrame:
+    """:func:`frames.decode_client_frame`, with too-deep JSON as a FrameError."""
+    try:
+        return frames.decode_client_frame(text)
+    except RecursionError:
+        raise FrameError("JSON nested too deeply") from None
 
 
 def error_frame(code: str, message: str, **extra: object) -> bytes:
@@ -289,11 +309,25 @@ class Session:
                 self.end_reason = "auth_timeout"
                 await self.ws.close(code=CLOSE_NO_AUTH, message=b"no auth within 5 s")
             return False
+        size = len(text)
+        if size * 4 > cfg.max_frame_bytes:
+            size = len(text.encode(errors="replace"))
+        if size > cfg.max_frame_bytes:
+            log_event("auth_frame_too_large", level=logging.WARNING, session=self.id, bytes=size)
+            await self.send_now(
+                error_frame(
+                    "frame_too_large",
+                    f"frame of {size} bytes is over the {cfg.max_frame_bytes}-byte limit",
+                )
+            )
+            self.end_reason = "frame_too_large"
+            await self.ws.close(code=CLOSE_TOO_BIG, message=b"frame too large")
+            return False
         try:
-            frame = frames.decode_client_frame(text)
+            frame = decode_frame(text)
         except FrameError as exc:
             frame = None
-            why = f"first frame must be a valid auth frame: {exc}"
+            why = f"first frame must be a valid auth frame: {clip(str(exc), 200)}"
         else:
             why = f"first frame must be auth, got {type(frame).__name__.lower()}"
         if not isinstance(frame, frames.Auth):
@@ -304,7 +338,12 @@ class Session:
         problem = self.gw.check_stream_auth(frame)
         if problem is not None:
             log_event(
-                "auth_failed", level=logging.WARNING, session=self.id, key=frame.key, why=problem
+                "auth_failed",
+                level=logging.WARNING,
+                session=self.id,
+                peer=self.peer,
+                key=clip(frame.key),
+                why=problem,
             )
             await self.send_now(error_frame("auth_failed", problem))
             self.end_reason = "auth_failed"
@@ -393,14 +432,14 @@ class Session:
         if not self._admit(size):
             return
         try:
-            frame = frames.decode_client_frame(text)
+            frame = decode_frame(text)
         except FrameError as exc:
             self.enqueue(self._explain_bad_frame(text, exc))
             return
         if isinstance(frame, frames.Subscribe):
-            self._subscribe(frame)
+            self._subscribe(frame, size)
         elif isinstance(frame, frames.Unsubscribe):
-            self._unsubscribe(frame)
+            self._unsubscribe(frame, size)
         elif isinstance(frame, frames.CancelOnDisconnect):
             self.cancel_on_disconnect = frame.enabled
             log_event("cancel_on_disconnect", session=self.id, key=self.key, enabled=frame.enabled)
@@ -414,8 +453,8 @@ class Session:
     def _explain_bad_frame(text: str, exc: FrameError) -> bytes:
         try:
             obj = _json.decode(text)
-        except msgspec.DecodeError:
-            return error_frame("bad_json", f"frame is not valid JSON: {exc.reason}")
+        except (msgspec.DecodeError, RecursionError):
+            return error_frame("bad_json", f"frame is not valid JSON: {clip(exc.reason, 200)}")
         if not isinstance(obj, dict):
             return error_frame("bad_frame", "frame must be a JSON object")
         req_id = obj.get("id") if isinstance(obj.get("id"), int) else None
@@ -424,61 +463,116 @@ class Session:
         if action not in known:
             return error_frame(
                 "unknown_action",
-                f"unknown action {action!r}; known: {', '.join(known)}",
+                f"unknown action {clipr(action)}; known: {', '.join(known)}",
                 id=req_id,
             )
         where = f" (field {exc.field!r})" if exc.field else ""
-        return error_frame("bad_frame", f"bad {action} frame{where}: {exc.reason}", id=req_id)
+        return error_frame(
+            "bad_frame", f"bad {action} frame{where}: {clip(exc.reason, 200)}", id=req_id
+        )
 
-    def _subscribe(self, frame: frames.Subscribe) -> None:
+    def _over_cap(self, kind: str, names: list[str], req_id: int | None) -> bool:
+        """Refuse a whole request naming more than ``max_channels`` channels: one error, then
+        an empty answer frame (the request's ``id`` resolves; the answer is a few hundred
+        bytes whatever the request's size)."""
+        cap = self.config.max_channels
+        if len(names) <= cap:
+            return False
+        self.enqueue(
+            error_frame(
+                "too_many_channels",
+                f"{kind} names {len(names)} channels; at most {cap} a request (nothing done)",
+                id=req_id,
+            )
+        )
+        answer = "subscribed" if kind == "subscribe" else "unsubscribed"
+        self.enqueue(frames.encode({"type": answer, "channels": [], "id": req_id}))
+        log_event("limit", level=logging.WARNING, session=self.id, code=f"{kind}_too_many",
+                  channels=len(names))  # fmt: skip
+        return True
+
+    def _send_refusals(
+        self, refusals: list[tuple[str, str, str]], req_id: int | None, request_bytes: int
+    ) -> None:
+        """One ``error`` per refused channel (VTS/1) while within the request's refusal budget;
+        the rest in one summary ``error`` without ``channel``."""
+        budget = max(REFUSAL_BUDGET_BYTES, request_bytes)
+        used = 0
+        rest: list[tuple[str, str]] = []
+        for ch, code, message in refusals:
+            if rest:
+                rest.append((ch, code))
+                continue
+            frame = error_frame(code, message, channel=clip(ch, CHANNEL_ECHO_CHARS), id=req_id)
+            if used + len(frame) > budget:
+                rest.append((ch, code))
+                continue
+            used += len(frame)
+            self.enqueue(frame)
+        if rest:
+            codes = ", ".join(sorted({code for _, code in rest}))
+            names = clip(", ".join(ch for ch, _ in rest[:20]), 200)
+            self.enqueue(
+                error_frame(
+                    rest[0][1],
+                    f"{len(rest)} more channel(s) refused ({codes}): {names}",
+                    id=req_id,
+                )
+            )
+
+    def _subscribe(self, frame: frames.Subscribe, request_bytes: int = 0) -> None:
         hub = self.gw.hub
+        names = list(dict.fromkeys(frame.channels))
+        if self._over_cap("subscribe", names, frame.id):
+            return
         accepted: list[str] = []
-        errors: list[bytes] = []
-        for ch in dict.fromkeys(frame.channels):
+        refusals: list[tuple[str, str, str]] = []
+        for ch in names:
             if ch not in hub.channels:
-                errors.append(
-                    error_frame(
+                refusals.append(
+                    (
+                        ch,
                         "unknown_channel",
-                        f"no channel {ch!r}: channels are KIND:SYMBOL with KIND orderbook, "
+                        f"no channel {clipr(ch)}: channels are KIND:SYMBOL with KIND orderbook, "
                         "ticker or trades and a symbol of GET /v1/instruments",
-                        channel=ch,
-                        id=frame.id,
                     )
                 )
             elif ch in self.channels:
                 accepted.append(ch)
             elif len(self.channels) >= self.config.max_channels:
-                errors.append(
-                    error_frame(
+                refusals.append(
+                    (
+                        ch,
                         "too_many_channels",
                         f"at most {self.config.max_channels} channels a connection",
-                        channel=ch,
-                        id=frame.id,
                     )
                 )
             else:
                 self.channels.add(ch)
                 accepted.append(ch)
-        for e in errors:
-            self.enqueue(e)
+        self._send_refusals(refusals, frame.id, request_bytes)
         self.enqueue(frames.encode({"type": "subscribed", "channels": accepted, "id": frame.id}))
         for ch in accepted:
             hub.subscribe(ch, self)
 
-    def _unsubscribe(self, frame: frames.Unsubscribe) -> None:
+    def _unsubscribe(self, frame: frames.Unsubscribe, request_bytes: int = 0) -> None:
+        names = list(dict.fromkeys(frame.channels))
+        if self._over_cap("unsubscribe", names, frame.id):
+            return
         removed: list[str] = []
-        for ch in dict.fromkeys(frame.channels):
+        refusals: list[tuple[str, str, str]] = []
+        for ch in names:
             if ch in self.channels:
                 self.channels.discard(ch)
                 self.gw.hub.unsubscribe(ch, self)
                 removed.append(ch)
             else:
-                self.enqueue(
-                    error_frame(
+                refusals.append(
+                    (
+                        ch,
                         "not_subscribed",
-                        f"channel {ch!r} is not subscribed on this connection",
-                        channel=ch,
-                        id=frame.id,
+                        f"channel {clipr(ch)} is not subscribed on this connection",
                     )
                 )
+        self._send_refusals(refusals, frame.id, request_bytes)
         self.enqueue(frames.encode({"type": "unsubscribed", "channels": removed, "id": frame.id}))

@@ -3,10 +3,11 @@
     with GatewayProcess("--rate", "50") as gp:
         gp.stream_url, gp.rest_url, gp.admin_url, gp.admin_token, gp.key, gp.secret
 
-It starts ``python -m tickpipe gateway --port 0 --admin-port 0 --ready-json --key KEY:SECRET
-*extra_args``, waits (bounded) for the ready line, and always stops the process on exit
-(SIGTERM, then SIGKILL after ``stop_timeout_s``). Stderr (the structured log) goes to a
-temporary file readable with :meth:`GatewayProcess.log_text`.
+It starts ``python -m tickpipe gateway --port 0 --admin-port 0 --ready-json *extra_args`` with
+the key pair in the child's ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` (never on its command line,
+which ``ps`` shows to every user), waits (bounded) for the ready line, and always stops the
+process on exit (SIGTERM, then SIGKILL after ``stop_timeout_s``). Stderr (the structured log)
+goes to a temporary file readable with :meth:`GatewayProcess.log_text`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class GatewayStartError(TickpipeError):
 class GatewayProcess:
     """A gateway subprocess; see the module docstring.
 
-    - ``key``/``secret`` (demo pair): passed as ``--key`` so the environment cannot change them.
+    - ``key``/``secret`` (demo pair): set as ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` in the child's
+      environment (over any inherited value), so the caller's environment cannot change them.
     - ``ready_timeout_s`` (20.0): how long to wait for the ready line.
     - ``stop_timeout_s`` (5.0): how long SIGTERM gets before SIGKILL.
     """
@@ -49,8 +51,7 @@ class GatewayProcess:
     ) -> None:
         self.args = [
             sys.executable, "-m", "tickpipe", "gateway",
-            "--port", "0", "--admin-port", "0", "--ready-json", "--key", f"{key}:{secret}",
-            *extra_args,
+            "--port", "0", "--admin-port", "0", "--ready-json", *extra_args,
         ]  # fmt: skip
         self.key = key
         self.secret = secret
@@ -100,6 +101,7 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         self._log = tempfile.NamedTemporaryFile(prefix="tickpipe-gateway-", suffix=".log")  # noqa: SIM115
         env = dict(os.environ if self.env is None else self.env)
+        env.update(TICKPIPE_KEY=self.key, TICKPIPE_SECRET=self.secret)
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL, env=env
         )
