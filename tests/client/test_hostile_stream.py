@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from tests.client.hostile import OP_CONT, OP_TEXT, HostileGateway, Peer, ticker, until
 from tickpipe import Client
 from tickpipe.client.events import ClientEvent
@@ -82,10 +80,6 @@ async def test_a_bogus_huge_seq_does_not_silence_a_ticker() -> None:
         assert client.stats().ticker_gaps == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the channels.py hook (lead): emit bad_frame on SeqResult.OUTLIER/REBASELINED",
-)
 async def test_a_bogus_seq_is_reported_as_a_bad_frame_naming_the_channel() -> None:
     async def script(peer: Peer, channels: list[str]) -> None:
         await peer.send(ticker(1))

@@ -187,6 +187,13 @@ class Channels:
         if res is SeqResult.DUPLICATE:
             self.metrics.duplicates += 1
             return
+        if res is SeqResult.OUTLIER or res is SeqResult.REBASELINED:
+            # a bogus seq far ahead is dropped (the channel keeps its seq); a run of frames
+            # off the track re-baselines it: either way the user sees a bad_frame naming it
+            self.metrics.bad_frames += 1
+            self.emit(BadFrame(channel=f.channel, error=sc.tracker.last_anomaly or "bad seq"))
+            if res is SeqResult.OUTLIER:
+                return
         if res is SeqResult.GAP:
             gap = sc.tracker.last_gap
             assert gap is not None
