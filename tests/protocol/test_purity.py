@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import tickpipe.protocol as core
+import tickpipe.venues as venues
 
 FORBIDDEN = {
     "asyncio",
@@ -54,8 +55,10 @@ def test_core_modules_exist() -> None:
 
 
 def test_core_has_no_io_clock_or_random_imports() -> None:
+    """The core, and every venue's modules (codecs, checksums, endpoints, limits)."""
     offenders = {}
-    for f in Path(core.__file__).parent.glob("*.py"):
+    files = [*Path(core.__file__).parent.glob("*.py"), *Path(venues.__file__).parent.rglob("*.py")]
+    for f in files:
         bad = _imports(f) & (FORBIDDEN | {"__import__"})
         if bad:
             offenders[f.name] = sorted(bad)
@@ -66,3 +69,22 @@ def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
     f.write_text("import time\nfrom asyncio import sleep\n")
     assert _imports(f) & FORBIDDEN == {"time", "asyncio"}
+
+
+def test_core_imports_nothing_outside_the_core() -> None:
+    """No import circles into the shells: the core and the venue codecs never import the
+    client, the gateway or the CLI."""
+    offenders = {}
+    files = [*Path(core.__file__).parent.glob("*.py"), *Path(venues.__file__).parent.rglob("*.py")]
+    for f in files:
+        tree = ast.parse(f.read_text(), filename=str(f))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                if parts[0] == "tickpipe" and len(parts) > 1 and parts[1] in (
+                    "client",
+                    "gateway",
+                    "cli",
+                ):
+                    offenders.setdefault(f.name, []).append(node.module)
+    assert offenders == {}

@@ -1,0 +1,73 @@
+"""Continuity rules: does an update follow the book's last one, or bridge from a snapshot?
+
+Pure functions over the ids of :class:`~tickpipe.protocol.normalised.BookDelta`, one rule per
+:class:`~tickpipe.protocol.normalised.Continuity` (see there for which venue uses which):
+
+- :func:`follows` — a LIVE book at ``last_id`` gets ``delta``: ``NEXT`` (apply it), ``COVERED``
+  (already reflected: drop it as a duplicate) or ``GAP`` (something was missed: re-seed).
+- :func:`bridges` — a book seeded from a snapshot at ``snapshot_id`` looks at the first buffered
+  delta: ``COVERED`` (older than the snapshot: discard), ``NEXT`` (the first to apply) or ``GAP``
+  (the snapshot is older than this delta's range: it cannot bridge, fetch a newer one).
+
+With ``NONE`` every delta is ``NEXT`` (the venue's checksum is the only integrity check), and
+``CONNECTION`` ids are checked by the connection, not the book, so books treat them as ``NONE``.
+A delta that lacks an id its rule needs is a :class:`~tickpipe.errors.FrameError`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tickpipe.errors import FrameError
+from tickpipe.protocol.normalised import BookDelta, Continuity
+
+
+class Step(Enum):
+    NEXT = "next"
+    COVERED = "covered"
+    GAP = "gap"
+
+
+def _need(value: int | None, name: str, delta: BookDelta) -> int:
+    if value is None:
+        raise FrameError(f"update has no {name}", channel=f"orderbook:{delta.symbol}", field=name)
+    return value
+
+
+def follows(rule: Continuity, last_id: int, delta: BookDelta) -> Step:
+    """Does ``delta`` follow a book whose last applied update id is ``last_id``?"""
+    if rule is Continuity.SEQ:
+        seq = _need(delta.last_id, "last_id", delta)
+        if seq == last_id + 1:
+            return Step.NEXT
+        return Step.COVERED if seq <= last_id else Step.GAP
+    if rule is Continuity.RANGE:
+        first = _need(delta.first_id, "first_id", delta)
+        last = _need(delta.last_id, "last_id", delta)
+        if last <= last_id:
+            return Step.COVERED
+        return Step.NEXT if first == last_id + 1 else Step.GAP
+    if rule is Continuity.LINK:
+        last = _need(delta.last_id, "last_id", delta)
+        prev = _need(delta.prev_id, "prev_id", delta)
+        if last <= last_id:
+            return Step.COVERED
+        return Step.NEXT if prev == last_id else Step.GAP
+    return Step.NEXT  # NONE, CONNECTION
+
+
+def bridges(rule: Continuity, snapshot_id: int, delta: BookDelta) -> Step:
+    """Is ``delta`` the first update to apply on a snapshot at ``snapshot_id``?"""
+    if rule is Continuity.RANGE:  # Binance: U <= S + 1 <= u
+        first = _need(delta.first_id, "first_id", delta)
+        last = _need(delta.last_id, "last_id", delta)
+        if last <= snapshot_id:
+            return Step.COVERED
+        return Step.NEXT if first <= snapshot_id + 1 else Step.GAP
+    if rule is Continuity.LINK:  # the first after the snapshot links to it, or spans it
+        last = _need(delta.last_id, "last_id", delta)
+        prev = _need(delta.prev_id, "prev_id", delta)
+        if last <= snapshot_id:
+            return Step.COVERED
+        return Step.NEXT if prev <= snapshot_id else Step.GAP
+    return follows(rule, snapshot_id, delta)

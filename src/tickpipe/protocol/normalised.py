@@ -1,0 +1,100 @@
+"""Venue-neutral market data: what every venue codec decodes its frames into. Pure: no I/O.
+
+The first layer of the real-venues work (issue 14): each venue's codec
+(``tickpipe/venues/<name>/codec.py``) turns that venue's frames and REST bodies into these
+values, so that one book, one sync machine and one client shell serve every venue. Levels stay
+the venue's decimal TEXT here (``RawLevel``, as received): converting to integer units needs the
+instrument's grid (``protocol.instruments``), and some checksums (OKX) are defined on the text.
+
+How a book stays exact differs per venue, and is described by data, not code paths:
+
+- :class:`Continuity` — how an update proves it follows the previous one: ``SEQ``
+  (``last_id == previous last_id + 1`` per book: VTS/1, Bybit ``u``); ``CONNECTION`` (ids count
+  every message of the connection, Coinbase ``sequence_num``: a skip means something was lost
+  on the connection, of unknown channel, so every book on it re-seeds); ``RANGE`` (Binance
+  spot: an update covers ``first_id..last_id``; the first one after a snapshot at ``S`` must
+  have ``first_id <= S + 1 <= last_id``, then ``first_id == previous last_id + 1``); ``LINK``
+  (``prev_id == previous last_id``: Binance USD-M ``pu``, OKX ``prevSeqId``); ``NONE`` (no ids:
+  Kraken; integrity rests on the checksum alone).
+- :class:`Seeding` — ``REST`` (snapshot fetched over HTTP, deltas buffered meanwhile: Binance,
+  VTS/1) or ``IN_BAND`` (the venue sends a snapshot on the stream after subscribing: OKX, Bybit,
+  Kraken, Coinbase; re-seeding means re-subscribing that one channel).
+- ``checksum``: the venue's integrity value for the book AFTER the update (or snapshot), checked
+  by the function the venue names (``protocol.checksums``), or None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+RawLevel = tuple[str, str]  # (price, size) as the venue wrote them; size "0" (any zeros) removes
+
+
+class Continuity(StrEnum):
+    SEQ = "seq"
+    CONNECTION = "connection"
+    RANGE = "range"
+    LINK = "link"
+    NONE = "none"
+
+
+class Seeding(StrEnum):
+    REST = "rest"
+    IN_BAND = "in_band"
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """A whole book (or its top ``depth`` levels) at update id ``last_id`` (None: the venue
+    gives none). Levels best first."""
+
+    symbol: str
+    last_id: int | None
+    bids: list[RawLevel]
+    asks: list[RawLevel]
+    checksum: int | None = None
+    ts_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookDelta:
+    """Changed levels of one book. ``first_id``/``last_id``/``prev_id`` are set as the venue's
+    :class:`Continuity` needs (others None). ``checksum`` verifies the book after applying."""
+
+    symbol: str
+    bids: list[RawLevel]
+    asks: list[RawLevel]
+    last_id: int | None = None
+    first_id: int | None = None
+    prev_id: int | None = None
+    checksum: int | None = None
+    ts_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeEvent:
+    symbol: str
+    trade_id: str
+    price: str
+    size: str
+    side: Literal["buy", "sell"] | None  # the taker's side; None where the venue omits it
+    ts_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TickerEvent:
+    """Best bid/ask (and last/volume where the venue sends them). Text as received."""
+
+    symbol: str
+    bid: str | None
+    bid_size: str | None
+    ask: str | None
+    ask_size: str | None
+    last: str | None = None
+    volume: str | None = None
+    ts_ns: int | None = None
+
+
+NormalisedEvent = BookSnapshot | BookDelta | TradeEvent | TickerEvent
