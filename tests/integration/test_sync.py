@@ -65,6 +65,23 @@ async def test_unknown_channel_is_refused_and_reported(gw: Gateway) -> None:
         await rec.close()
 
 
+async def test_refusals_the_gateway_summarises_are_refused_and_never_resent(gw: Gateway) -> None:
+    """Past its answer budget the gateway refuses the rest of a request in one error frame that
+    names no channel: those channels come back refused too, and leave the wanted set (else a
+    reconnect would send them again, and again be refused)."""
+    unknown = [f"ticker:NOPE{i:03d}" for i in range(150)]
+    async with make_client(gw) as client:
+        res = await client.subscribe(["orderbook:AAPL", *unknown])
+        assert res.accepted == ["orderbook:AAPL"]
+        assert set(res.refused) == set(unknown)
+        assert set(res.refused.values()) == {"unknown_channel"}
+        assert client.channels == ["orderbook:AAPL"]
+        too_many = [f"ticker:X{i}" for i in range(gw.config.max_channels + 1)]
+        res = await client.subscribe(too_many)
+        assert res.accepted == [] and set(res.refused) == set(too_many)
+        assert client.channels == ["orderbook:AAPL"]
+
+
 async def test_unsubscribe_forgets_the_book(gw: Gateway) -> None:
     async with make_client(gw) as client:
         await client.subscribe(["orderbook:AAPL", "orderbook:MSFT"])

@@ -81,10 +81,15 @@ def test_core_imports_nothing_outside_the_core() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 parts = node.module.split(".")
-                if parts[0] == "tickpipe" and len(parts) > 1 and parts[1] in (
-                    "client",
-                    "gateway",
-                    "cli",
+                if (
+                    parts[0] == "tickpipe"
+                    and len(parts) > 1
+                    and parts[1]
+                    in (
+                        "client",
+                        "gateway",
+                        "cli",
+                    )
                 ):
                     offenders.setdefault(f.name, []).append(node.module)
     assert offenders == {}

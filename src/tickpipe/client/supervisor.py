@@ -102,6 +102,8 @@ class _Pending:
     kind: Literal["subscribe", "unsubscribe"]
     future: asyncio.Future[SubscribeResult]
     result: SubscribeResult = field(default_factory=SubscribeResult)
+    channels: list[str] = field(default_factory=list)  # what was asked for
+    summary_code: str | None = None  # an error for this request that named no channel
 
 
 class Connection(ConnectionSink):
@@ -466,6 +468,16 @@ class Supervisor:
         if p is not None:
             p.result.accepted = accepted
             p.result.refused.update(refused)
+            if p.summary_code is not None:
+                # The gateway refused the rest in one frame without naming them (a cap on the
+                # size of its answer): whatever was asked and neither accepted nor named is
+                # refused with that code, and is not re-sent after a reconnect.
+                done = set(accepted) | set(p.result.refused)
+                for ch in p.channels:
+                    if ch not in done:
+                        self.wanted.pop(ch, None)
+                        p.result.refused[ch] = p.summary_code
+                        self.dispatcher.event(SubscribeError(channel=ch, code=p.summary_code))
             # Refusals may come after `subscribed`: give them one loop turn to land.
             asyncio.get_running_loop().call_soon(self._resolve, f.id)
 
@@ -485,6 +497,9 @@ class Supervisor:
             if p is not None:
                 p.result.refused[f.channel] = f.code
             self.dispatcher.event(SubscribeError(channel=f.channel, code=f.code, message=f.message))
+        elif f.channel is None and f.id is not None and f.id in self._pending:
+            self._pending[f.id].summary_code = f.code  # settled when `subscribed` arrives
+            log.warning("gateway refused part of request %s: %s %s", f.id, f.code, f.message)
         else:
             log.warning("gateway error frame: %s %s (channel %s)", f.code, f.message, f.channel)
             if f.channel is not None:
@@ -522,7 +537,7 @@ class Supervisor:
     ) -> SubscribeResult:
         timeout = self.config.subscribe_timeout_s
         conn = await self.wait_up(timeout)
-        pending = _Pending(kind, asyncio.get_running_loop().create_future())
+        pending = _Pending(kind, asyncio.get_running_loop().create_future(), channels=channels)
         self._send_subscribe(conn, channels, pending)
         try:
             return await asyncio.wait_for(pending.future, timeout)
