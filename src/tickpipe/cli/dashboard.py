@@ -463,6 +463,7 @@ EVENT_STYLE = {
     "snapshot_error": "yellow",
     "trades_missed": "yellow",
     "reconnecting": "yellow",
+    "connect_retry": "yellow",
     "orders_cancelled": "bold yellow",
     "stale": "red",
     "disconnected": "bold red",

@@ -122,6 +122,7 @@ ESSENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
     "stale": ("reason",),
     "disconnected": ("reason", "code"),
     "reconnecting": ("attempt", "delay_s"),
+    "connect_retry": ("attempt", "error"),
     "subscribe_error": ("code",),
     "snapshot_error": ("status",),
     "bad_frame": ("error",),
