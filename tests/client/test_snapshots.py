@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -42,6 +43,29 @@ def test_token_bucket_validation_and_drain() -> None:
     assert not b.take(0.0)
 
 
+def _sched(
+    fetch: Callable[[str], Awaitable[Snapshot]],
+    got: list[SnapshotOutcome],
+    *,
+    concurrency: int,
+    rate_per_s: float,
+    burst: int,
+    jitter_s: float,
+    random: Callable[[], float],
+    clock: Callable[[], float] = time.monotonic,
+) -> SnapshotScheduler:
+    return SnapshotScheduler(
+        fetch,
+        got.append,
+        concurrency=concurrency,
+        rate_per_s=rate_per_s,
+        burst=burst,
+        jitter_s=jitter_s,
+        clock=clock,
+        random=random,
+    )
+
+
 def _snap(symbol: str) -> Snapshot:
     return Snapshot(symbol=symbol, seq=1, ts=0, bids=[], asks=[])
 
@@ -71,15 +95,8 @@ async def test_concurrency_and_rate_are_bounded() -> None:
         return _snap(channel.partition(":")[2])
 
     got: list[SnapshotOutcome] = []
-    s = SnapshotScheduler(
-        fetch,
-        got.append,
-        concurrency=3,
-        rate_per_s=100.0,
-        burst=5,
-        jitter_s=0.0,
-        clock=time.monotonic,
-        random=lambda: 0.5,
+    s = _sched(
+        fetch, got, concurrency=3, rate_per_s=100.0, burst=5, jitter_s=0.0, random=lambda: 0.5
     )
     for i in range(20):
         s.request(f"orderbook:S{i}", epoch=1, delay_s=0.0)
@@ -101,15 +118,8 @@ async def test_newer_request_replaces_older_and_cancel_forgets() -> None:
         return _snap("X")
 
     got: list[SnapshotOutcome] = []
-    s = SnapshotScheduler(
-        fetch,
-        got.append,
-        concurrency=1,
-        rate_per_s=1000.0,
-        burst=10,
-        jitter_s=0.0,
-        clock=time.monotonic,
-        random=lambda: 0.0,
+    s = _sched(
+        fetch, got, concurrency=1, rate_per_s=1000.0, burst=10, jitter_s=0.0, random=lambda: 0.0
     )
     s.request("orderbook:A", epoch=1, delay_s=0.05)
     s.request("orderbook:A", epoch=2, delay_s=0.0)
@@ -134,15 +144,8 @@ async def test_429_pauses_every_fetch_for_retry_after() -> None:
         return _snap("X")
 
     got: list[SnapshotOutcome] = []
-    s = SnapshotScheduler(
-        fetch,
-        got.append,
-        concurrency=1,
-        rate_per_s=1000.0,
-        burst=10,
-        jitter_s=0.0,
-        clock=time.monotonic,
-        random=lambda: 0.0,
+    s = _sched(
+        fetch, got, concurrency=1, rate_per_s=1000.0, burst=10, jitter_s=0.0, random=lambda: 0.0
     )
     t0 = time.monotonic()
     s.request("orderbook:A", epoch=1, delay_s=0.0)
@@ -160,15 +163,8 @@ async def test_5xx_goes_back_to_the_book_and_jitter_delays() -> None:
         raise RestError(503, "unavailable", "try later")
 
     got: list[SnapshotOutcome] = []
-    s = SnapshotScheduler(
-        fetch,
-        got.append,
-        concurrency=2,
-        rate_per_s=1000.0,
-        burst=10,
-        jitter_s=0.2,
-        clock=time.monotonic,
-        random=lambda: 1.0,
+    s = _sched(
+        fetch, got, concurrency=2, rate_per_s=1000.0, burst=10, jitter_s=0.2, random=lambda: 1.0
     )
     t0 = time.monotonic()
     s.request("orderbook:A", epoch=4, delay_s=0.0)
@@ -187,15 +183,8 @@ async def test_first_seeds_are_served_before_reseeds() -> None:
         return _snap("X")
 
     got: list[SnapshotOutcome] = []
-    s = SnapshotScheduler(
-        fetch,
-        got.append,
-        concurrency=1,
-        rate_per_s=1000.0,
-        burst=1,
-        jitter_s=0.0,
-        clock=time.monotonic,
-        random=lambda: 0.0,
+    s = _sched(
+        fetch, got, concurrency=1, rate_per_s=1000.0, burst=1, jitter_s=0.0, random=lambda: 0.0
     )
     for i in range(5):
         s.request(f"orderbook:R{i}", epoch=1, delay_s=0.0, first_seed=False)
@@ -218,9 +207,9 @@ async def test_429_halves_the_rate_once_per_wave_and_it_doubles_back() -> None:
         return _snap("X")
 
     got: list[SnapshotOutcome] = []
-    s = SnapshotScheduler(
+    s = _sched(
         fetch,
-        got.append,
+        got,
         concurrency=4,
         rate_per_s=40.0,
         burst=4,
