@@ -43,7 +43,8 @@ never change because of a fault.
 Control (for the benchmark): ``POST /sat/stop`` stops writing (the frame count is then
 final) and answers ``{"pos", "frames_written", "seqs": {symbol: seq}, ...}``;
 ``GET /sat/truth`` answers every book at ``pos``: ``{symbol: {"seq", "checksum", "bids",
-"asks"}}`` (whole book, decimal strings, best first); ``GET /sat/stats`` the counters.
+"asks"}}`` (whole book, decimal strings, best first); ``GET /sat/stats`` the counters and
+each book's seq at ``pos``.
 Also ``GET /v1/health``, ``GET /v1/instruments``, ``GET /v1/orders`` (none) and
 ``DELETE /v1/orders`` (nothing to cancel).
 """
@@ -493,7 +494,13 @@ class Feed:
 
     async def stats_handler(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"pos": self.pos, "stopped": self.stopped, "faults": self.fault_log, **self.stats}
+            {
+                "pos": self.pos,
+                "stopped": self.stopped,
+                "seqs": self.seqs(),
+                "faults": self.fault_log,
+                **self.stats,
+            }
         )
 
     async def instruments(self, request: web.Request) -> web.Response:

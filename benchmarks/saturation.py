@@ -268,9 +268,10 @@ def run_row(
     fault_every_s: float,
     pin: bool,
     loop: str,
+    half: int = sat_sender.CycleSpec.half,
 ) -> dict[str, Any]:
     t = time.perf_counter()
-    corpus = sat_sender.ensure(sat_sender.CycleSpec(books=spec.books))
+    corpus = sat_sender.ensure(sat_sender.CycleSpec(books=spec.books, half=half))
     sender = SenderProc(corpus, spec, fault_every_s, 0 if pin else None)
     out: dict[str, Any]
     try:
@@ -366,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         help="add a row: the largest book count, faults, and the gateway answering 429 past "
         "this many snapshots a second (0: no such row)",
     )
+    ap.add_argument(
+        "--cycle-half",
+        type=int,
+        default=sat_sender.CycleSpec.half,
+        help="deltas generated per corpus before they are undone (the lap is twice this)",
+    )
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     ap.add_argument("--no-pin", action="store_true", help="do not pin sender/client to CPUs")
     ap.add_argument("--json", type=Path, default=None, help="write every raw figure here")
@@ -382,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     for n in sorted(set(books)):  # generate (or find) every corpus before anything is timed
         t = time.perf_counter()
-        d = sat_sender.ensure(sat_sender.CycleSpec(books=n))
+        d = sat_sender.ensure(sat_sender.CycleSpec(books=n, half=a.cycle_half))
         if time.perf_counter() - t > 1:
             print(f"generated the {n}-book cycle in {time.perf_counter() - t:.1f}s: {d}")
     pin = not a.no_pin and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
@@ -398,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results = []
     for spec in specs:
-        r = run_row(spec, seconds, drain_s, fault_every, pin, a.loop)
+        r = run_row(spec, seconds, drain_s, fault_every, pin, a.loop, a.cycle_half)
         results.append(r)
         if "error" in r:
             print(f"  {spec.label}: error {r['error']}", flush=True)
