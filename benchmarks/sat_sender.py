@@ -286,6 +286,10 @@ class SatConn(StreamConn):
         super().__init__(cast(Sender, feed))  # StreamConn only uses .conns and .current
         self.feed = feed
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.feed.stats["connections_lost"] += 1
+
     def _on_frame(self, opcode: int, payload: bytes) -> None:
         was = self.subscribed
         super()._on_frame(opcode, payload)
@@ -318,6 +322,7 @@ class Feed:
             "frames_written": 0,
             "chunks": 0,
             "connections": 0,
+            "connections_lost": 0,
             "subscriptions": 0,
             "snapshots": 0,
             "snapshot_429": 0,
