@@ -373,8 +373,9 @@ class Supervisor:
                 conn.abort("heartbeat")
                 break
             timeout = left if silence_every is None else min(left, silence_every)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(conn.closed), timeout=timeout + 0.005)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see snapshots.py
+                async with asyncio.timeout(timeout + 0.005):
+                    await asyncio.shield(conn.closed)
             if stale_after is not None and not conn.closed.done():
                 self.channels.check_silence(self.clock())
         try:
