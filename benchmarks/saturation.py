@@ -17,8 +17,8 @@ stops writing (``POST /sat/stop``); the client gets up to ``--drain-seconds`` to
 in flight (and to finish seeds in progress). A CPU-bound client is behind the gateway by
 what the socket buffers hold (measured: up to ~3 s of flood here, tens of MB with the
 kernel's receive-buffer autotuning), and it sees a socket cut only once it has read up to
-it, so the drain is bounded generously and its length is printed ("caught up in"); then every book is compared, through the public
-``BookView``, with the gateway's truth at the final position: synced, at the truth's seq, and
+it, so the drain is bounded generously and its length is printed ("caught up in"); then
+every book is compared, through the public ``BookView``, with the gateway's truth at the final position: synced, at the truth's seq, and
 every level equal (``text_levels(None)`` against the whole book). A book counts only when all
 three hold.
 
