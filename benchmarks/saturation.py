@@ -18,9 +18,9 @@ in flight (and to finish seeds in progress). A CPU-bound client is behind the ga
 what the socket buffers hold (measured: up to ~3 s of flood here, tens of MB with the
 kernel's receive-buffer autotuning), and it sees a socket cut only once it has read up to
 it, so the drain is bounded generously and its length is printed ("caught up in"); then
-every book is compared, through the public ``BookView``, with the gateway's truth at the final position: synced, at the truth's seq, and
-every level equal (``text_levels(None)`` against the whole book). A book counts only when all
-three hold.
+every book is compared, through the public ``BookView``, with the gateway's truth at the
+final position: synced, at the truth's seq, and every level equal (``text_levels(None)``
+against the whole book). A book counts only when all three hold.
 
 Per row it prints: frames/s (frames the client processed / window), µs of CPU per frame (this
 process), time until every book had been synced at least once (from the subscribe call),
