@@ -218,8 +218,13 @@ async def _window(
     out["stop_s"] = round(t_stop - t1, 3)
     want: dict[str, int] = stop["seqs"]
     deadline = t_stop + drain_s
+    cut = int(stop.get("connections_lost", 0))  # sockets the gateway cut before it stopped
     while time.perf_counter() < deadline:
-        if all(v.synced and v.seq == want[s] for s, v in views.items()):
+        # caught up: every book at the final seq, on a connection made after the last cut (a
+        # client that has read up to a cut sees it a moment later: its books then re-seed)
+        if events["connected"] >= cut and all(
+            v.synced and v.seq == want[s] for s, v in views.items()
+        ):
             break
         await asyncio.sleep(POLL_S)
     drained = time.perf_counter() - t_stop
