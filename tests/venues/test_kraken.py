@@ -362,6 +362,8 @@ def test_exponent_numbers_stay_exact() -> None:
     )
     [d] = codec.decode(frame)
     assert isinstance(d, BookDelta) and d.bids == [("0.000012", "1000")]
+    with pytest.raises(FrameError, match="non-negative JSON number"):
+        codec.decode(frame.replace(b"1e+3", b"1e+999999"))
 
 
 @pytest.mark.parametrize(

@@ -30,17 +30,16 @@ CHECKSUM_DEPTH = 10  # "always calculated over the top 10 price levels regardles
 
 def _digits(units: int, decimals: int, precision: int) -> str:
     """``units`` of ``10**-decimals`` written with ``precision`` decimals, '.' removed, leading
-    zeros stripped. A value that needs more digits than ``precision`` keeps them (its checksum
-    then cannot match: an honest mismatch, never a rounding)."""
+    zeros stripped: that is the decimal text of the value in units of ``10**-precision``. A
+    value that needs more digits than ``precision`` keeps them (its checksum then cannot match:
+    an honest mismatch, never a rounding)."""
     if precision > decimals:
         units *= 10 ** (precision - decimals)
     elif precision < decimals:
         q, r = divmod(units, 10 ** (decimals - precision))
         if r == 0:
             units = q
-        else:
-            precision = decimals
-    return format_units(units, precision).replace(".", "").lstrip("0")
+    return str(units) if units else ""
 
 
 def checksum_string(
@@ -53,6 +52,12 @@ def checksum_string(
     pp = pd if price_precision is None else price_precision
     qp = sd if qty_precision is None else qty_precision
     parts: list[str] = []
+    if pp == pd and qp == sd:  # the usual case: the digits are the units' own
+        for side in (book.asks, book.bids):
+            for price, size in side.top(CHECKSUM_DEPTH):
+                parts.append(str(price))
+                parts.append(str(size))
+        return "".join(parts)
     for side in (book.asks, book.bids):
         for price, size in side.top(CHECKSUM_DEPTH):
             parts.append(_digits(price, pd, pp))

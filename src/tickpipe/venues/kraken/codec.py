@@ -254,6 +254,11 @@ KrakenEvent = (
 
 # -- numbers --------------------------------------------------------------------------------
 
+MAX_EXPONENT_NUMBER_CHARS = 64
+"""Bound on a number written with an exponent (``1.2E-5``), before and after rewriting it as
+plain text: Kraken writes plain decimals; this keeps a hostile ``1e999999`` from growing into a
+million-digit string (it is a FrameError instead)."""
+
 _PLAIN = re.compile(rb"\d+(?:\.\d+)?\Z")
 _JSON_NUMBER = re.compile(rb"(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\Z")
 _NUMBER_TEXT = re.compile(r"\d+(?:\.\d+)?\Z")
@@ -264,12 +269,13 @@ def _num(raw: msgspec.Raw, channel: str | None, field: str) -> str:
     b = bytes(raw)
     if _PLAIN.match(b):
         return b.decode()
-    if _JSON_NUMBER.match(b):
+    if len(b) <= MAX_EXPONENT_NUMBER_CHARS and _JSON_NUMBER.match(b):
+        # bounded: "1e999999" would otherwise expand to a million digits
         try:
             text = format(Decimal(b.decode()), "f")
         except InvalidOperation:  # pragma: no cover - the regex admits only valid numbers
             text = ""
-        if _NUMBER_TEXT.match(text):
+        if _NUMBER_TEXT.match(text) and len(text) <= MAX_EXPONENT_NUMBER_CHARS:
             return text
     raise FrameError(
         f"expected a non-negative JSON number, got {b[:40]!r}", channel=channel, field=field
