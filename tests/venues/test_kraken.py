@@ -526,3 +526,20 @@ def test_rfc3339() -> None:
     for bad in ("2023-02-30T00:00:00Z", "2023-02-09 20:32", "x"):
         with pytest.raises(ValueError):
             parse_ns(bad)
+
+
+def test_v2_planted_bad_checksum_is_a_mismatch_on_that_frame() -> None:
+    recs = _records("KSM/XBT")
+    snap1 = v1.decode_book(json.dumps(recs[0]["msg"]))
+    assert isinstance(snap1, BookSnapshot)
+    replay = Replay(_instruments()["KSM/XBT"], snap1)
+    results = []
+    for n, rec in enumerate(recs[1:40]):
+        frame = _to_v2(rec, None)
+        if n == 20:  # planted fault: the venue's checksum altered on update 20
+            crc = int(rec["msg"][-3]["c"])
+            frame = frame.replace(b'"checksum":%d' % crc, b'"checksum":%d' % (crc ^ 1))
+        [d] = codec.decode(frame)
+        assert isinstance(d, BookDelta)
+        results.append(replay.apply(d))
+    assert [i for i, ok in enumerate(results) if not ok] == [20]
