@@ -53,6 +53,14 @@ def test_link_binance_usdm_and_okx() -> None:
     assert bridges(C.LINK, 50, d(last=48, prev=40)) is Step.COVERED
 
 
+def test_link_decides_first_okx_keepalive_and_reset() -> None:
+    """OKX: an update with seqId == prevSeqId keeps the link; after maintenance seqId can be
+    smaller than prevSeqId, and it still links."""
+    assert follows(C.LINK, 50, d(last=50, prev=50)) is Step.NEXT
+    assert follows(C.LINK, 50, d(last=3, prev=50)) is Step.NEXT
+    assert follows(C.LINK, 3, d(last=9, prev=3)) is Step.NEXT
+
+
 def test_none_and_connection_accept_everything() -> None:
     for rule in (C.NONE, C.CONNECTION):
         assert follows(rule, 5, d()) is Step.NEXT

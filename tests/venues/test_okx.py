@@ -328,8 +328,8 @@ def test_documented_seqid_exceptions() -> None:
     assert last == 5
     assert codec.follows(5, _delta(6, 8)) is Step.GAP
     assert codec.follows(5, _delta(3, 5)) is Step.COVERED
-    # the core's LINK rule drops the reset and everything after it (proposal in the report)
-    assert continuity.follows(Continuity.LINK, 15, _delta(15, 3)) is Step.COVERED
+    # the core's LINK rule now lets the link decide first, as OKX documents
+    assert continuity.follows(Continuity.LINK, 15, _delta(15, 3)) is Step.NEXT
 
 
 def test_update_without_ids_is_an_error_for_link() -> None:

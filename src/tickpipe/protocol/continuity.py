@@ -50,9 +50,11 @@ def follows(rule: Continuity, last_id: int, delta: BookDelta) -> Step:
     if rule is Continuity.LINK:
         last = _need(delta.last_id, "last_id", delta)
         prev = _need(delta.prev_id, "prev_id", delta)
-        if last <= last_id:
-            return Step.COVERED
-        return Step.NEXT if prev == last_id else Step.GAP
+        # The link decides first: OKX documents a keep-alive update with seqId == prevSeqId and,
+        # after maintenance, a seqId smaller than its prevSeqId; both link, so both are NEXT.
+        if prev == last_id:
+            return Step.NEXT
+        return Step.COVERED if last <= last_id else Step.GAP
     return Step.NEXT  # NONE, CONNECTION
 
 

@@ -20,7 +20,7 @@ How a book stays exact differs per venue, and is described by data, not code pat
   VTS/1) or ``IN_BAND`` (the venue sends a snapshot on the stream after subscribing: OKX, Bybit,
   Kraken, Coinbase; re-seeding means re-subscribing that one channel).
 - ``checksum``: the venue's integrity value for the book AFTER the update (or snapshot), checked
-  by the function the venue names (``protocol.checksums``), or None.
+  by the venue's own function (``venues/<name>/checksum.py``), or None.
 """
 
 from __future__ import annotations

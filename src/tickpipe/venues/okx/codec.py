@@ -393,23 +393,13 @@ def _control(env: _Envelope) -> OkxEvent:
 
 
 def follows(last_id: int, delta: BookDelta) -> Step:
-    """OKX's ``prevSeqId``/``seqId`` rule for a book whose last applied ``seqId`` is ``last_id``.
-
-    ``Continuity.LINK`` with the two exceptions OKX documents ("Order book channel", seqId):
-    an update whose ``prevSeqId`` equals ``last_id`` is always the next one, even when
-
-    - its ``seqId`` equals its ``prevSeqId`` (no change for ~60 s: empty ``asks``/``bids`` sent
-      to show the connection is alive), or
-    - its ``seqId`` is SMALLER than its ``prevSeqId`` (the sequence was reset by maintenance;
-      later updates follow the usual rule from the new, smaller ``seqId``).
-
-    ``protocol.continuity.follows(LINK)`` checks ``seqId <= last_id`` first and so would drop a
-    reset as "covered" and every update after it until the new ids pass the old ones (reported
-    as a proposal for the core). Anything else is the core's LINK rule. This also serves the
-    first update after an in-band snapshot (``last_id`` = the snapshot's ``seqId``): OKX's first
-    update links to the snapshot exactly."""
-    if delta.prev_id is not None and delta.last_id is not None and delta.prev_id == last_id:
-        return Step.NEXT
+    """OKX's ``prevSeqId``/``seqId`` rule for a book whose last applied ``seqId`` is ``last_id``:
+    ``Continuity.LINK``, whose link decides first, which covers the two exceptions OKX documents
+    ("Order book channel", seqId): an update whose ``prevSeqId`` equals ``last_id`` is the next
+    one even when its ``seqId`` equals its ``prevSeqId`` (no change for ~60 s: empty
+    ``asks``/``bids`` sent to show the connection is alive) or is SMALLER than it (the sequence
+    was reset by maintenance). This also serves the first update after an in-band snapshot
+    (``last_id`` = the snapshot's ``seqId``): OKX's first update links to the snapshot exactly."""
     return continuity.follows(Continuity.LINK, last_id, delta)
 
 
