@@ -235,9 +235,20 @@ class _Filter(msgspec.Struct, frozen=True, omit_defaults=True):
     step_size: str | None = msgspec.field(name="stepSize", default=None)
 
 
+Precision = Annotated[int, msgspec.Meta(ge=0, le=18)]
+
+
 class _SymbolInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     symbol: str
     status: str | None = None
+    # spot: decimals of sizes (base) and prices (quote) as the venue writes them
+    base_asset_precision: Precision | None = msgspec.field(name="baseAssetPrecision", default=None)
+    quote_asset_precision: Precision | None = msgspec.field(
+        name="quoteAssetPrecision", default=None
+    )
+    # USD-M: the same ("please do not use it as tickSize / stepSize": not the order grid)
+    price_precision: Precision | None = msgspec.field(name="pricePrecision", default=None)
+    quantity_precision: Precision | None = msgspec.field(name="quantityPrecision", default=None)
     filters: list[_Filter] = msgspec.field(default_factory=list)
 
 
@@ -490,12 +501,22 @@ class Codec:
             raise FrameError(f"bad error body: {_reason(exc)}", field=_field_of(exc)) from None
         return VenueError(err.code, err.msg, err.id)
 
-    @staticmethod
-    def decode_exchange_info(body: bytes | str) -> dict[str, Instrument]:
-        """exchangeInfo -> ``{symbol: Instrument}``: tick from PRICE_FILTER ``tickSize``, lot
-        from LOT_SIZE ``stepSize``, as written. A ``tickSize`` of 0 (documented: the rule is
-        disabled) becomes one unit of the last decimal written (``"0.00000000"`` ->
-        ``"0.00000001"``), which every price the venue sends at that precision fits."""
+    def decode_exchange_info(
+        self, body: bytes | str, *, grid: Literal["book", "filters"] = "book"
+    ) -> dict[str, Instrument]:
+        """exchangeInfo -> ``{symbol: Instrument}``.
+
+        ``grid="filters"``: tick = PRICE_FILTER ``tickSize``, lot = LOT_SIZE ``stepSize`` as
+        written: the grid a NEW order must be on. ``grid="book"`` (default, for books): one
+        unit of the decimals the venue writes book levels in (spot ``quoteAssetPrecision`` /
+        ``baseAssetPrecision``, USD-M ``pricePrecision`` / ``quantityPrecision``), falling
+        back to the filters when a body has no precision fields. Real books hold levels off
+        the current filters (orders resting from before a tick or step change, remainders of
+        quote-quantity fills: the recorded NKNUSDT book has 34 prices and 49 sizes off its
+        filters), so a book checked against the filters would reject real, exact frames.
+
+        A ``tickSize``/``stepSize`` of 0 (documented: the rule is disabled) becomes one unit of
+        its last decimal written (``"0.00000000"`` -> ``"0.00000001"``)."""
         try:
             info = _info.decode(body)
         except _ERRORS as exc:
@@ -509,6 +530,14 @@ class Codec:
                 elif f.filter_type == "LOT_SIZE":
                     lot = f.step_size
             where = f"symbols[{i}]"
+            if grid == "book":
+                pd, sd = (
+                    (sym.price_precision, sym.quantity_precision)
+                    if self.usdm
+                    else (sym.quote_asset_precision, sym.base_asset_precision)
+                )
+                tick = tick if pd is None else _unit(pd)
+                lot = lot if sd is None else _unit(sd)
             if tick is None:
                 raise FrameError(
                     f"{sym.symbol}: no PRICE_FILTER tickSize", field=f"{where}.filters"
@@ -601,19 +630,38 @@ class Codec:
     def encode_exchange_info(
         self, instruments: list[Instrument], *, server_time_ms: int = 0, weight_per_minute: int
     ) -> bytes:
-        """A minimal exchangeInfo body: ``rateLimits`` (REQUEST_WEIGHT) and, per instrument, a
-        PRICE_FILTER and a LOT_SIZE filter carrying its tick and lot as written."""
-        symbols = [
-            _SymbolInfo(
-                i.symbol,
-                "TRADING",
-                [
-                    _Filter("PRICE_FILTER", tick_size=i.tick_size),
-                    _Filter("LOT_SIZE", step_size=i.lot_size),
-                ],
-            )
+        """A minimal exchangeInfo body: ``rateLimits`` (REQUEST_WEIGHT) and, per instrument, its
+        decimals as the precision fields (the book grid) and a PRICE_FILTER and a LOT_SIZE
+        filter carrying its tick and lot as written (the order grid)."""
+        filters = [
+            [
+                _Filter("PRICE_FILTER", tick_size=i.tick_size),
+                _Filter("LOT_SIZE", step_size=i.lot_size),
+            ]
             for i in instruments
         ]
+        if self.usdm:
+            symbols = [
+                _SymbolInfo(
+                    i.symbol,
+                    "TRADING",
+                    price_precision=i.price_decimals,
+                    quantity_precision=i.size_decimals,
+                    filters=f,
+                )
+                for i, f in zip(instruments, filters, strict=True)
+            ]
+        else:
+            symbols = [
+                _SymbolInfo(
+                    i.symbol,
+                    "TRADING",
+                    base_asset_precision=i.size_decimals,
+                    quote_asset_precision=i.price_decimals,
+                    filters=f,
+                )
+                for i, f in zip(instruments, filters, strict=True)
+            ]
         limits = [_RateLimit("REQUEST_WEIGHT", "MINUTE", 1, weight_per_minute)]
         return _encoder.encode(_ExchangeInfo("UTC", server_time_ms, limits, [], symbols))
 
@@ -636,6 +684,11 @@ class Codec:
     def encode_error(code: int, msg: str, request_id: CommandId = None) -> bytes:
         """``{"code":2,"msg":"Invalid request: ...","id":1}`` (``id`` omitted when None)."""
         return _encoder.encode(_Error(code, msg, request_id))
+
+
+def _unit(decimals: int) -> str:
+    """One unit of the last of ``decimals`` places: 8 -> "0.00000001", 0 -> "1"."""
+    return f"0.{'0' * (decimals - 1)}1" if decimals else "1"
 
 
 def _nonzero_step(step: str) -> str:
