@@ -6,6 +6,7 @@ developers.binance.com (see ``tickpipe/venues/binance/endpoints.py``)."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 from pathlib import Path
@@ -755,3 +756,28 @@ def test_limits() -> None:
     assert retry_after_s(None) == 60.0
     assert retry_after_s("soon", default_s=5) == 5
     assert retry_after_s("-3") == 60.0
+
+
+def test_usdm_chain_through_the_codec_catches_a_dropped_update() -> None:
+    """USD-M ids skip (U != pu + 1): a chain linked by pu, encoded by the dialect's encoder
+    and decoded, bridges from a snapshot inside it and follows; dropping one is a GAP."""
+    chain: list[bytes] = []
+    prev = 100
+    for k in range(10):
+        first = prev + 3 + k  # other books' ids in between, as on the venue
+        last = first + k % 3
+        delta = BookDelta("BTCUSDT", [("1.0", "1")], [], last, first, prev, ts_ns=k * 10**6)
+        chain.append(usdm.encode_combined("orderbook:BTCUSDT", usdm.encode_delta(delta)))
+        prev = last
+    decoded = [usdm.decode_frame(f) for f in chain]
+    assert all(isinstance(d, BookDelta) for d in decoded)
+    deltas = [d for d in decoded if isinstance(d, BookDelta)]
+    snapshot_id = deltas[3].last_id
+    assert snapshot_id is not None
+    steps = [bridges(USDM.continuity, snapshot_id, d) for d in deltas[:5]]
+    assert steps == [Step.COVERED] * 4 + [Step.NEXT]
+    for before, after in itertools.pairwise(deltas[4:]):
+        assert before.last_id is not None
+        assert follows(USDM.continuity, before.last_id, after) is Step.NEXT
+    assert deltas[5].last_id is not None
+    assert follows(USDM.continuity, deltas[5].last_id, deltas[7]) is Step.GAP

@@ -314,7 +314,7 @@ class Codec:
     ``ts_unit_ns`` is the length of one unit of the venue's time fields in nanoseconds:
     1,000,000 for the default milliseconds, 1,000 with ``timeUnit=MICROSECOND`` (spot)."""
 
-    __slots__ = ("_channel_kind", "spec", "ts_unit_ns", "usdm")
+    __slots__ = ("_channel_kind", "_decoders", "_stream_event", "spec", "ts_unit_ns", "usdm")
 
     def __init__(self, spec: VenueSpec = SPOT, *, ts_unit_ns: int = 1_000_000) -> None:
         if ts_unit_ns not in (1_000, 1_000_000):
@@ -328,10 +328,25 @@ class Codec:
             "aggTrade": "trades",
             "bookTicker": "ticker",
         }
+        trade = "aggTrade" if self.usdm else "trade"
+        self._stream_event = {
+            spec.depth_suffix[1:]: "depthUpdate",
+            spec.trades_suffix[1:]: trade,
+            spec.ticker_suffix[1:]: "bookTicker",
+        }
+        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {
+            "depthUpdate": _usdm_depth if self.usdm else _spot_depth,
+            "trade": _trade,
+            "aggTrade": _agg,
+            "bookTicker": _usdm_bt if self.usdm else _spot_bt,
+            "serverShutdown": _shutdown,
+        }
 
     # -- stream frames ---------------------------------------------------------------------
     def decode_frame(self, frame: bytes | str) -> StreamEvent:
         """One text frame of the market stream -> a normalised event or a control value."""
+        if frame[:10] in (b'{"stream":', '{"stream":'):  # as Binance writes /stream frames
+            return self._decode_combined(frame)
         try:
             probe = _probe.decode(frame)
         except _ERRORS as exc:
@@ -339,13 +354,13 @@ class Codec:
         if probe.stream is not UNSET or probe.data is not UNSET:
             return self._decode_combined(frame)
         if probe.e is not UNSET:
-            return self._decode_event(probe.e, frame, None, None)
+            return self._decode_event(probe.e, frame, None)
         if probe.result is not UNSET:
             return self._decode_ack(frame)
         if probe.code is not UNSET:
             return self._decode_error(frame)
         if probe.s is not UNSET:  # spot bookTicker: the only event without "e"
-            return self._decode_event("bookTicker", frame, None, None)
+            return self._decode_event("bookTicker", frame, None)
         raise FrameError("frame is neither an event, a command result nor an error")
 
     def _decode_combined(self, frame: bytes | str) -> StreamEvent:
@@ -357,35 +372,36 @@ class Codec:
             ) from None
         stream = wrapped.stream
         if stream == "!serverShutdown":
-            return self._decode_event("serverShutdown", wrapped.data, None, None)
-        channel = self.spec.channel_of_stream(stream)
-        kind = channel.partition(":")[0]
-        event = {"orderbook": "depthUpdate", "ticker": "bookTicker"}.get(kind)
-        if event is None:
-            event = "aggTrade" if self.usdm else "trade"
-        return self._decode_event(event, wrapped.data, channel, stream)
+            return self._decode_event("serverShutdown", wrapped.data, None)
+        symbol, _, suffix = stream.partition("@")
+        event = self._stream_event.get(suffix)
+        if event is None or not symbol:
+            self.spec.channel_of_stream(stream)  # raises the FrameError naming the stream
+            raise AssertionError("unreachable")  # pragma: no cover
+        return self._decode_event(event, wrapped.data, stream)
 
-    def _decode_event(
-        self, event: str, body: bytes | str | Raw, channel: str | None, stream: str | None
-    ) -> StreamEvent:
-        if channel is None and event in self._channel_kind:
-            channel = self._guess_channel(event, body)
-        decoder: msgspec.json.Decoder[Any]
-        if event == "depthUpdate":
-            decoder = _usdm_depth if self.usdm else _spot_depth
-        elif event == "trade":
-            decoder = _trade
-        elif event == "aggTrade":
-            decoder = _agg
-        elif event == "bookTicker":
-            decoder = _usdm_bt if self.usdm else _spot_bt
-        elif event == "serverShutdown":
-            decoder = _shutdown
-        else:
-            raise FrameError(f"unknown event type {event!r}", channel=channel, field="e")
+    def _channel(self, event: str, body: bytes | str | Raw, stream: str | None) -> str | None:
+        """The channel a bad frame belongs to, for its FrameError (error path only)."""
+        if stream is not None:
+            return self.spec.channel_of_stream(stream)
+        kind = self._channel_kind.get(event)
+        try:
+            probe = _probe.decode(body)
+        except _ERRORS:
+            return None
+        s = probe.s
+        if kind and isinstance(s, str) and s.isascii() and s.isalnum():
+            return f"{kind}:{s.upper()}"
+        return None
+
+    def _decode_event(self, event: str, body: bytes | str | Raw, stream: str | None) -> StreamEvent:
+        decoder = self._decoders.get(event)
+        if decoder is None:
+            raise FrameError(f"unknown event type {event!r}", field="e")
         try:
             value = decoder.decode(body)
         except _ERRORS as exc:
+            channel = self._channel(event, body, stream)
             raise FrameError(_reason(exc), channel=channel, field=_field_of(exc)) from None
         if isinstance(value, _ServerShutdown):
             return ServerShutdown(value.event_time * self.ts_unit_ns)
@@ -393,11 +409,11 @@ class Codec:
         if stream is not None and symbol.lower() != stream.partition("@")[0]:
             raise FrameError(
                 f"event symbol {symbol!r} does not match stream {stream!r}",
-                channel=channel,
+                channel=self._channel(event, body, stream),
                 field="s",
             )
         if isinstance(value, _SpotDepthUpdate | _UsdmDepthUpdate):
-            return self._delta(value, channel)
+            return self._delta(value)
         if isinstance(value, _Trade):
             return TradeEvent(
                 symbol,
@@ -428,11 +444,11 @@ class Codec:
         assert isinstance(value, _SpotBookTicker)
         return TickerEvent(symbol, value.bid, value.bid_qty, value.ask, value.ask_qty)
 
-    def _delta(self, value: _SpotDepthUpdate | _UsdmDepthUpdate, channel: str | None) -> BookDelta:
+    def _delta(self, value: _SpotDepthUpdate | _UsdmDepthUpdate) -> BookDelta:
         if value.first_id > value.last_id:
             raise FrameError(
                 f"first update id U={value.first_id} is after final update id u={value.last_id}",
-                channel=channel,
+                channel=f"orderbook:{value.symbol.upper()}",
                 field="U",
             )
         return BookDelta(
@@ -444,16 +460,6 @@ class Codec:
             prev_id=value.prev_id if isinstance(value, _UsdmDepthUpdate) else None,
             ts_ns=value.event_time * self.ts_unit_ns,
         )
-
-    def _guess_channel(self, event: str, body: bytes | str | Raw) -> str | None:
-        """The channel of a raw (non-combined) event, for error messages: its ``s``."""
-        try:
-            probe = _probe.decode(body)
-        except _ERRORS:
-            return None
-        if isinstance(probe.s, str) and probe.s.isascii() and probe.s.isalnum():
-            return f"{self._channel_kind[event]}:{probe.s.upper()}"
-        return None
 
     @staticmethod
     def _decode_ack(frame: bytes | str) -> CommandAck:
