@@ -31,9 +31,11 @@ times are JSON integers, decoded as Python ``int`` (exact, never float). Times a
 time ``T``. ``m`` ("is the buyer the market maker") true means the taker sold: side ``sell``.
 
 REST bodies: the depth snapshot (``lastUpdateId``, ``bids``, ``asks``; USD-M adds ``E``, ``T``)
--> BookSnapshot; exchangeInfo -> ``{symbol: Instrument}`` with tick = PRICE_FILTER ``tickSize``
-and lot = LOT_SIZE ``stepSize`` exactly as written (``"0.00010000"``: 8 decimals, tick 10,000
-units); an error body ``{"code": -1121, "msg": "Invalid symbol."}`` -> :class:`VenueError`.
+-> BookSnapshot; exchangeInfo -> ``{symbol: Instrument}`` on the book grid (the decimals levels
+are written in; real books hold levels off the current filters) or, with ``grid="filters"``,
+tick = PRICE_FILTER ``tickSize`` and lot = LOT_SIZE ``stepSize`` as written (``"0.00010000"``:
+8 decimals, tick 10,000 units); an error body ``{"code": -1121, "msg": "Invalid symbol."}``
+-> :class:`VenueError`.
 """
 
 from __future__ import annotations
