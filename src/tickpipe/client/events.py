@@ -85,7 +85,7 @@ class UnsubscribedEvent(ClientEvent):
 class SyncedEvent(ClientEvent):
     name: ClassVar[str] = "synced"
     channel: str
-    seq: int
+    seq: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

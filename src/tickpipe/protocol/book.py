@@ -140,6 +140,26 @@ class BookSide:
         self.top_changed = True
         self.top_valid = False
 
+    def truncate(self, depth: int) -> None:
+        """Keep only the best ``depth`` levels (a venue that maintains a book of fixed depth,
+        Kraken: levels pushed out of it are not sent again, so they must go)."""
+        prices = self.prices
+        extra = len(prices) - depth
+        if extra <= 0:
+            return
+        if self.descending:  # bids: the worst are the lowest prices, at the front
+            drop = prices[:extra]
+            del prices[:extra]
+        else:
+            drop = prices[depth:]
+            del prices[depth:]
+        levels = self.levels
+        for price in drop:
+            del levels[price]
+        if depth < CHECKSUM_DEPTH:
+            self.top_changed = True
+            self.top_valid = False
+
     def best(self) -> Level | None:
         if not self.prices:
             return None
@@ -202,6 +222,11 @@ class OrderBook:
         """Apply one delta: each level's size is the new total at that price, 0 removes it."""
         self.bids.apply(bids)
         self.asks.apply(asks)
+
+    def truncate(self, depth: int) -> None:
+        """Keep the best ``depth`` levels of each side."""
+        self.bids.truncate(depth)
+        self.asks.truncate(depth)
 
     def best_bid(self) -> Level | None:
         return self.bids.best()

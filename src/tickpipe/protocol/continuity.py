@@ -28,48 +28,76 @@ class Step(Enum):
     GAP = "gap"
 
 
-def _need(value: int | None, name: str, delta: BookDelta) -> int:
+def _need(value: int | None, name: str, channel: str) -> int:
     if value is None:
-        raise FrameError(f"update has no {name}", channel=f"orderbook:{delta.symbol}", field=name)
+        raise FrameError(f"update has no {name}", channel=channel, field=name)
     return value
 
 
-def follows(rule: Continuity, last_id: int, delta: BookDelta) -> Step:
-    """Does ``delta`` follow a book whose last applied update id is ``last_id``?"""
+def follows_ids(
+    rule: Continuity,
+    last_id: int,
+    first: int | None,
+    last: int | None,
+    prev: int | None,
+    channel: str = "",
+) -> Step:
+    """:func:`follows` on bare ids (the sync machine keeps ids, not deltas)."""
     if rule is Continuity.SEQ:
-        seq = _need(delta.last_id, "last_id", delta)
+        seq = _need(last, "last_id", channel)
         if seq == last_id + 1:
             return Step.NEXT
         return Step.COVERED if seq <= last_id else Step.GAP
     if rule is Continuity.RANGE:
-        first = _need(delta.first_id, "first_id", delta)
-        last = _need(delta.last_id, "last_id", delta)
-        if last <= last_id:
+        f = _need(first, "first_id", channel)
+        u = _need(last, "last_id", channel)
+        if u <= last_id:
             return Step.COVERED
-        return Step.NEXT if first == last_id + 1 else Step.GAP
+        return Step.NEXT if f == last_id + 1 else Step.GAP
     if rule is Continuity.LINK:
-        last = _need(delta.last_id, "last_id", delta)
-        prev = _need(delta.prev_id, "prev_id", delta)
+        u = _need(last, "last_id", channel)
+        p = _need(prev, "prev_id", channel)
         # The link decides first: OKX documents a keep-alive update with seqId == prevSeqId and,
         # after maintenance, a seqId smaller than its prevSeqId; both link, so both are NEXT.
-        if prev == last_id:
+        if p == last_id:
             return Step.NEXT
-        return Step.COVERED if last <= last_id else Step.GAP
+        return Step.COVERED if u <= last_id else Step.GAP
     return Step.NEXT  # NONE, CONNECTION
+
+
+def bridges_ids(
+    rule: Continuity,
+    snapshot_id: int,
+    first: int | None,
+    last: int | None,
+    prev: int | None,
+    channel: str = "",
+) -> Step:
+    """:func:`bridges` on bare ids."""
+    if rule is Continuity.RANGE:  # Binance: U <= S + 1 <= u
+        f = _need(first, "first_id", channel)
+        u = _need(last, "last_id", channel)
+        if u <= snapshot_id:
+            return Step.COVERED
+        return Step.NEXT if f <= snapshot_id + 1 else Step.GAP
+    if rule is Continuity.LINK:  # the first after the snapshot links to it, or spans it
+        u = _need(last, "last_id", channel)
+        p = _need(prev, "prev_id", channel)
+        if u <= snapshot_id:
+            return Step.COVERED
+        return Step.NEXT if p <= snapshot_id else Step.GAP
+    return follows_ids(rule, snapshot_id, first, last, prev, channel)
+
+
+def follows(rule: Continuity, last_id: int, delta: BookDelta) -> Step:
+    """Does ``delta`` follow a book whose last applied update id is ``last_id``?"""
+    return follows_ids(
+        rule, last_id, delta.first_id, delta.last_id, delta.prev_id, f"orderbook:{delta.symbol}"
+    )
 
 
 def bridges(rule: Continuity, snapshot_id: int, delta: BookDelta) -> Step:
     """Is ``delta`` the first update to apply on a snapshot at ``snapshot_id``?"""
-    if rule is Continuity.RANGE:  # Binance: U <= S + 1 <= u
-        first = _need(delta.first_id, "first_id", delta)
-        last = _need(delta.last_id, "last_id", delta)
-        if last <= snapshot_id:
-            return Step.COVERED
-        return Step.NEXT if first <= snapshot_id + 1 else Step.GAP
-    if rule is Continuity.LINK:  # the first after the snapshot links to it, or spans it
-        last = _need(delta.last_id, "last_id", delta)
-        prev = _need(delta.prev_id, "prev_id", delta)
-        if last <= snapshot_id:
-            return Step.COVERED
-        return Step.NEXT if prev <= snapshot_id else Step.GAP
-    return follows(rule, snapshot_id, delta)
+    return bridges_ids(
+        rule, snapshot_id, delta.first_id, delta.last_id, delta.prev_id, f"orderbook:{delta.symbol}"
+    )

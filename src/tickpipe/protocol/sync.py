@@ -48,6 +48,22 @@ the rule below, is what keeps recovery from storming the snapshot endpoint:
 
 Events (:class:`SnapshotRequest`, :class:`Synced`, :class:`Gap`, :class:`StateChanged`) are
 appended to ``events``; the shell drains them with :meth:`take_events` after each input.
+
+Venues (:class:`SyncRules`): the inputs above are VTS/1's (``seq`` + 1, REST snapshots, the
+section-5 CRC-32), and :meth:`BookSync.on_delta` is its fast path. A venue book is built with
+its own rules and fed through :meth:`BookSync.on_update` (any
+:class:`~tickpipe.protocol.normalised.Continuity`: the ids of a delta are checked by
+``protocol.continuity``; the venue's checksum function; a fixed depth the book is truncated to)
+and, for venues that seed in band, :meth:`BookSync.on_stream_snapshot`:
+
+- ``Seeding.REST``: as above (buffer the newest deltas, bridge a fetched snapshot).
+- ``Seeding.IN_BAND``: the venue sends the snapshot on the stream after a subscribe. A break
+  asks the shell to re-subscribe that one channel (:class:`ResubscribeRequest`, with the same
+  backoff rules as a snapshot request); deltas before the snapshot are dropped (counted in
+  ``stats.pre_snapshot``); a snapshot while LIVE replaces the book (a venue reset).
+- ``Continuity.NONE``: no ids, so no gap can be seen in them: the checksum is the integrity
+  check, and the book's ``seq`` stays None. ``CONNECTION``: the ids are checked by the
+  connection, which calls :meth:`BookSync.on_connection_gap` on every book when one skips.
 """
 
 from __future__ import annotations
@@ -61,7 +77,9 @@ from typing import Literal, get_args
 from tickpipe.errors import ConfigError, IllegalTransition
 from tickpipe.protocol.backoff import Backoff, BackoffPolicy
 from tickpipe.protocol.book import Level, OrderBook
+from tickpipe.protocol.continuity import Step, bridges_ids, follows_ids
 from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.normalised import Continuity, Seeding
 
 GapReason = Literal["seq_gap", "checksum", "bad_frame", "overflow", "stale_snapshot"]
 GAP_REASONS: tuple[GapReason, ...] = get_args(GapReason)
@@ -138,6 +156,30 @@ class SyncConfig:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class SyncRules:
+    """How one venue keeps a book exact (the defaults are VTS/1's).
+
+    - ``continuity``: how an update proves it follows the last (``protocol.continuity``).
+    - ``seeding``: REST snapshot fetched by the shell, or IN_BAND (sent after a subscribe).
+    - ``checksum``: the venue's function of the book AFTER an update (None: the venue has
+      none; deltas then carry None). VTS/1: :meth:`OrderBook.checksum` (cached top 10).
+    - ``depth``: the venue keeps a book this deep and does not re-send levels pushed out of it
+      (Kraken): the local book is truncated to it after each update. None: the whole book.
+    """
+
+    continuity: Continuity = Continuity.SEQ
+    seeding: Seeding = Seeding.REST
+    checksum: Callable[[OrderBook], int] | None = OrderBook.checksum
+    depth: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.depth is not None and (type(self.depth) is not int or self.depth < 1):
+            raise ConfigError(f"depth must be an int >= 1 or None, got {self.depth!r}")
+
+
+VTS1_RULES = SyncRules()
+
 # -- events ---------------------------------------------------------------------------------
 
 
@@ -158,9 +200,23 @@ class SnapshotRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Synced:
+class ResubscribeRequest:
+    """IN_BAND seeding: unsubscribe and subscribe ``channel`` again after ``delay_s`` (the venue
+    then sends a fresh snapshot); ``epoch`` tags the seeding as a SnapshotRequest does."""
+
     channel: str
-    seq: int
+    epoch: int
+    delay_s: float
+    attempt: int
+    first_seed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """``seq`` is the book's update id (None where the venue has none: Kraken)."""
+
+    channel: str
+    seq: int | None
     epoch: int
 
 
@@ -189,9 +245,11 @@ class StateChanged:
     seq: int | None = None
 
 
-SyncEvent = SnapshotRequest | Synced | Gap | StateChanged
+SyncEvent = SnapshotRequest | ResubscribeRequest | Synced | Gap | StateChanged
 
 _BufferedDelta = tuple[int, list[Level], list[Level], int | None]
+# a venue update as buffered: (first_id, last_id, prev_id, bids, asks, checksum)
+_BufferedUpdate = tuple[int | None, int | None, int | None, list[Level], list[Level], int | None]
 _NO_SEQ = -1  # "no delta trimmed yet" (seqs are >= 0)
 
 
@@ -205,8 +263,10 @@ class BookSync:
         "_live_applied",
         "_max_buffer",
         "_max_levels",
+        "_rules",
         "_stale_tries",
         "_trimmed_seq",
+        "_updates",
         "book",
         "channel",
         "config",
@@ -224,9 +284,12 @@ class BookSync:
         instrument: Instrument,
         random: Callable[[], float],
         config: SyncConfig | None = None,
+        rules: SyncRules = VTS1_RULES,
     ) -> None:
         self.channel = channel
         self.config = config or SyncConfig()
+        self._rules = rules
+        self._updates: deque[_BufferedUpdate] = deque()  # on_update's buffer (REST seeding)
         self.book = OrderBook(instrument)
         self.state = SyncState.IDLE
         self.seq: int | None = None  # seq of the last delta reflected in the book (when synced)
@@ -250,7 +313,7 @@ class BookSync:
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + len(self._updates)
 
     def take_events(self) -> list[SyncEvent]:
         ev = self.events
@@ -258,8 +321,13 @@ class BookSync:
         return ev
 
     # -- inputs -----------------------------------------------------------------------------
-    def start(self) -> SnapshotRequest:
-        """Subscription (re)confirmed: clear the book and ask for a snapshot at once."""
+    @property
+    def rules(self) -> SyncRules:
+        return self._rules
+
+    def start(self) -> SnapshotRequest | None:
+        """Subscription (re)confirmed: clear the book and ask for a snapshot at once (REST
+        seeding; in band the subscription itself brings it: None, a new epoch all the same)."""
         if self.state is not SyncState.IDLE and self.state is not SyncState.STALE:
             raise IllegalTransition("BookSync", self.state.value, "start")
         self._backoff.reset()
@@ -268,7 +336,12 @@ class BookSync:
         self._clear_buffer()
         self._stale_tries = 0
         self._to(SyncState.SYNCING, "subscribed")
-        return self._request(delay_s=0.0)
+        if self._rules.seeding is Seeding.IN_BAND:
+            self.epoch += 1
+            return None
+        req = self._request(delay_s=0.0)
+        assert isinstance(req, SnapshotRequest)
+        return req
 
     def on_delta(
         self, seq: int, bids: list[Level], asks: list[Level], checksum: int | None
@@ -304,6 +377,8 @@ class BookSync:
         if epoch != self.epoch or not self._seeding():
             self.stats.late_snapshots += 1
             return False
+        if self._rules.continuity is not Continuity.SEQ:
+            return self._snapshot_updates(seq, bids, asks)
         buf = self._buffer
         while buf and buf[0][0] <= seq:
             _, d_bids, d_asks, _ = buf.popleft()
@@ -399,6 +474,210 @@ class BookSync:
         if self.state is not SyncState.IDLE:
             self._to(SyncState.IDLE, "unsubscribed")
 
+    # -- venues: any continuity rule, in-band seeding, the venue's checksum ---------------------
+    def on_update(
+        self,
+        bids: list[Level],
+        asks: list[Level],
+        last_id: int | None,
+        first_id: int | None = None,
+        prev_id: int | None = None,
+        checksum: int | None = None,
+    ) -> DeltaResult:
+        """One decoded venue update of this channel (ids as its continuity rule needs them;
+        ``checksum``: the venue's value for the book after it, None for no check). A missing id
+        is a FrameError from ``protocol.continuity``: the shell reports it as a bad frame."""
+        rules = self._rules
+        if rules.continuity is Continuity.SEQ and rules.seeding is Seeding.REST:
+            if last_id is None:
+                follows_ids(Continuity.SEQ, 0, None, None, None, self.channel)  # raises
+                raise AssertionError("unreachable")
+            return self.on_delta(last_id, bids, asks, checksum)
+        state = self.state
+        if state is SyncState.LIVE:
+            step = (
+                Step.NEXT
+                if self.seq is None
+                else follows_ids(
+                    rules.continuity, self.seq, first_id, last_id, prev_id, self.channel
+                )
+            )
+            if step is Step.COVERED:
+                self.stats.duplicates += 1
+                return DeltaResult.DUPLICATE
+            if step is Step.GAP:
+                keep = None
+                if rules.seeding is Seeding.REST:
+                    keep = (first_id, last_id, prev_id, bids, asks, checksum)
+                expected = self.seq + 1 if self.seq is not None else None
+                self._break_live(
+                    "seq_gap", expected, first_id if first_id is not None else last_id, keep=None
+                )
+                if keep is not None:
+                    self._updates.append(keep)
+                    self._buffered_levels = len(bids) + len(asks)
+                return DeltaResult.GAP
+            if self._apply_update(last_id, bids, asks, checksum):
+                return DeltaResult.APPLIED
+            return DeltaResult.GAP
+        if state is SyncState.SYNCING or state is SyncState.RESYNCING:
+            if rules.seeding is Seeding.IN_BAND:
+                self.stats.pre_snapshot += 1  # older than the snapshot that is on its way
+                return DeltaResult.DUPLICATE
+            return self._buffer_update(first_id, last_id, prev_id, bids, asks, checksum)
+        raise IllegalTransition("BookSync", state.value, "update")
+
+    def on_stream_snapshot(
+        self,
+        last_id: int | None,
+        bids: list[Level],
+        asks: list[Level],
+        checksum: int | None = None,
+    ) -> bool:
+        """In-band seeding: the venue sent a whole book on the stream. Seeds a SYNCING or
+        RESYNCING book; replaces a LIVE one (the venue reset it). Returns False when ignored
+        (a book that is not subscribed)."""
+        if self._rules.seeding is not Seeding.IN_BAND:
+            raise IllegalTransition("BookSync", self.state.value, "stream snapshot (REST seeding)")
+        state = self.state
+        if state not in (SyncState.SYNCING, SyncState.RESYNCING, SyncState.LIVE):
+            self.stats.late_snapshots += 1
+            return False
+        book = self.book
+        book.load(bids, asks)
+        depth = self._rules.depth
+        if depth is not None:
+            book.truncate(depth)
+        self.seq = last_id
+        if not self._verify(checksum):
+            return True
+        self.stats.snapshots += 1
+        if state is not SyncState.LIVE:
+            self._live_applied = 0
+            self.ever_synced = True
+            self._to(SyncState.LIVE, "snapshot")
+        self._emit(Synced(self.channel, self.seq, self.epoch))
+        return True
+
+    def on_connection_gap(self) -> None:
+        """The connection's own sequence skipped (Coinbase ``sequence_num``): something was lost,
+        of unknown channel, so this book is as suspect as every other one on the connection."""
+        self._lost_deltas("seq_gap", "connection seq_gap")
+
+    def _apply_update(
+        self, last_id: int | None, bids: list[Level], asks: list[Level], checksum: int | None
+    ) -> bool:
+        """Apply one update to the LIVE book and check it; False when it broke the book."""
+        book = self.book
+        book.apply(bids, asks)
+        depth = self._rules.depth
+        if depth is not None:
+            book.truncate(depth)
+        if last_id is not None:
+            self.seq = last_id
+        self.stats.applied += 1
+        self._live_applied += 1
+        return self._verify(checksum)
+
+    def _verify(self, checksum: int | None) -> bool:
+        """Check the book against the venue's checksum; on a mismatch break it (gap)."""
+        fn = self._rules.checksum
+        if checksum is None or fn is None or not self.config.verify_checksum:
+            return True
+        local = fn(self.book)
+        if local == checksum:
+            return True
+        if self.state is SyncState.LIVE:
+            self._break_live("checksum", checksum, local, keep=None)
+        else:  # a snapshot that does not verify: ask again, after backoff
+            self._count_break("checksum")
+            self._emit(Gap(self.channel, "checksum", checksum, local))
+            self._clear_book()
+            if self.state is not SyncState.RESYNCING:
+                self._to(SyncState.RESYNCING, "checksum")
+            self._request(delay_s=self._backoff.next_delay())
+        return False
+
+    def _buffer_update(
+        self,
+        first_id: int | None,
+        last_id: int | None,
+        prev_id: int | None,
+        bids: list[Level],
+        asks: list[Level],
+        checksum: int | None,
+    ) -> DeltaResult:
+        """REST seeding with a venue rule: keep the newest updates, contiguous by the rule."""
+        buf = self._updates
+        rule = self._rules.continuity
+        if buf:
+            last = buf[-1][1]
+            if last is not None and rule is not Continuity.NONE:
+                step = follows_ids(rule, last, first_id, last_id, prev_id, self.channel)
+                if step is Step.COVERED:
+                    self.stats.duplicates += 1
+                    return DeltaResult.DUPLICATE
+                if step is Step.GAP:
+                    self.stats.gaps["seq_gap"] += 1
+                    self._emit(Gap(self.channel, "seq_gap", last + 1, first_id or last_id))
+                    self._clear_buffer()
+                    buf.append((first_id, last_id, prev_id, bids, asks, checksum))
+                    self._buffered_levels = len(bids) + len(asks)
+                    return DeltaResult.GAP
+        levels = self._buffered_levels + len(bids) + len(asks)
+        while buf and (len(buf) >= self._max_buffer or levels > self._max_levels):
+            old = buf.popleft()
+            levels -= len(old[3]) + len(old[4])
+            if old[1] is not None:
+                self._trimmed_seq = old[1]
+            self.stats.trimmed += 1
+        self._buffered_levels = levels
+        buf.append((first_id, last_id, prev_id, bids, asks, checksum))
+        return DeltaResult.BUFFERED
+
+    def _snapshot_updates(self, seq: int, bids: list[Level], asks: list[Level]) -> bool:
+        """on_snapshot for a venue rule (RANGE, LINK, NONE) with REST seeding."""
+        rule = self._rules.continuity
+        buf = self._updates
+        while buf and bridges_ids(rule, seq, buf[0][0], buf[0][1], buf[0][2], self.channel) is (
+            Step.COVERED
+        ):
+            old = buf.popleft()
+            self._buffered_levels -= len(old[3]) + len(old[4])
+        if buf and bridges_ids(rule, seq, buf[0][0], buf[0][1], buf[0][2], self.channel) is (
+            Step.GAP
+        ):
+            first = buf[0][0] if buf[0][0] is not None else buf[0][1]
+            self.stats.gaps["stale_snapshot"] += 1
+            self._emit(Gap(self.channel, "stale_snapshot", seq + 1, first))
+            self._stale_tries += 1
+            ours = self._trimmed_seq >= seq
+            if self._stale_tries >= self.config.max_stale_snapshots:
+                self._stale_tries = 0
+                self.stats.buffer_drops += 1
+                self._clear_buffer()
+                ours = False
+            self._request(delay_s=0.0 if ours else self._backoff.next_delay())
+            return True
+        self._stale_tries = 0
+        book = self.book
+        book.load(bids, asks)
+        if self._rules.depth is not None:
+            book.truncate(self._rules.depth)
+        self.seq = seq
+        pending = self._updates
+        self._updates = deque()
+        self._buffered_levels = 0
+        self._trimmed_seq = _NO_SEQ
+        for _first, last, _prev, d_bids, d_asks, d_cs in pending:  # contiguous by construction
+            if not self._apply_update(last, d_bids, d_asks, d_cs):
+                return True  # _verify broke it (gap checksum) and asked again
+        self._live_applied = 0
+        self.ever_synced = True
+        self._to(SyncState.LIVE, "snapshot")
+        self._emit(Synced(self.channel, self.seq, self.epoch))
+        return True
+
     # -- internals --------------------------------------------------------------------------
     def _seeding(self) -> bool:
         return self.state is SyncState.SYNCING or self.state is SyncState.RESYNCING
@@ -411,18 +690,26 @@ class BookSync:
         self.state = new
         self._emit(StateChanged(self.channel, old, new, reason, self.seq))
 
-    def _request(self, delay_s: float) -> SnapshotRequest:
-        """Open a new epoch and ask for its snapshot (any older one in flight becomes late)."""
+    def _request(self, delay_s: float) -> SnapshotRequest | ResubscribeRequest:
+        """Open a new epoch and ask for its snapshot (any older one in flight becomes late):
+        a fetch, or for in-band seeding a re-subscription of this channel."""
         self.epoch += 1
         self.stats.snapshot_requests += 1
-        req = SnapshotRequest(
-            self.channel, self.epoch, delay_s, self._backoff.attempt, not self.ever_synced
-        )
+        req: SnapshotRequest | ResubscribeRequest
+        if self._rules.seeding is Seeding.IN_BAND:
+            req = ResubscribeRequest(
+                self.channel, self.epoch, delay_s, self._backoff.attempt, not self.ever_synced
+            )
+        else:
+            req = SnapshotRequest(
+                self.channel, self.epoch, delay_s, self._backoff.attempt, not self.ever_synced
+            )
         self._emit(req)
         return req
 
     def _clear_buffer(self) -> None:
         self._buffer.clear()
+        self._updates.clear()
         self._buffered_levels = 0
         self._trimmed_seq = _NO_SEQ
 
@@ -515,9 +802,11 @@ class SyncStats:
         "duplicates",
         "gaps",
         "late_snapshots",
+        "pre_snapshot",
         "resyncs",
         "snapshot_failures",
         "snapshot_requests",
+        "snapshots",
         "trimmed",
     )
 
@@ -528,6 +817,8 @@ class SyncStats:
         self.duplicates = 0
         self.resyncs = 0
         self.late_snapshots = 0
+        self.pre_snapshot = 0  # in-band seeding: deltas dropped while the snapshot was on its way
+        self.snapshots = 0  # in-band snapshots taken
         self.snapshot_requests = 0
         self.snapshot_failures = 0
         self.gaps: dict[str, int] = dict.fromkeys(GAP_REASONS, 0)
