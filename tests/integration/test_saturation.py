@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import sat_sender  # noqa: E402
 from benchmarks.saturation import RowSpec, run_row  # noqa: E402
+
+from benchmarks import sat_sender  # noqa: E402
 
 
 @pytest.mark.slow
