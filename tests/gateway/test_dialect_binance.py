@@ -640,3 +640,11 @@ def test_cli_serves_binance_and_refuses_a_bad_option() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "unknown option 'ping_every'" in bad.stderr
+
+
+def test_a_venue_dialect_needs_no_keys_on_a_public_host() -> None:
+    # VTS/1 refuses the public demo key pair off loopback; a venue dialect has no keyed endpoint
+    with pytest.raises(ConfigError, match="demo key"):
+        Gateway(GatewayConfig(host="0.0.0.0", port=0, admin_port=None))
+    gw = Gateway(GatewayConfig(host="0.0.0.0", port=0, admin_port=None, dialect="binance"))
+    assert gw.dialect is not None and "BTCUSDT" in gw.hub.markets

@@ -65,7 +65,8 @@ class Gateway:
             )
         self.config = config
         self.keys, self.key_source = resolve_keys(config.keys)
-        check_exposure(config.host, self.keys, config.allow_public_demo_key)
+        if config.dialect == "vts":  # a venue dialect has no key-authenticated endpoint
+            check_exposure(config.host, self.keys, config.allow_public_demo_key)
         self.admin_token = config.admin_token or secrets.token_urlsafe(18)
         self.replay = ReplayGuard(config.max_skew_ms, config.replay_cache_entries)
         self.replays_refused = 0
