@@ -253,7 +253,7 @@ def decode_server_frame(data: bytes | str) -> ServerFrame:
     try:
         frame: ServerFrame = _server_decoder.decode(data)
         if data.__class__ is not str:  # msgspec skips unknown fields without checking them
-            _utf8_decode(data, "strict", True)  # inline: ~0.12 µs a frame, the helper ~0.25
+            _utf8_decode(data, "strict", True)  # type: ignore[arg-type]  # not str here
     except _DECODE_ERRORS as exc:
         err = _frame_error(exc, data, "frame")
         if err.channel is None:
