@@ -595,7 +595,7 @@ class MidRangeSnapshots(VenueSyncVersusModel):
 
 
 MidRangeSnapshots.TestCase.settings = settings(
-    max_examples=100,
+    max_examples=300,
     stateful_step_count=50,
     deadline=None,
     derandomize=True,
