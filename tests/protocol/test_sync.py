@@ -547,3 +547,15 @@ def test_the_buffer_is_bounded_in_levels_too(stream: TrueStream) -> None:
     assert_synced_at(sync, stream, 140)
     with pytest.raises(ConfigError, match="max_buffered_levels"):
         SyncConfig(max_buffered_levels=0)
+
+
+def test_rules_that_cannot_bridge_a_rest_snapshot_are_refused() -> None:
+    from tickpipe.protocol.normalised import Continuity, Seeding
+    from tickpipe.protocol.sync import SyncRules
+
+    for rule in (Continuity.NONE, Continuity.CONNECTION):
+        with pytest.raises(ConfigError, match="cannot bridge a REST snapshot"):
+            SyncRules(continuity=rule, seeding=Seeding.REST)
+        SyncRules(continuity=rule, seeding=Seeding.IN_BAND, checksum=None)  # fine in band
+    with pytest.raises(ConfigError, match="depth"):
+        SyncRules(depth=0)

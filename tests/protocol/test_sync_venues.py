@@ -29,7 +29,6 @@ import dataclasses
 import random
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -604,11 +603,5 @@ MidRangeSnapshots.TestCase.settings = settings(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync.py bug: a REST snapshot at S newer than every buffered update goes LIVE at "
-    "S; the update straddling S (RANGE U <= S < u, LINK pu < S < u) is then judged by follows, "
-    "not bridges: a false seq_gap",
-)
 def test_mid_range_snapshots() -> None:
     MidRangeSnapshots.TestCase().runTest()

@@ -176,6 +176,14 @@ class SyncRules:
     def __post_init__(self) -> None:
         if self.depth is not None and (type(self.depth) is not int or self.depth < 1):
             raise ConfigError(f"depth must be an int >= 1 or None, got {self.depth!r}")
+        if self.seeding is Seeding.REST and self.continuity in (
+            Continuity.NONE,
+            Continuity.CONNECTION,
+        ):
+            raise ConfigError(
+                f"continuity {self.continuity.value!r} cannot bridge a REST snapshot (no per-book "
+                "ids to tell which buffered updates it covers): use in-band seeding"
+            )
 
 
 VTS1_RULES = SyncRules()
@@ -258,6 +266,7 @@ class BookSync:
 
     __slots__ = (
         "_backoff",
+        "_bridging",
         "_buffer",
         "_buffered_levels",
         "_live_applied",
@@ -290,6 +299,9 @@ class BookSync:
         self.config = config or SyncConfig()
         self._rules = rules
         self._updates: deque[_BufferedUpdate] = deque()  # on_update's buffer (REST seeding)
+        # LIVE at a REST snapshot with no update applied since: the next update is checked with
+        # the bridging rule (Binance: U <= S + 1 <= u), not the following one (U == S + 1)
+        self._bridging = False
         self.book = OrderBook(instrument)
         self.state = SyncState.IDLE
         self.seq: int | None = None  # seq of the last delta reflected in the book (when synced)
@@ -495,13 +507,16 @@ class BookSync:
             return self.on_delta(last_id, bids, asks, checksum)
         state = self.state
         if state is SyncState.LIVE:
-            step = (
-                Step.NEXT
-                if self.seq is None
-                else follows_ids(
+            if self.seq is None:
+                step = Step.NEXT
+            elif self._bridging:  # the snapshot may fall inside this update's range
+                step = bridges_ids(
                     rules.continuity, self.seq, first_id, last_id, prev_id, self.channel
                 )
-            )
+            else:
+                step = follows_ids(
+                    rules.continuity, self.seq, first_id, last_id, prev_id, self.channel
+                )
             if step is Step.COVERED:
                 self.stats.duplicates += 1
                 return DeltaResult.DUPLICATE
@@ -561,7 +576,10 @@ class BookSync:
 
     def on_connection_gap(self) -> None:
         """The connection's own sequence skipped (Coinbase ``sequence_num``): something was lost,
-        of unknown channel, so this book is as suspect as every other one on the connection."""
+        of unknown channel, so this book is as suspect as every other one on the connection.
+        A book not fed (IDLE, STALE) has nothing to lose: a no-op."""
+        if self.state is SyncState.IDLE or self.state is SyncState.STALE:
+            return
         self._lost_deltas("seq_gap", "connection seq_gap")
 
     def _apply_update(
@@ -575,6 +593,7 @@ class BookSync:
             book.truncate(depth)
         if last_id is not None:
             self.seq = last_id
+        self._bridging = False
         self.stats.applied += 1
         self._live_applied += 1
         return self._verify(checksum)
@@ -619,7 +638,8 @@ class BookSync:
                     return DeltaResult.DUPLICATE
                 if step is Step.GAP:
                     self.stats.gaps["seq_gap"] += 1
-                    self._emit(Gap(self.channel, "seq_gap", last + 1, first_id or last_id))
+                    got = first_id if first_id is not None else last_id
+                    self._emit(Gap(self.channel, "seq_gap", last + 1, got))
                     self._clear_buffer()
                     buf.append((first_id, last_id, prev_id, bids, asks, checksum))
                     self._buffered_levels = len(bids) + len(asks)
@@ -672,6 +692,7 @@ class BookSync:
         for _first, last, _prev, d_bids, d_asks, d_cs in pending:  # contiguous by construction
             if not self._apply_update(last, d_bids, d_asks, d_cs):
                 return True  # _verify broke it (gap checksum) and asked again
+        self._bridging = not pending  # nothing applied after the snapshot: the next must bridge
         self._live_applied = 0
         self.ever_synced = True
         self._to(SyncState.LIVE, "snapshot")
@@ -716,6 +737,7 @@ class BookSync:
     def _clear_book(self) -> None:
         self.book.clear()
         self.seq = None
+        self._bridging = False
 
     def _count_break(self, reason: GapReason) -> None:
         self.stats.gaps[reason] += 1
@@ -758,6 +780,9 @@ class BookSync:
             expected = self._buffer[-1][0] + 1 if self._buffer else None
             self._emit(Gap(self.channel, reason, expected, None))
             self._clear_buffer()
+            if self._rules.seeding is Seeding.IN_BAND:
+                # what was lost may have been the snapshot itself: subscribe again (backed off)
+                self._request(delay_s=self._backoff.next_delay())
         else:
             raise IllegalTransition("BookSync", state.value, reason)
 
