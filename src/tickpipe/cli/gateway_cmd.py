@@ -99,7 +99,7 @@ def register(sub: Any) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level (INFO)",
     )
-    from tickpipe.cli.watch import add_observe_args
+    from tickpipe.cli.logfmt import add_observe_args
 
     add_observe_args(p)
     p.set_defaults(func=run)

@@ -11,6 +11,7 @@ written (defence in depth: nothing is meant to log them in the first place).
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -119,3 +120,21 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+def add_observe_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--metrics-port`` and ``--log-format`` (shared by watch, demo and gateway)."""
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port, "
+        "the bound one is printed); default: off",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="stderr as text, or json: one JSON object a line (default: text)",
+    )

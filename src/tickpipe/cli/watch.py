@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Coroutine
 from decimal import Decimal
 from typing import Any, TextIO, TypeVar
 
-from tickpipe.cli.logfmt import LOG_FORMATS, log_event, setup_logging
+from tickpipe.cli.logfmt import add_observe_args, log_event, setup_logging
 from tickpipe.client.client import DEFAULT_REST_URL, DEFAULT_STREAM_URL, Client
 from tickpipe.client.credentials import DEFAULT_KEY, DEFAULT_SECRET, resolve_credentials
 from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
@@ -119,24 +119,6 @@ def register(sub: Any) -> None:
     )
     add_observe_args(p)
     p.set_defaults(func=run)
-
-
-def add_observe_args(p: argparse.ArgumentParser) -> None:
-    """``--metrics-port`` and ``--log-format`` (shared by watch, demo and gateway)."""
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        metavar="PORT",
-        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port, "
-        "the bound one is printed); default: off",
-    )
-    p.add_argument(
-        "--log-format",
-        choices=LOG_FORMATS,
-        default="text",
-        help="stderr as text, or json: one JSON object a line (default: text)",
-    )
 
 
 def _usage(msg: str) -> int:
