@@ -1,4 +1,5 @@
-"""`tickpipe gateway`: run the reference VTS/1 gateway (wiring only; see tickpipe.gateway)."""
+"""`tickpipe gateway`: run the reference gateway, VTS/1 or a venue dialect (wiring only; see
+tickpipe.gateway and tickpipe.gateway.dialects)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value
 metrics: --metrics-port P serves tickpipe_gateway_* at http://127.0.0.1:P/metrics (0: any free
 port, named at start and as "metrics_port" in --ready-json). --log-format json: stderr as one
 JSON object a line (the admin token is then left out: take it from --ready-json or set it).
+dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> BTCUSDT; /ws,
+/stream, /api/v3/depth, exchangeInfo, ping, time; request weight 6000/min, 429/418; pings every
+20 s; 24 h connection age), no orders or keys; stream URL printed = the base to pass as
+--stream-url. Knobs: --dialect-option NAME=VALUE, e.g. max_connection_age_s=30 (docs/dialects.md).
 """
 
 
@@ -33,8 +38,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "gateway",
         help="run the reference VTS/1 gateway (a local venue with faults on demand)",
-        description="Serve VTS/1 (stream + REST + orders) from simulated markets, with faults "
-        "that can be set at start or at run time through a loopback admin API.",
+        description="Serve VTS/1 (stream + REST + orders) from simulated markets, or with "
+        "--dialect the same markets in a venue's wire format, with faults that can be set at "
+        "start or at run time through a loopback admin API.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,6 +72,19 @@ def register(sub: Any) -> None:
         "--allow-demo-key",
         action="store_true",
         help="allow the public demo key pair on a non-loopback --host (anyone can sign)",
+    )
+    p.add_argument(
+        "--dialect",
+        default="vts",
+        choices=["vts", "binance"],
+        help="wire format served: vts (VTS/1) or a venue's (binance: spot) (vts)",
+    )
+    p.add_argument(
+        "--dialect-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a knob of the dialect, e.g. ping_interval_s=5; repeatable (docs/dialects.md)",
     )
     p.add_argument("--seed", type=int, default=1, help="market seed: same seed, same market (1)")
     p.add_argument(
@@ -137,6 +156,14 @@ def build_config(args: argparse.Namespace) -> Any:
         except json.JSONDecodeError:
             patch[name.strip()] = raw  # a bare word, e.g. a channel name
     faults = faults.merged(patch)
+    options: list[tuple[str, str]] = []
+    for item in args.dialect_option:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--dialect-option expects NAME=VALUE, got {item!r}")
+        options.append((name.strip(), raw.strip()))
+    if options and args.dialect == "vts":
+        raise ConfigError("--dialect-option needs a venue --dialect (vts has no options)")
     keys = tuple(parse_key_arg(k) for k in args.key)
     if args.key_file:
         keys = read_key_file(args.key_file) + keys
@@ -152,6 +179,8 @@ def build_config(args: argparse.Namespace) -> Any:
         heartbeat_ms=args.heartbeat_ms,
         depth=args.depth,
         faults=faults,
+        dialect=args.dialect,
+        dialect_options=tuple(options),
     )
 
 
@@ -247,6 +276,7 @@ async def _serve(
             keys=sorted(gw.keys),
             key_source=gw.key_source,
             seed=config.seed,
+            dialect=config.dialect,
             rate=config.rate,
             instruments=len(gw.instruments),
         )
@@ -280,6 +310,7 @@ async def _serve(
             "admin_port": gw.admin_port,
             "metrics_port": metrics.port if metrics is not None else None,
             "seed": config.seed,
+            "dialect": config.dialect,
             "rate": config.rate,
             "heartbeat_ms": config.heartbeat_ms,
             "symbols": [i.symbol for i in gw.instruments],

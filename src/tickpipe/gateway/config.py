@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tickpipe.errors import ConfigError
+from tickpipe.gateway.dialects import DIALECTS
 from tickpipe.gateway.faults import FaultSettings
 from tickpipe.gateway.markets import DEFAULT_MARKETS, MarketSpec
 
@@ -50,6 +51,12 @@ class GatewayConfig:
       kept per instrument for ``GET /admin/book?seq=`` (about 1-2 MiB an instrument).
     - ``markets``: the simulated instruments (default: 11 across crypto, equity, metal, fx).
     - ``faults``: initial :class:`FaultSettings` (default: none).
+    - ``dialect`` ("vts"): the wire format served: ``vts`` (VTS/1) or a venue's
+      (``binance``; docs/dialects.md). A venue dialect serves the same markets under the
+      venue's symbols, no orders and no keys.
+    - ``dialect_options`` (()): ``((name, value), ...)`` knobs of the dialect (for
+      ``binance``: ``BinanceOptions``, defaults = the venue's documented limits); an unknown
+      name or a bad value is a ConfigError at start.
 
     Abuse limits (docs/security.md, "Gateway"):
 
@@ -101,6 +108,8 @@ class GatewayConfig:
     header_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
     allow_public_demo_key: bool = False
+    dialect: str = "vts"
+    dialect_options: tuple[tuple[str, str | float | int], ...] = ()
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, value: object, what: str) -> None:
@@ -131,6 +140,7 @@ class GatewayConfig:
         need(10 <= self.depth <= 5000, "depth", self.depth, "10..5000")
         need(self.history_deltas >= 10, "history_deltas", self.history_deltas, ">= 10")
         need(len(self.markets) >= 1, "markets", self.markets, "non-empty")
+        need(self.dialect in DIALECTS, "dialect", self.dialect, " or ".join(DIALECTS))
         need(
             self.replay_cache_entries >= 100,
             "replay_cache_entries",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tickpipe.gateway.config import GatewayConfig
 from tickpipe.gateway.faults import Faults
@@ -18,6 +18,9 @@ from tickpipe.gateway.markets import MarketSpec
 from tickpipe.gateway.simulator import MarketSim, SimTrade, StepResult
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
+
+if TYPE_CHECKING:
+    from tickpipe.gateway.dialects.base import MarketSink
 
 KINDS = ("orderbook", "ticker", "trades")
 
@@ -81,6 +84,9 @@ class Hub:
         rate = config.rate if config.rate > 0 else 500.0
         self.ticker_every = max(1, round(rate / config.ticker_hz))
         self.generated: dict[str, int] = dict.fromkeys(KINDS, 0)
+        # a venue dialect (tickpipe.gateway.dialects) takes the book and trade changes instead
+        # of the VTS/1 channels; None = VTS/1
+        self.dialect: MarketSink | None = None
 
     # -- subscriptions --------------------------------------------------------------------
     def subscribe(self, channel: str, sub: Subscriber) -> None:
@@ -127,6 +133,9 @@ class Hub:
         m.history.published(ch.seq)
         bids, asks = m.pending_bids, m.pending_asks
         m.pending_bids, m.pending_asks = {}, {}
+        if self.dialect is not None:
+            self.dialect.on_book(m, ch.seq, bids, asks)
+            return
         if not ch.subscribers:
             return
         inst = m.instrument
@@ -146,6 +155,9 @@ class Hub:
         ch = m.trades_channel
         ch.seq += 1
         self.generated["trades"] += 1
+        if self.dialect is not None:
+            self.dialect.on_trade(m, ch.seq, t)
+            return
         if not ch.subscribers:
             return
         inst = m.instrument

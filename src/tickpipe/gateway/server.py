@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import secrets
@@ -26,6 +27,7 @@ from aiohttp import web
 from tickpipe.errors import ConfigError
 from tickpipe.gateway.admin import Admin
 from tickpipe.gateway.config import GatewayConfig, check_exposure, resolve_keys
+from tickpipe.gateway.dialects import dialect_markets, make_dialect
 from tickpipe.gateway.faults import (
     DELTA_FAULTS,
     Faults,
@@ -56,9 +58,15 @@ class Gateway:
     """A running (after :meth:`start`) reference gateway. See the module docstring."""
 
     def __init__(self, config: GatewayConfig | None = None) -> None:
-        self.config = config = config or GatewayConfig()
+        config = config or GatewayConfig()
+        if config.dialect != "vts":  # the same markets under the venue's symbols
+            config = dataclasses.replace(
+                config, markets=dialect_markets(config.dialect, config.markets)
+            )
+        self.config = config
         self.keys, self.key_source = resolve_keys(config.keys)
-        check_exposure(config.host, self.keys, config.allow_public_demo_key)
+        if config.dialect == "vts":  # a venue dialect has no key-authenticated endpoint
+            check_exposure(config.host, self.keys, config.allow_public_demo_key)
         self.admin_token = config.admin_token or secrets.token_urlsafe(18)
         self.replay = ReplayGuard(config.max_skew_ms, config.replay_cache_entries)
         self.replays_refused = 0
@@ -71,6 +79,8 @@ class Gateway:
         self.hub = Hub(config, self.faults)
         self.desk = OrderDesk(finished_per_key=config.finished_orders_per_key)
         self.hub.trade_listeners.append(self.desk.on_trades)
+        self.dialect = make_dialect(self)  # None: VTS/1, served below
+        self.hub.dialect = self.dialect
         self.sessions: dict[str, Session] = {}
         self.disconnects: Counter[str] = Counter()
         self.started_at = time.monotonic()
@@ -90,6 +100,8 @@ class Gateway:
 
     @property
     def stream_url(self) -> str:
+        if self.dialect is not None:  # the venue's base URL: clients append its paths
+            return self.dialect.base_stream_url(_url_host(self.host), self.port)
         return f"ws://{_url_host(self.host)}:{self.port}{frames.STREAM_PATH}"
 
     @property
@@ -119,8 +131,11 @@ class Gateway:
         app = web.Application(
             middlewares=[self._request_started, json_errors], client_max_size=1024 * 1024
         )
-        app.router.add_get(frames.STREAM_PATH, self._stream)
-        app.router.add_routes(Rest(self).routes())
+        if self.dialect is not None:
+            app.router.add_routes(self.dialect.routes())
+        else:
+            app.router.add_get(frames.STREAM_PATH, self._stream)
+            app.router.add_routes(Rest(self).routes())
         self._runner = web.AppRunner(
             app,
             handle_signals=False,
@@ -149,6 +164,8 @@ class Gateway:
             loop.create_task(self._market_loop()),
             loop.create_task(self._housekeeping()),
         ]
+        if self.dialect is not None:
+            await self.dialect.start()
         log_event(
             "start",
             stream_url=self.stream_url,
@@ -157,6 +174,7 @@ class Gateway:
             keys=sorted(self.keys),
             key_source=self.key_source,
             seed=cfg.seed,
+            dialect=cfg.dialect,
             rate=cfg.rate,
             heartbeat_ms=cfg.heartbeat_ms,
             faults=cfg.faults.to_json(),
@@ -170,6 +188,8 @@ class Gateway:
         self._tasks = []
         for s in list(self._live_sessions):
             s.kill(CLOSE_GOING_AWAY, "gateway going away", reason="gateway_stop")
+        if self.dialect is not None:
+            await self.dialect.stop()
         for runner in (self._runner, self._admin_runner):
             if runner is not None:
                 await runner.cleanup()
@@ -394,6 +414,11 @@ class Gateway:
         1), snapshot faults (``symbol`` = any, ``count`` = 1), ``silence_channel`` (``channel``,
         ``duration_ms`` = until cleared). ConfigError names a bad fault or parameter.
         """
+        if self.dialect is not None:  # connection faults on its own connections
+            handled = self.dialect.trigger(fault, params)
+            if handled is not None:
+                log_event("trigger", level=logging.WARNING, **handled)
+                return handled
         p = _Params(fault, params)
         out: dict[str, Any] = {"triggered": fault}
         if fault in ("disconnect", "stall", "stop_pings"):
@@ -504,6 +529,7 @@ class Gateway:
             },
             "faults": dict(self.faults.counts),
             "disconnects": dict(self.disconnects),
+            **({"dialect": self.dialect.stats()} if self.dialect is not None else {}),
         }
 
 

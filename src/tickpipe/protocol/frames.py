@@ -252,15 +252,14 @@ def decode_server_frame(data: bytes | str) -> ServerFrame:
     valid JSON."""
     try:
         frame: ServerFrame = _server_decoder.decode(data)
+        if data.__class__ is not str:  # msgspec skips unknown fields without checking them
+            _utf8_decode(data, "strict", True)  # type: ignore[arg-type]  # not str here
     except _DECODE_ERRORS as exc:
         err = _frame_error(exc, data, "frame")
         if err.channel is None:
             raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
             err = _with_channel_guess(err, raw)
         raise err from None
-    utf8 = _utf8_error(data, "frame")  # msgspec skips unknown fields without checking them
-    if utf8 is not None:
-        raise utf8 from None
     if isinstance(frame, (Delta, Ticker, Trade)):
         channel = frame.channel
         prefix = _CHANNEL_PREFIX[type(frame)]

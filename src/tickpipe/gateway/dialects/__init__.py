@@ -1,0 +1,47 @@
+"""Venue dialects of the reference gateway: the same simulated markets in a venue's wire format.
+
+``vts`` (the default) is the gateway's own VTS/1 (``tickpipe.gateway.session`` / ``rest``) and
+has no module here. Every other dialect is one module built on :mod:`.base`:
+
+- ``binance`` (:mod:`.binance`): Binance spot, encoded with ``tickpipe.venues.binance.codec``.
+
+Pick one with ``GatewayConfig(dialect=...)`` / ``tickpipe gateway --dialect NAME``; its knobs
+(``dialect_options``, ``--dialect-option NAME=VALUE``) are documented in docs/dialects.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tickpipe.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tickpipe.gateway.dialects.base import Dialect
+    from tickpipe.gateway.markets import MarketSpec
+    from tickpipe.gateway.server import Gateway
+
+DIALECTS = ("vts", "binance")
+"""The names ``--dialect`` accepts."""
+
+
+def dialect_markets(name: str, markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
+    """The simulated markets renamed to the dialect's symbols (grids unchanged)."""
+    if name == "vts":
+        return markets
+    if name == "binance":
+        from tickpipe.gateway.dialects.binance import binance_markets
+
+        return binance_markets(markets)
+    raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
+
+
+def make_dialect(gw: Gateway) -> Dialect | None:
+    """The dialect serving ``gw`` (None for ``vts``, served by the gateway itself)."""
+    name = gw.config.dialect
+    if name == "vts":
+        return None
+    if name == "binance":
+        from tickpipe.gateway.dialects.binance import BinanceDialect
+
+        return BinanceDialect(gw)
+    raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")

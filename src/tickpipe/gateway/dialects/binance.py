@@ -1,0 +1,972 @@
+"""``tickpipe gateway --dialect binance``: the simulated markets as Binance spot serves them.
+
+Everything on the wire is encoded with :class:`tickpipe.venues.binance.codec.Codec` (``SPOT``),
+the codec the client decodes with; documented limits come from ``venues.binance.limits``.
+
+Symbols: ``BASE-QUOTE`` -> ``BASEQUOTE`` with quote ``USD`` written ``USDT`` (``BTC-USD`` ->
+``BTCUSDT``, ``USD-JPY`` -> ``USDJPY``, ``AAPL`` -> ``AAPL``); grids unchanged. The hub runs
+under these names, so the admin API, fault scopes and ``silence_channel`` use
+``orderbook:BTCUSDT`` (the channel ``tickpipe watch --venue binance`` subscribes to).
+
+Update ids: one per simulator step that changed a book (the hub's ``orderbook:SYMBOL`` seq), so
+``GET /admin/book/BTCUSDT?seq=N`` is the true book at Binance update id ``N``. The steps of each
+``depth_interval_ms`` (100) are merged into one ``depthUpdate`` with ``U`` = the first id and
+``u`` = the last; ids are contiguous across events (``U == previous u + 1``).
+
+Served:
+
+- WebSocket ``/ws`` (raw events), ``/ws/<stream>``, ``/stream?streams=a/b`` (combined wrapper
+  ``{"stream","data"}``); commands ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``,
+  ``SET_PROPERTY``/``GET_PROPERTY`` (``combined``) with ``id``, answered ``{"result","id"}`` or
+  ``{"code","msg","id"}`` (codes 0-3 as documented); streams ``<symbol>@depth@100ms``,
+  ``<symbol>@trade``, ``<symbol>@bookTicker`` (real-time: sent when the best bid or ask changes,
+  ``u`` = the book's update id).
+- REST ``/api/v3/depth?symbol=&limit=`` (default 100, more than 5000 -> 5000), ``/api/v3/
+  exchangeInfo``, ``/api/v3/ping``, ``/api/v3/time``, each charged its documented weight per
+  IP; over the budget ``429`` + ``Retry-After`` (seconds to the window's end), and ``418`` +
+  ``Retry-After`` (the ban) once an IP keeps going after ``ban_after_429s`` 429s in a window.
+- Server pings every ``ping_interval_s`` (payload: a counter); a connection that returns no
+  pong carrying an outstanding ping's payload within ``pong_timeout_s`` is closed (1008).
+  More than ``max_incoming_per_s`` incoming messages (pings, pongs, commands) in one second:
+  closed (1008). At most ``max_streams_per_connection`` streams. Closed (1001) at
+  ``max_connection_age_s``.
+
+Faults (same names as VTS/1): ``drop_delta``, ``duplicate_delta``, ``reorder_delta``,
+``malformed_frame`` on depth events; ``stale_snapshot``, ``snapshot_error`` (503, code -1001),
+``snapshot_rate_limit`` (429), ``snapshot_delay_ms`` on ``/api/v3/depth``; ``disconnect``,
+``stall``, ``stop_pings``, ``silence_channel``. ``bad_checksum`` does not apply (Binance books
+carry no checksum) and is refused. Each fired fault is logged with its channel and update ids.
+
+Codec gaps filled here (``venues/binance`` has no encoder for them): the ``/api/v3/time``
+body ``{"serverTime": ms}`` and the ``/api/v3/ping`` body ``{}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from tickpipe.errors import ConfigError, FrameError
+from tickpipe.gateway.dialects.base import IncomingRate, parse_options
+from tickpipe.gateway.guard import clip
+from tickpipe.gateway.logs import log_event
+from tickpipe.gateway.markets import MarketSpec
+from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
+from tickpipe.venues.binance.codec import Codec
+from tickpipe.venues.binance.endpoints import SPOT
+from tickpipe.venues.binance.limits import (
+    BAN_MIN_S,
+    RETRY_AFTER_HEADER,
+    SPOT_LIMITS,
+    STATUS_BANNED,
+    STATUS_RATE_LIMITED,
+    USED_WEIGHT_HEADER,
+)
+
+if TYPE_CHECKING:
+    from tickpipe.gateway.hub import Market
+    from tickpipe.gateway.server import Gateway
+    from tickpipe.gateway.simulator import SimTrade
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+PING_WEIGHT = TIME_WEIGHT = 1
+DEFAULT_DEPTH_LIMIT = 100  # rest-api.md /api/v3/depth: "Default 100; max 5000"
+METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+_json = msgspec.json.Decoder()
+_encode = msgspec.json.encode
+
+
+@dataclass(frozen=True, slots=True)
+class BinanceOptions:
+    """Knobs of the binance dialect (``--dialect-option NAME=VALUE``); defaults are Binance
+    spot's documented limits (``venues.binance.limits.SPOT_LIMITS``). docs/dialects.md.
+
+    - ``ping_interval_s`` (20.0): server WebSocket ping interval.
+    - ``pong_timeout_s`` (60.0): an unanswered ping older than this closes the connection.
+    - ``max_connection_age_s`` (86400.0): every connection is closed (1001) at this age.
+    - ``max_incoming_per_s`` (5): incoming messages (pings, pongs, commands) allowed in any one
+      second; one more closes the connection.
+    - ``max_streams_per_connection`` (1024): streams one connection may carry.
+    - ``weight_per_window`` (6000) request weight an IP may use per ``weight_window_s`` (60.0)
+      window (windows aligned on the wall clock, as Binance's minute); memory: one small entry
+      per IP seen in the current window.
+    - ``ban_after_429s`` (3): 429s an IP may get in one window; its next over-budget request is
+      a ``418`` ban of ``ban_s`` (120.0, Binance's documented minimum) seconds.
+    - ``depth_interval_ms`` (100): the diff stream's batching period (``@depth@100ms``); costs
+      one merge dict per symbol, bounded by the levels changed in one period.
+    """
+
+    ping_interval_s: float = SPOT_LIMITS.server_ping_interval_s
+    pong_timeout_s: float = SPOT_LIMITS.pong_timeout_s
+    max_connection_age_s: float = SPOT_LIMITS.ws_connection_lifetime_s
+    max_incoming_per_s: int = SPOT_LIMITS.ws_incoming_messages_per_s
+    max_streams_per_connection: int = SPOT_LIMITS.ws_streams_per_connection
+    weight_per_window: int = SPOT_LIMITS.request_weight_per_minute
+    weight_window_s: float = 60.0
+    ban_after_429s: int = 3
+    ban_s: float = BAN_MIN_S
+    depth_interval_ms: int = 100
+
+
+def binance_symbol(symbol: str) -> str:
+    """``BTC-USD`` -> ``BTCUSDT``, ``USD-JPY`` -> ``USDJPY``, ``AAPL`` -> ``AAPL``."""
+    base, dash, quote = symbol.partition("-")
+    if not dash:
+        return symbol.upper()
+    return (base + ("USDT" if quote == "USD" else quote)).upper()
+
+
+def binance_markets(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
+    """The markets under their Binance symbols (ConfigError if two map to one name)."""
+    out: list[MarketSpec] = []
+    seen: dict[str, str] = {}
+    for m in markets:
+        inst = m.instrument
+        name = binance_symbol(inst.symbol)
+        if not (name.isascii() and name.isalnum()):
+            raise ConfigError(f"market {inst.symbol!r}: no Binance symbol (letters and digits)")
+        if name in seen:
+            raise ConfigError(f"markets {seen[name]!r} and {inst.symbol!r} both map to {name!r}")
+        seen[name] = inst.symbol
+        if name == inst.symbol:
+            out.append(m)
+            continue
+        new = Instrument(name, inst.asset_class, inst.tick_size, inst.lot_size)
+        out.append(replace(m, instrument=new))
+    return tuple(out)
+
+
+def _error_body(code: int, msg: str) -> bytes:
+    return Codec.encode_error(code, msg)
+
+
+class _Window:
+    """One symbol's changes since its last depth event, and a held (reordered) event."""
+
+    __slots__ = ("asks", "bids", "first", "held", "last", "top")
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last = 0
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.held: bytes | None = None
+        self.top: tuple[int, int, int, int] | None = None  # last bookTicker sent
+
+
+class WeightBook:
+    """Request weight per IP in wall-clock windows, 429 strikes and 418 bans."""
+
+    def __init__(self, opts: BinanceOptions) -> None:
+        self.opts = opts
+        self.used: dict[str, tuple[int, int]] = {}  # ip -> (window index, weight used)
+        self.strikes: dict[str, tuple[int, int]] = {}  # ip -> (window index, 429s)
+        self.banned_until: dict[str, float] = {}
+        self.refused = {STATUS_RATE_LIMITED: 0, STATUS_BANNED: 0}
+
+    def used_now(self, ip: str, now: float) -> int:
+        idx = int(now // self.opts.weight_window_s)
+        w, used = self.used.get(ip, (idx, 0))
+        return used if w == idx else 0
+
+    def charge(self, ip: str, weight: int, now: float | None = None) -> tuple[int, int]:
+        """(0, 0) when admitted (and counted), else (status, Retry-After seconds)."""
+        now = time.time() if now is None else now
+        opts = self.opts
+        until = self.banned_until.get(ip, 0.0)
+        if until > now:
+            self.refused[STATUS_BANNED] += 1
+            return STATUS_BANNED, max(1, math.ceil(until - now))
+        idx = int(now // opts.weight_window_s)
+        used = self.used_now(ip, now)
+        if used + weight > opts.weight_per_window:
+            w, n = self.strikes.get(ip, (idx, 0))
+            n = n + 1 if w == idx else 1
+            self.strikes[ip] = (idx, n)
+            if n > opts.ban_after_429s:
+                self.banned_until[ip] = now + opts.ban_s
+                self.refused[STATUS_BANNED] += 1
+                log_event("ip_banned", level=logging.WARNING, ip=ip, ban_s=opts.ban_s, strikes=n)
+                return STATUS_BANNED, max(1, math.ceil(opts.ban_s))
+            self.refused[STATUS_RATE_LIMITED] += 1
+            end = (idx + 1) * opts.weight_window_s
+            return STATUS_RATE_LIMITED, max(1, math.ceil(end - now))
+        self.used[ip] = (idx, used + weight)
+        if len(self.used) > 10_000:  # bound memory: forget IPs of past windows
+            self.used = {k: v for k, v in self.used.items() if v[0] == idx}
+            self.strikes = {k: v for k, v in self.strikes.items() if v[0] == idx}
+            self.banned_until = {k: v for k, v in self.banned_until.items() if v > now}
+        return 0, 0
+
+
+class BinanceConn:
+    """One WebSocket connection: its streams, outbound queue, pinger and command reader."""
+
+    def __init__(self, d: BinanceDialect, request: web.Request, combined: bool) -> None:
+        self.d = d
+        self.request = request
+        self.id = secrets.token_hex(6)
+        self.peer = request.remote or "?"
+        self.ws = web.WebSocketResponse(
+            autoping=False,
+            autoclose=True,
+            max_msg_size=d.gw.config.max_frame_bytes,
+            compress=False,
+        )
+        self.combined = combined
+        self.streams: dict[str, None] = {}
+        self.queue: deque[bytes] = deque()
+        self.closing = False
+        self.end_reason = "client closed"
+        self.opened = time.monotonic()
+        self.stalled_until = 0.0
+        self.pings_stopped_until = 0.0
+        self.pings: dict[bytes, float] = {}  # outstanding ping payload -> sent at (monotonic)
+        self.ping_count = 0
+        self.pongs = 0
+        self.frames_sent = 0
+        self.dropped_while_stalled = 0
+        self.rate = IncomingRate(d.opts.max_incoming_per_s)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._close_task: asyncio.Task[None] | None = None
+
+    # -- outbound ---------------------------------------------------------------------------
+    def stalled(self) -> bool:
+        return self.stalled_until > time.monotonic()
+
+    def enqueue(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.stalled_until and self.stalled():
+            self.dropped_while_stalled += 1
+            return
+        if len(self.queue) >= self.d.gw.config.max_queue_frames:
+            self.kill(CLOSE_POLICY, "slow consumer: outbound queue full", reason="slow_consumer")
+            return
+        self.queue.append(data)
+        self._wake.set()
+
+    async def _writer(self) -> None:
+        q = self.queue
+        while not self.closing:
+            await self._wake.wait()
+            self._wake.clear()
+            while q and not self.closing and not self.stalled():
+                try:
+                    await self.ws.send_frame(q.popleft(), WSMsgType.TEXT)
+                except (ConnectionError, RuntimeError):
+                    self.end_reason = "send failed"
+                    return
+                self.frames_sent += 1
+
+    async def _pinger(self) -> None:
+        opts = self.d.opts
+        next_ping = time.monotonic() + opts.ping_interval_s
+        paused = False
+        while not self.closing:
+            now = time.monotonic()
+            deadline = min(self.pings.values()) + opts.pong_timeout_s if self.pings else math.inf
+            await asyncio.sleep(max(0.0, min(next_ping, deadline) - now))
+            now = time.monotonic()
+            if (
+                self.stalled()
+                or self.pings_stopped_until > now
+                or self.d.faults.settings.stop_pings
+            ):
+                paused = True
+                next_ping = now + opts.ping_interval_s
+                continue
+            if paused:  # pings resume: what was outstanding is forgiven
+                paused = False
+                self.pings.clear()
+            if self.pings and now - min(self.pings.values()) >= opts.pong_timeout_s:
+                log_event(
+                    "pong_timeout",
+                    level=logging.WARNING,
+                    session=self.id,
+                    dialect="binance",
+                    timeout_s=opts.pong_timeout_s,
+                )
+                self.kill(
+                    CLOSE_POLICY, f"no pong within {opts.pong_timeout_s:g} s", reason="pong_timeout"
+                )
+                return
+            if now >= next_ping:
+                self.ping_count += 1
+                payload = str(self.ping_count).encode()
+                self.pings[payload] = now
+                if len(self.pings) > 64:  # bounded: the oldest stays, it decides the deadline
+                    del self.pings[next(iter(list(self.pings)[1:]))]
+                next_ping = now + opts.ping_interval_s
+                try:
+                    await self.ws.ping(payload)
+                except (ConnectionError, RuntimeError):
+                    return
+
+    def kill(self, code: int, message: str, *, reason: str, close_frame: bool = True) -> None:
+        """End the connection (idempotent), with a close frame ``code`` or abruptly."""
+        if self.closing:
+            return
+        self.closing = True
+        self.end_reason = reason
+        self.queue.clear()
+        self._wake.set()
+        log_event(
+            "disconnect",
+            level=logging.WARNING,
+            session=self.id,
+            dialect="binance",
+            code=code if close_frame else None,
+            reason=reason,
+            detail=message,
+            close_frame=close_frame,
+        )
+        self._close_task = asyncio.get_running_loop().create_task(
+            self._close(code, message, close_frame)
+        )
+
+    async def _close(self, code: int, message: str, close_frame: bool) -> None:
+        transport = self.request.transport
+        if close_frame:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code=code, message=message.encode()), 1.0)
+        if transport is not None:
+            transport.abort()
+
+    # -- the connection ---------------------------------------------------------------------
+    async def run(self, streams: list[str]) -> web.WebSocketResponse:
+        ws = self.ws
+        await ws.prepare(self.request)
+        d = self.d
+        d.conns[self.id] = self
+        log_event("connect", session=self.id, peer=self.peer, dialect="binance", streams=streams)
+        loop = asyncio.get_running_loop()
+        age = loop.call_later(
+            d.opts.max_connection_age_s,
+            lambda: self.kill(
+                CLOSE_GOING_AWAY,
+                f"connection max age {d.opts.max_connection_age_s:g} s reached",
+                reason="max_age",
+            ),
+        )
+        try:
+            for s in streams:
+                d.subscribe(s, self)
+            self._tasks = [loop.create_task(self._writer()), loop.create_task(self._pinger())]
+            await self._read_loop()
+        finally:
+            age.cancel()
+            self.closing = True
+            self._wake.set()
+            d.drop(self)
+            for t in self._tasks:
+                t.cancel()
+            tasks = [*self._tasks, *([self._close_task] if self._close_task else [])]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log_event("session_end", session=self.id, dialect="binance", reason=self.end_reason)
+        return ws
+
+    async def _read_loop(self) -> None:
+        limit = self.d.opts.max_incoming_per_s
+        async for msg in self.ws:
+            if self.closing:
+                break
+            if not self.rate.admit():
+                self.kill(
+                    CLOSE_POLICY,
+                    f"more than {limit} incoming messages in one second",
+                    reason="too_many_messages",
+                )
+                break
+            if msg.type == WSMsgType.TEXT:
+                self._on_command(str(msg.data))
+            elif msg.type == WSMsgType.PING:
+                if not self.stalled():
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await self.ws.pong(msg.data)
+            elif msg.type == WSMsgType.PONG:
+                # only a pong carrying an outstanding ping's payload counts (documented:
+                # unsolicited pongs "will not prevent disconnection")
+                if bytes(msg.data) in self.pings:
+                    self.pings.clear()
+                    self.pongs += 1
+            elif msg.type == WSMsgType.BINARY:
+                self._reply(Codec.encode_error(3, "Invalid JSON: binary frames are not read"))
+            else:
+                break
+
+    def _reply(self, data: bytes) -> None:
+        self.enqueue(data)
+
+    # -- commands ---------------------------------------------------------------------------
+    def _on_command(self, text: str) -> None:
+        try:
+            obj = _json.decode(text)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            self._reply(Codec.encode_error(3, f"Invalid JSON: {clip(str(exc), 200)}"))
+            return
+        if not isinstance(obj, dict):
+            self._reply(Codec.encode_error(2, "Invalid request: a command is a JSON object"))
+            return
+        raw_id = obj.get("id")
+        req_id = raw_id if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) else None
+        try:
+            cmd = Codec.decode_command(text)
+        except FrameError as exc:
+            where = f" (field `{exc.field}`)" if exc.field else ""
+            self._reply(Codec.encode_error(2, f"Invalid request: {exc.reason}{where}", req_id))
+            return
+        method, params, rid = cmd.method, cmd.params, cmd.id
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            bad = self._check_streams(params)
+            if bad is not None:
+                self._reply(Codec.encode_error(2, f"Invalid request: {bad}", rid))
+                return
+            names: list[str] = params
+            if method == "SUBSCRIBE":
+                total = len(self.streams.keys() | set(names))
+                cap = self.d.opts.max_streams_per_connection
+                if total > cap:
+                    self._reply(
+                        Codec.encode_error(
+                            2,
+                            f"Invalid request: {total} streams is over the {cap} a connection "
+                            "may carry",
+                            rid,
+                        )
+                    )
+                    return
+                for s in names:
+                    self.d.subscribe(s, self)
+            else:
+                for s in names:
+                    self.d.unsubscribe(s, self)
+            self._reply(Codec.encode_ack(rid, None))
+        elif method == "LIST_SUBSCRIPTIONS":
+            self._reply(Codec.encode_ack(rid, list(self.streams)))
+        elif method == "GET_PROPERTY":
+            if params != ["combined"]:
+                self._reply(Codec.encode_error(0, "Unknown property", rid))
+                return
+            self._reply(Codec.encode_ack(rid, self.combined))
+        elif method == "SET_PROPERTY":
+            if len(params) != 2 or params[0] != "combined":
+                self._reply(Codec.encode_error(0, "Unknown property", rid))
+                return
+            if not isinstance(params[1], bool):
+                self._reply(Codec.encode_error(1, "Invalid value type: expected Boolean", rid))
+                return
+            self.combined = params[1]
+            self._reply(Codec.encode_ack(rid, None))
+        else:
+            variants = ", ".join(f"`{m}`" for m in METHODS)
+            self._reply(
+                Codec.encode_error(
+                    2,
+                    f"Invalid request: unknown variant `{clip(method, 40)}`, expected one of "
+                    f"{variants}",
+                    rid,
+                )
+            )
+
+    def _check_streams(self, params: list[Any]) -> str | None:
+        """Why ``params`` is not a list of known stream names, or None."""
+        if not params:
+            return "params must list at least one stream"
+        for p in params:
+            if not isinstance(p, str):
+                return f"a stream name must be a string, got {clip(repr(p), 60)}"
+            why = self.d.stream_problem(p)
+            if why is not None:
+                return why
+        return None
+
+
+class BinanceDialect:
+    """The binance dialect of one gateway; see the module docstring."""
+
+    name = "binance"
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.faults = gw.faults
+        self.opts = parse_options(BinanceOptions, gw.config.dialect_options, "--dialect binance")
+        self.codec = Codec(SPOT)
+        self.conns: dict[str, BinanceConn] = {}
+        self.subs: dict[str, dict[BinanceConn, None]] = {}
+        self.stream_kind: dict[str, tuple[str, str]] = {}  # stream -> (channel, symbol)
+        self.windows: dict[str, _Window] = {}
+        for sym in gw.hub.markets:
+            self.windows[sym] = _Window()
+            for kind in ("orderbook", "trades", "ticker"):
+                channel = f"{kind}:{sym}"
+                stream = SPOT.stream_name(channel)
+                self.stream_kind[stream] = (channel, sym)
+                self.subs[stream] = {}
+        self.weights = WeightBook(self.opts)
+        self.snapshot_times: dict[str, deque[float]] = {}
+        self.depth_events = 0
+        self.disconnects: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- gateway side -----------------------------------------------------------------------
+    def base_stream_url(self, host: str, port: int) -> str:
+        return f"ws://{host}:{port}"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(SPOT.raw_stream_path, self._ws_raw),
+            web.get(SPOT.raw_stream_path + "/{stream}", self._ws_raw),
+            web.get(SPOT.combined_stream_path, self._ws_combined),
+            web.get(SPOT.snapshot_path, self.depth),
+            web.get(SPOT.instruments_path, self.exchange_info),
+            web.get("/api/v3/ping", self.ping),
+            web.get("/api/v3/time", self.time),
+        ]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._flusher()), loop.create_task(self._housekeeping())]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for c in list(self.conns.values()):
+            c.kill(CLOSE_GOING_AWAY, "gateway going away", reason="gateway_stop")
+
+    def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if fault == "bad_checksum":
+            raise ConfigError(
+                "bad_checksum does not apply to the binance dialect: Binance books carry no "
+                "checksum (use drop_delta, duplicate_delta or reorder_delta)"
+            )
+        if fault not in ("disconnect", "stall", "stop_pings"):
+            return None
+        left = dict(params)
+        close_frame = left.pop("close_frame", True) if fault == "disconnect" else True
+        duration = left.pop("duration_ms", 60_000) if fault != "disconnect" else 0
+        sid = left.pop("session", None)
+        if left:
+            raise ConfigError(f"trigger {fault}: unknown parameter(s) {sorted(left)}")
+        if not isinstance(close_frame, bool):
+            raise ConfigError(f"trigger {fault}: close_frame must be true or false")
+        if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:
+            raise ConfigError(f"trigger {fault}: duration_ms must be an integer >= 0")
+        if sid is not None and not isinstance(sid, str):
+            raise ConfigError(f"trigger {fault}: session must be a string")
+        targets = [c for c in self.conns.values() if sid is None or c.id == sid]
+        if sid is not None and not targets:
+            raise ConfigError(f"trigger {fault}: no session {sid!r}")
+        for c in targets:
+            if fault == "disconnect":
+                self.faults.record("disconnect", session=c.id, close_frame=close_frame)
+                c.kill(
+                    CLOSE_GOING_AWAY,
+                    "fault: disconnect",
+                    reason="fault_disconnect",
+                    close_frame=close_frame,
+                )
+                continue
+            until = time.monotonic() + duration / 1000 if duration else 0.0
+            if fault == "stall":
+                c.stalled_until = until
+                c.queue.clear()
+            else:
+                c.pings_stopped_until = until
+            self.faults.record(fault, session=c.id, duration_ms=duration)
+        return {"triggered": fault, "sessions": [c.id for c in targets]}
+
+    def stats(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "name": self.name,
+            "options": {k: getattr(self.opts, k) for k in BinanceOptions.__dataclass_fields__},
+            "connections": [
+                {
+                    "session": c.id,
+                    "peer": c.peer,
+                    "streams": list(c.streams),
+                    "combined": c.combined,
+                    "queued": len(c.queue),
+                    "frames_sent": c.frames_sent,
+                    "pings_sent": c.ping_count,
+                    "pongs": c.pongs,
+                    "stalled": c.stalled(),
+                    "dropped_while_stalled": c.dropped_while_stalled,
+                }
+                for c in self.conns.values()
+            ],
+            "depth_events": self.depth_events,
+            "weight_used": {ip: self.weights.used_now(ip, now) for ip in self.weights.used},
+            "refused": {str(k): v for k, v in self.weights.refused.items()},
+            "banned": sorted(ip for ip, t in self.weights.banned_until.items() if t > now),
+            "disconnects": dict(self.disconnects),
+        }
+
+    # -- subscriptions ----------------------------------------------------------------------
+    def stream_problem(self, stream: str) -> str | None:
+        """None for a stream this gateway serves, else why not (sent to the client)."""
+        if stream in self.stream_kind:
+            return None
+        _, at, suffix = stream.partition("@")
+        suffixes = (SPOT.depth_suffix, SPOT.trades_suffix, SPOT.ticker_suffix)
+        if not at or "@" + suffix not in suffixes:
+            return f"unknown stream {clip(stream, 60)!r}: served are <symbol>" + ", <symbol>".join(
+                suffixes
+            )
+        return f"unknown symbol in stream {clip(stream, 60)!r} (lower case); symbols: " + ", ".join(
+            s.lower() for s in self.windows
+        )
+
+    def subscribe(self, stream: str, conn: BinanceConn) -> None:
+        self.subs[stream][conn] = None
+        conn.streams[stream] = None
+
+    def unsubscribe(self, stream: str, conn: BinanceConn) -> None:
+        self.subs[stream].pop(conn, None)
+        conn.streams.pop(stream, None)
+
+    def drop(self, conn: BinanceConn) -> None:
+        for s in conn.streams:
+            self.subs[s].pop(conn, None)
+        if self.conns.pop(conn.id, None) is not None:
+            self.disconnects[conn.end_reason] = self.disconnects.get(conn.end_reason, 0) + 1
+
+    def _fan(self, stream: str, channel: str, data: bytes) -> None:
+        wrapped: bytes | None = None
+        for c in list(self.subs[stream]):
+            if c.combined:
+                if wrapped is None:
+                    wrapped = self.codec.encode_combined(channel, data)
+                c.enqueue(wrapped)
+            else:
+                c.enqueue(data)
+
+    # -- the hub's changes ------------------------------------------------------------------
+    def on_book(
+        self, market: Market, update_id: int, bids: dict[int, int], asks: dict[int, int]
+    ) -> None:
+        sym = market.instrument.symbol
+        w = self.windows[sym]
+        if w.first is None:
+            w.first = update_id
+        w.last = update_id
+        w.bids.update(bids)
+        w.asks.update(asks)
+        stream = sym.lower() + SPOT.ticker_suffix
+        if not self.subs[stream]:
+            w.top = None
+            return
+        channel = f"ticker:{sym}"
+        if channel in self.faults.settings.silence_channel:
+            return
+        book = market.sim.book
+        bb, ba = book.best_bid(), book.best_ask()
+        if bb is None or ba is None:
+            return
+        top = (*bb, *ba)
+        if top == w.top:
+            return
+        w.top = top
+        inst = market.instrument
+        fp, fs = inst.format_price, inst.format_size
+        event = TickerEvent(sym, fp(bb[0]), fs(bb[1]), fp(ba[0]), fs(ba[1]))
+        self._fan(stream, channel, self.codec.encode_ticker(event, update_id))
+
+    def on_trade(self, market: Market, trade_id: int, trade: SimTrade) -> None:
+        sym = market.instrument.symbol
+        stream = sym.lower() + SPOT.trades_suffix
+        if not self.subs[stream]:
+            return
+        inst = market.instrument
+        event = TradeEvent(
+            sym,
+            str(trade_id),
+            inst.format_price(trade.price),
+            inst.format_size(trade.size),
+            trade.side,
+            time.time_ns(),
+        )
+        self._fan(stream, f"trades:{sym}", self.codec.encode_trade(event))
+
+    async def _flusher(self) -> None:
+        period = self.opts.depth_interval_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + period
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at + period, loop.time())
+            self.flush_depth()
+
+    def flush_depth(self) -> None:
+        """One ``depthUpdate`` per symbol that changed since the last flush (with faults)."""
+        markets = self.gw.hub.markets
+        for sym, w in self.windows.items():
+            if w.first is None:
+                continue
+            first, last, bids, asks = w.first, w.last, w.bids, w.asks
+            w.first, w.bids, w.asks = None, {}, {}
+            stream = sym.lower() + SPOT.depth_suffix
+            if not self.subs[stream]:
+                w.held = None
+                continue
+            inst = markets[sym].instrument
+            fp, fs = inst.format_price, inst.format_size
+            delta = BookDelta(
+                sym,
+                [(fp(p), fs(s)) for p, s in sorted(bids.items(), reverse=True)],
+                [(fp(p), fs(s)) for p, s in sorted(asks.items())],
+                last_id=last,
+                first_id=first,
+                ts_ns=time.time_ns(),
+            )
+            data = self.codec.encode_delta(delta)
+            self.depth_events += 1
+            self._send_depth(sym, stream, w, data, first, last)
+
+    def _send_depth(
+        self, sym: str, stream: str, w: _Window, data: bytes, first: int, last: int
+    ) -> None:
+        channel = f"orderbook:{sym}"
+        fault = self.faults.frame_fault("orderbook", channel, sym)
+        if fault == "bad_checksum":
+            fault = None  # no checksum on Binance: refused at trigger, ignored as a setting
+        held, w.held = w.held, None
+        if fault == "reorder_delta" and held is not None:
+            fault = None  # one event held back at a time
+        if fault is not None:
+            self.faults.record(
+                fault, channel=channel, stream=stream, first_update_id=first, update_id=last
+            )
+        if fault == "drop_delta":
+            data = b""
+        elif fault == "duplicate_delta":
+            self._fan(stream, channel, data)
+        elif fault == "reorder_delta":
+            w.held = data
+            data = b""
+        elif fault == "malformed_frame":
+            data = data[: len(data) // 2]
+        if data:
+            self._fan(stream, channel, data)
+        if held is not None:
+            self._fan(stream, channel, held)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            chance = self.faults.settings.disconnect
+            if not chance.rate:
+                continue
+            for c in list(self.conns.values()):
+                if not c.closing and self.faults.rng.random() < chance.rate:
+                    close_frame = self.faults.settings.close_frame
+                    self.faults.record("disconnect", session=c.id, close_frame=close_frame)
+                    c.kill(
+                        CLOSE_GOING_AWAY,
+                        "fault: disconnect",
+                        reason="fault_disconnect",
+                        close_frame=close_frame,
+                    )
+
+    # -- WebSocket endpoints ----------------------------------------------------------------
+    async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
+        stream = request.match_info.get("stream")
+        return await self._ws(request, [stream] if stream else [], combined=False)
+
+    async def _ws_combined(self, request: web.Request) -> web.StreamResponse:
+        raw = request.query.get("streams", "")
+        streams = [s for s in raw.split("/") if s]
+        return await self._ws(request, streams, combined=True)
+
+    async def _ws(
+        self, request: web.Request, streams: list[str], *, combined: bool
+    ) -> web.StreamResponse:
+        for s in streams:
+            why = self.stream_problem(s)
+            if why is not None:
+                return _rest_error(400, 2, f"Invalid request: {why}")
+        cap = self.opts.max_streams_per_connection
+        if len(set(streams)) > cap:
+            return _rest_error(
+                400, 2, f"Invalid request: {len(set(streams))} streams is over the {cap} allowed"
+            )
+        conn = BinanceConn(self, request, combined)
+        return await conn.run(list(dict.fromkeys(streams)))
+
+    # -- REST -------------------------------------------------------------------------------
+    def _charge(self, request: web.Request, weight: int) -> tuple[web.Response | None, int]:
+        ip = request.remote or "?"
+        status, retry = self.weights.charge(ip, weight)
+        used = self.weights.used_now(ip, time.time())
+        if not status:
+            return None, used
+        log_event(
+            "rate_limited" if status == STATUS_RATE_LIMITED else "banned_request",
+            level=logging.WARNING,
+            dialect="binance",
+            ip=ip,
+            path=clip(request.path),
+            status=status,
+            retry_after_s=retry,
+            used_weight=used,
+        )
+        budget, win = self.opts.weight_per_window, self.opts.weight_window_s
+        if status == STATUS_RATE_LIMITED:
+            msg = (
+                f"Too much request weight used; current limit is {budget} request weight per "
+                f"{win:g} s. Please use WebSocket Streams for live updates to avoid polling the "
+                "API."
+            )
+        else:
+            until_ms = int((time.time() + retry) * 1000)
+            msg = (
+                f"Way too much request weight used; IP banned until {until_ms}. Please use "
+                "WebSocket Streams for live updates to avoid bans."
+            )
+        headers = {RETRY_AFTER_HEADER: str(retry), USED_WEIGHT_HEADER: str(used)}
+        return _rest_error(status, -1003, msg, headers), used
+
+    async def ping(self, request: web.Request) -> web.Response:
+        refused, used = self._charge(request, PING_WEIGHT)
+        return refused or _ok(b"{}", used)
+
+    async def time(self, request: web.Request) -> web.Response:
+        refused, used = self._charge(request, TIME_WEIGHT)
+        return refused or _ok(_encode({"serverTime": time.time_ns() // 1_000_000}), used)
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        refused, used = self._charge(request, SPOT_LIMITS.exchange_info_weight)
+        if refused is not None:
+            return refused
+        instruments = [m.instrument for m in self.gw.hub.markets.values()]
+        symbol = request.query.get("symbol")
+        if symbol is not None:
+            instruments = [i for i in instruments if i.symbol == symbol]
+            if not instruments:
+                return _rest_error(400, -1121, "Invalid symbol.", {USED_WEIGHT_HEADER: str(used)})
+        body = self.codec.encode_exchange_info(
+            instruments,
+            server_time_ms=time.time_ns() // 1_000_000,
+            weight_per_minute=self.opts.weight_per_window,
+        )
+        return _ok(body, used)
+
+    async def depth(self, request: web.Request) -> web.Response:
+        raw_limit = request.query.get("limit")
+        limit: int | None = DEFAULT_DEPTH_LIMIT
+        if raw_limit is not None:
+            ok = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 20
+            limit = int(raw_limit) if ok else None
+        weight = SPOT_LIMITS.snapshot_weight(
+            min(max(limit or 1, 1), SPOT_LIMITS.max_snapshot_depth)
+        )
+        refused, used = self._charge(request, weight)
+        if refused is not None:
+            return refused
+        hdr = {USED_WEIGHT_HEADER: str(used)}
+        symbol = request.query.get("symbol", "")
+        if not symbol:
+            return _rest_error(
+                400,
+                -1102,
+                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+                hdr,
+            )
+        if limit is None:
+            return _rest_error(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
+                hdr,
+            )
+        if limit < 1:
+            return _rest_error(400, -1130, "Data sent for parameter 'limit' is not valid.", hdr)
+        limit = min(limit, SPOT_LIMITS.max_snapshot_depth)  # documented: truncated to 5000
+        market = self.gw.hub.markets.get(symbol)
+        if market is None:
+            return _rest_error(400, -1121, "Invalid symbol.", hdr)
+        settings = self.faults.settings
+        ip = request.remote or "?"
+        if settings.snapshot_rate_limit and not self._snapshot_admitted(
+            ip, settings.snapshot_rate_limit
+        ):
+            self.faults.record("snapshot_rate_limit", symbol=symbol, who=ip)
+            return _rest_error(
+                STATUS_RATE_LIMITED,
+                -1003,
+                f"Too many requests: more than {settings.snapshot_rate_limit} depth snapshots a "
+                "second (fault snapshot_rate_limit)",
+                {**hdr, RETRY_AFTER_HEADER: "1"},
+            )
+        history = market.history
+        fault = self.faults.snapshot_fault(symbol)
+        if fault == "snapshot_error":
+            self.faults.record("snapshot_error", channel=f"orderbook:{symbol}", seq=history.seq)
+            return _rest_error(
+                503,
+                -1001,
+                "Internal error; unable to process your request. Please try again.",
+                hdr,
+            )
+        seq = history.seq
+        if fault == "stale_snapshot":
+            seq = max(history.oldest_seq, seq - settings.stale_by)
+            self.faults.record(
+                "stale_snapshot", channel=f"orderbook:{symbol}", seq=seq, latest=history.seq
+            )
+        book = history.book_at(seq)
+        inst = market.instrument
+        fp, fs = inst.format_price, inst.format_size
+        bids, asks = book.to_lists(limit)
+        snap = BookSnapshot(
+            symbol, seq, [(fp(p), fs(s)) for p, s in bids], [(fp(p), fs(s)) for p, s in asks]
+        )
+        body = self.codec.encode_depth_snapshot(snap)
+        if settings.snapshot_delay_ms:
+            self.faults.record(
+                "snapshot_delay_ms", symbol=symbol, seq=seq, ms=settings.snapshot_delay_ms
+            )
+            await asyncio.sleep(settings.snapshot_delay_ms / 1000)
+        return _ok(body, used)
+
+    def _snapshot_admitted(self, ip: str, per_s: int) -> bool:
+        now = time.monotonic()
+        q = self.snapshot_times.setdefault(ip, deque())
+        while q and now - q[0] >= 1.0:
+            q.popleft()
+        if len(q) >= per_s:
+            return False
+        q.append(now)
+        if len(self.snapshot_times) > 10_000:
+            self.snapshot_times = {k: v for k, v in self.snapshot_times.items() if v}
+        return True
+
+
+def _ok(body: bytes, used: int) -> web.Response:
+    return web.Response(
+        body=body, content_type="application/json", headers={USED_WEIGHT_HEADER: str(used)}
+    )
+
+
+def _rest_error(
+    status: int, code: int, msg: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_error_body(code, msg), status=status, content_type="application/json", headers=headers
+    )
