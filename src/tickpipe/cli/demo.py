@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import collections
 import logging
+import os
 import signal
 import sys
 import textwrap
@@ -53,6 +54,7 @@ from tickpipe.cli.dashboard_gateway import EmbeddedGateway, GatewayStartError
 from tickpipe.cli.dashboard_keys import KeyReader
 from tickpipe.cli.dashboard_model import ConnectionRow, DashboardSnapshot, KeyHelp, StrategyRow
 from tickpipe.cli.dashboard_source import book_row, connection_row, format_event, quote_row
+from tickpipe.cli.logfmt import add_observe_args, log_event, setup_logging
 from tickpipe.cli.strategy import DemoStrategy, StrategyConfig
 from tickpipe.client import Client, SubscribeResult
 from tickpipe.errors import AuthError, ConfigError, TickpipeError
@@ -196,6 +198,7 @@ def register(sub: Any) -> None:
         metavar="HZ",
         help="screen refreshes per second (default 5; 4-10 is comfortable)",
     )
+    add_observe_args(run)
     p.set_defaults(func=run_demo)
 
 
@@ -216,6 +219,8 @@ class DemoOptions:
     duration_s: float | None
     refresh_hz: float
     faults_profile: str | None = None
+    metrics_port: int | None = None  # --metrics-port: the client's /metrics on 127.0.0.1
+    log_format: str = "text"
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -223,6 +228,9 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
     injects = sorted(parse_inject(t) for t in args.inject)
     if args.duration is not None and not args.duration > 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration!r}")
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None and not 0 <= metrics_port <= 65535:
+        raise ConfigError(f"--metrics-port must be 0..65535 (0: any free), got {metrics_port}")
     if not 0.5 <= args.refresh <= 30:
         raise ConfigError(f"--refresh must be between 0.5 and 30 Hz, got {args.refresh!r}")
     for ch in args.channels:
@@ -273,6 +281,8 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         duration_s=args.duration,
         refresh_hz=args.refresh,
         faults_profile=args.faults,
+        metrics_port=metrics_port,
+        log_format=getattr(args, "log_format", "text"),
     )
 
 
@@ -293,6 +303,11 @@ def run_demo(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"tickpipe demo: error: {exc}", file=sys.stderr)
         return 2
+    if opts.log_format == "json":
+        setup_logging(
+            "json", logging.INFO, secrets=[opts.secret, os.environ.get("TICKPIPE_SECRET")]
+        )
+        logging.getLogger("picows").setLevel(logging.WARNING)  # one line a connect otherwise
     try:
         return asyncio.run(DemoApp(opts).main())
     except KeyboardInterrupt:  # a Ctrl-C that landed outside the loop's handler
@@ -328,6 +343,8 @@ class DemoApp:
         self.refused = ""  # the gateway's refusals, as shown
         self._step = "starting"  # what start-up is doing, for the error if it fails
         self._ran = False  # the dashboard came up: a summary is worth printing
+        self.metrics_url = ""  # --metrics-port: where /metrics is served
+        self._stderr_handler: logging.Handler | None = None  # off while the screen is up
 
     # -- lifecycle -------------------------------------------------------------------------
     async def main(self) -> int:
@@ -401,6 +418,17 @@ class DemoApp:
         self._say(f"connecting to {stream_url} ...")
         self._step = f"cannot connect to {stream_url}"
         client = Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret)
+        metrics = None
+        if opts.metrics_port is not None:
+            from tickpipe.client.prometheus import MetricsServer, client_registry
+
+            self._step = f"cannot listen on 127.0.0.1:{opts.metrics_port} (--metrics-port)"
+            metrics = MetricsServer(client_registry(client), opts.metrics_port)
+            await metrics.start()
+            self.metrics_url = metrics.url
+            self.target += f"  metrics: {metrics.url}"
+            self._say(f"metrics at {metrics.url}", "metrics", url=metrics.url, port=metrics.port)
+            self._step = f"cannot connect to {stream_url}"
         events = client.events()  # before start: the first "connected" is shown too
         pumps = [asyncio.create_task(self._pump_events(events), name="demo-events")]
         try:
@@ -418,6 +446,8 @@ class DemoApp:
             for t in pumps:
                 t.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+            if metrics is not None:
+                await metrics.stop()
 
     def _accept(self, result: SubscribeResult) -> None:
         """Go on with the channels the gateway accepted; name each refused one and why."""
@@ -429,7 +459,7 @@ class DemoApp:
         if not self.channels:
             raise NoChannelsError(f"no channel to show: {text}")
         self.refused = text
-        self._say(f"{text}; going on with {', '.join(self.channels)}")
+        self._say(f"{text}; going on with {', '.join(self.channels)}", "subscribe_error")
         self.notice = text
 
     async def _dashboard(self) -> None:
@@ -596,9 +626,14 @@ class DemoApp:
         except Exception as exc:  # the refresh thread must survive a bad frame; show it instead
             return Text(f"dashboard render failed: {type(exc).__name__}: {exc}", style="red")
 
-    def _say(self, text: str) -> None:
-        if not self._dashboard_up:
-            print(f"tickpipe demo: {text}", file=sys.stderr, flush=True)
+    def _say(self, text: str, event: str = "status", **fields: Any) -> None:
+        if self._dashboard_up:
+            return
+        if self.opts.log_format == "json":  # about an event: its JSONL name
+            level = logging.WARNING if event.endswith("error") else logging.INFO
+            log_event(log, event, text, level, **fields)
+            return
+        print(f"tickpipe demo: {text}", file=sys.stderr, flush=True)
 
     def _capture_logs(self) -> None:
         """While the dashboard is up, log records go to the events pane, not over the screen."""
@@ -609,15 +644,27 @@ class DemoApp:
                 events.append(f"{time.strftime('%H:%M:%S')} log {record.getMessage()}")
 
         self._log_handler = _ToPane(logging.WARNING)
-        logging.getLogger().addHandler(self._log_handler)
+        root = logging.getLogger()
+        root.addHandler(self._log_handler)
+        if sys.stderr.isatty():  # --log-format json on the terminal: not over the screen
+            for h in list(root.handlers):
+                if h.get_name() == "tickpipe-cli":
+                    self._stderr_handler = h
+                    root.removeHandler(h)
 
     def _release_logs(self) -> None:
+        root = logging.getLogger()
         if self._log_handler is not None:
-            logging.getLogger().removeHandler(self._log_handler)
+            root.removeHandler(self._log_handler)
             self._log_handler = None
+        if self._stderr_handler is not None:
+            root.addHandler(self._stderr_handler)
+            self._stderr_handler = None
 
     def _print_summary(self) -> None:
-        if self.fatal:
+        if self.fatal and self.opts.log_format == "json":
+            log_event(log, "error", self.fatal, logging.ERROR)
+        elif self.fatal:
             print(f"tickpipe demo: error: {self.fatal}", file=sys.stderr, flush=True)
         why = {"SIGINT": "Ctrl-C", "q": "q pressed", "duration": "--duration reached"}.get(
             self.stop_reason, self.stop_reason or "done"

@@ -24,6 +24,9 @@ refused on a non-loopback --host unless --allow-demo-key. Limits: docs/security.
 admin API: http://127.0.0.1:ADMIN_PORT/admin/... with header X-Admin-Token (see docs/protocol.md).
 faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value) on top, e.g.
   --fault drop_delta=0.01 --fault 'silence_channel=["ticker:AAPL"]' --fault snapshot_rate_limit=5
+metrics: --metrics-port P serves tickpipe_gateway_* at http://127.0.0.1:P/metrics (0: any free
+port, named at start and as "metrics_port" in --ready-json). --log-format json: stderr as one
+JSON object a line (the admin token is then left out: take it from --ready-json or set it).
 dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> BTCUSDT; /ws,
 /stream, /api/v3/depth, exchangeInfo, ping, time; request weight 6000/min, 429/418; pings every
 20 s; 24 h connection age), no orders or keys; stream URL printed = the base to pass as
@@ -115,6 +118,9 @@ def register(sub: Any) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level (INFO)",
     )
+    from tickpipe.cli.logfmt import add_observe_args
+
+    add_observe_args(p)
     p.set_defaults(func=run)
 
 
@@ -179,12 +185,23 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(message)s")
+    from tickpipe.cli.logfmt import setup_logging
+
     try:
         config = build_config(args)
     except ConfigError as exc:
         print(f"tickpipe gateway: {exc}", file=sys.stderr)
         return 2
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        print(
+            f"tickpipe gateway: --metrics-port must be 0..65535 (0: any free), "
+            f"got {args.metrics_port}",
+            file=sys.stderr,
+        )
+        return 2
+    secrets = [secret for _, secret in config.keys]
+    env_secret = os.environ.get("TICKPIPE_SECRET")
+    setup_logging(args.log_format, args.log_level, secrets=[*secrets, env_secret])
     try:
         import uvloop
 
@@ -192,13 +209,20 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
         runner = asyncio.run
     try:
-        return int(runner(_serve(config, args.ready_json)))
+        return int(
+            runner(_serve(config, args.ready_json, args.metrics_port, args.log_format == "json"))
+        )
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(config: Any, ready_json: bool) -> int:
+async def _serve(
+    config: Any, ready_json: bool, metrics_port: int | None = None, json_logs: bool = False
+) -> int:
+    from tickpipe.cli.logfmt import log_event
+    from tickpipe.client.prometheus import MetricsServer
     from tickpipe.gateway import Gateway
+    from tickpipe.gateway.metrics import gateway_registry
 
     try:
         gw = Gateway(config)
@@ -220,20 +244,59 @@ async def _serve(config: Any, ready_json: bool) -> int:
         print(f"tickpipe gateway: cannot listen on {where}: {why}", file=sys.stderr)
         await gw.stop()
         return 1
+    metrics = None
+    if metrics_port is not None:
+        metrics = MetricsServer(gateway_registry(gw), metrics_port)
+        try:
+            await metrics.start()
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            print(
+                f"tickpipe gateway: cannot listen on 127.0.0.1:{metrics_port} "
+                f"(--metrics-port): {why}",
+                file=sys.stderr,
+            )
+            await gw.stop()
+            return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     err = sys.stderr
-    print(f"tickpipe gateway: stream {gw.stream_url}  REST {gw.rest_url}", file=err)
-    print(f"tickpipe gateway: keys {', '.join(sorted(gw.keys))} (from {gw.key_source})", file=err)
-    if gw.admin_url:
-        print(f"tickpipe gateway: admin {gw.admin_url}  X-Admin-Token: {gw.admin_token}", file=err)
-    print(
-        f"tickpipe gateway: seed {config.seed}, rate {config.rate or 'max'}/s per instrument, "
-        f"{len(gw.instruments)} instruments; Ctrl-C stops",
-        file=err,
-    )
+    if json_logs:
+        glog = logging.getLogger("tickpipe.gateway")
+        log_event(
+            glog,
+            "listening",
+            "serving",
+            stream_url=gw.stream_url,
+            rest_url=gw.rest_url,
+            admin_url=gw.admin_url,
+            metrics_url=metrics.url if metrics is not None else None,
+            keys=sorted(gw.keys),
+            key_source=gw.key_source,
+            seed=config.seed,
+            dialect=config.dialect,
+            rate=config.rate,
+            instruments=len(gw.instruments),
+        )
+    else:
+        print(f"tickpipe gateway: stream {gw.stream_url}  REST {gw.rest_url}", file=err)
+        print(
+            f"tickpipe gateway: keys {', '.join(sorted(gw.keys))} (from {gw.key_source})", file=err
+        )
+        if gw.admin_url:
+            print(
+                f"tickpipe gateway: admin {gw.admin_url}  X-Admin-Token: {gw.admin_token}",
+                file=err,
+            )
+        if metrics is not None:
+            print(f"tickpipe gateway: metrics {metrics.url}", file=err)
+        print(
+            f"tickpipe gateway: seed {config.seed}, rate {config.rate or 'max'}/s per instrument, "
+            f"{len(gw.instruments)} instruments; Ctrl-C stops",
+            file=err,
+        )
     if ready_json:
         ready = {
             "event": "ready",
@@ -245,6 +308,7 @@ async def _serve(config: Any, ready_json: bool) -> int:
             "key_source": gw.key_source,
             "port": gw.port,
             "admin_port": gw.admin_port,
+            "metrics_port": metrics.port if metrics is not None else None,
             "seed": config.seed,
             "dialect": config.dialect,
             "rate": config.rate,
@@ -257,5 +321,7 @@ async def _serve(config: Any, ready_json: bool) -> int:
     try:
         await stop.wait()
     finally:
+        if metrics is not None:
+            await metrics.stop()
         await gw.stop()
     return 0

@@ -17,6 +17,12 @@ Exit status: 0 at the end of ``--duration`` or on Ctrl-C / SIGTERM; 3 after ``au
 2 on a usage error or when every channel is refused; 1 when the gateway cannot be reached at
 start (also when ``--duration`` ends before a connection was made, and at once when the stream
 URL answers a permanent HTTP 4xx such as 404).
+
+``--metrics-port P`` serves Prometheus metrics at ``http://127.0.0.1:P/metrics`` (0: any free
+port) from the start, and writes one ``metrics {url, port}`` line on stdout (JSONL or human)
+before connecting; a port that cannot be bound exits 1 naming the flag. ``--log-format json``
+writes stderr as one JSON object a line (see ``cli/logfmt.py``), and mirrors each client event
+there too (``event`` = the JSONL name).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -33,14 +40,34 @@ from collections.abc import Awaitable, Coroutine
 from decimal import Decimal
 from typing import Any, TextIO, TypeVar
 
+from tickpipe.cli.logfmt import add_observe_args, log_event, setup_logging
 from tickpipe.client.client import DEFAULT_REST_URL, DEFAULT_STREAM_URL, Client
-from tickpipe.client.credentials import DEFAULT_KEY, DEFAULT_SECRET
+from tickpipe.client.credentials import DEFAULT_KEY, DEFAULT_SECRET, resolve_credentials
 from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
 from tickpipe.client.events import AuthFailed, ClientEvent
 from tickpipe.errors import AuthError, ConfigError, StreamError
 from tickpipe.protocol.frames import split_channel
 
 T = TypeVar("T")
+
+log = logging.getLogger("tickpipe.cli.watch")
+event_log = logging.getLogger("tickpipe.events")
+_json_logs = False  # --log-format json: stderr messages go through the JSON logger
+WARNING_EVENTS = frozenset(
+    {
+        "auth_failed",
+        "bad_frame",
+        "connect_retry",
+        "disconnected",
+        "gap",
+        "overflow",
+        "reconnecting",
+        "snapshot_error",
+        "stale",
+        "subscribe_error",
+        "trades_missed",
+    }
+)
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
 FINAL_DEPTH = 10
@@ -90,6 +117,7 @@ def register(sub: Any) -> None:
         help="one JSON object a line on stdout: the client's events, ticker and trade lines, "
         "final_book",
     )
+    add_observe_args(p)
     p.set_defaults(func=run)
 
 
@@ -109,6 +137,17 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"--duration must be a number of seconds > 0, got {args.duration}")
     if args.stale_after is not None and not args.stale_after > 0:
         return _usage(f"--stale-after must be > 0, got {args.stale_after}")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        return _usage(f"--metrics-port must be 0..65535 (0: any free), got {args.metrics_port}")
+    if args.log_format == "json":
+        global _json_logs
+        _json_logs = True
+        try:
+            _, secret = resolve_credentials(args.key, args.secret)
+        except ConfigError:
+            secret = args.secret
+        setup_logging("json", logging.INFO, secrets=[secret])
+        logging.getLogger("picows").setLevel(logging.WARNING)  # one line a connect otherwise
     try:
         client = Client(
             stream_url=args.stream_url,
@@ -122,7 +161,10 @@ def run(args: argparse.Namespace) -> int:
     printer = Printer(sys.stdout, jsonl=args.jsonl)
     deadline = None if args.duration is None else started + args.duration
     channels = list(dict.fromkeys(args.channels))
-    return _run_loop(Watch(client, channels, args.duration, deadline, printer).run())
+    watch = Watch(client, channels, args.duration, deadline, printer)
+    watch.metrics_port = args.metrics_port
+    watch.log_events = args.log_format == "json"
+    return _run_loop(watch.run())
 
 
 def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
@@ -260,6 +302,8 @@ class Watch:
         self.signalled = False
         self.code = EXIT_OK
         self.printing = True
+        self.metrics_port: int | None = None  # --metrics-port
+        self.log_events = False  # --log-format json: each client event also logged on stderr
 
     def _on_signal(self) -> None:
         self.signalled = True
@@ -300,6 +344,8 @@ class Watch:
             async for ev in feed:
                 if self.printing:
                     self.printer.event(ev)
+                if self.log_events:
+                    _log_client_event(ev)
                 if isinstance(ev, AuthFailed):
                     self.code = EXIT_AUTH
                     self.stop.set()
@@ -313,6 +359,27 @@ class Watch:
                 else:
                     self.printer.data(item)
 
+        metrics = None
+        if self.metrics_port is not None:
+            from tickpipe.client.prometheus import MetricsServer, client_registry
+
+            metrics = MetricsServer(client_registry(client), self.metrics_port)
+            try:
+                await metrics.start()
+            except OSError as exc:
+                why = os.strerror(exc.errno) if exc.errno else str(exc)
+                _say(
+                    f"cannot listen on 127.0.0.1:{self.metrics_port} (--metrics-port): {why}",
+                    "metrics_error",
+                )
+                await client.close()
+                return EXIT_UNREACHABLE
+            self.printer.write(
+                {"event": "metrics", "t": time.time(), "url": metrics.url, "port": metrics.port}
+            )
+            if self.log_events:
+                log_event(log, "metrics", f"metrics at {metrics.url}", url=metrics.url,
+                          port=metrics.port)  # fmt: skip
         pumps = [asyncio.create_task(pump())]
         pumps += [asyncio.create_task(pump_data(f)) for f in data_feeds]
         try:
@@ -320,6 +387,8 @@ class Watch:
         finally:
             self.printing = False
             await client.close()
+            if metrics is not None:
+                await metrics.stop()
             for t in pumps:
                 t.cancel()
             for t in pumps:
@@ -338,7 +407,7 @@ class Watch:
             return EXIT_AUTH
         except StreamError as exc:
             await _flush(feed, printer)
-            _say(str(exc))
+            _say(str(exc), "unreachable")
             return EXIT_UNREACHABLE
         except _Stopped:
             await _flush(feed, printer)
@@ -346,7 +415,8 @@ class Watch:
                 return self.code
             _say(
                 f"not connected to {client.stream_url} within --duration {self.duration:g} s "
-                "(see the connect_retry lines)"
+                "(see the connect_retry lines)",
+                "unreachable",
             )
             return EXIT_UNREACHABLE
         watched = list(self.channels)
@@ -355,7 +425,7 @@ class Watch:
         except _Stopped:
             result = None
         except StreamError as exc:  # lost before the answer: re-subscribed on reconnect
-            _say(f"{exc}; the channels are asked for again after a reconnect")
+            _say(f"{exc}; the channels are asked for again after a reconnect", "subscribe_error")
             result = None
         if result is not None and result.refused:
             await _flush(feed, printer)
@@ -363,11 +433,15 @@ class Watch:
             symbols = ", ".join(sorted(client.instruments)) or "none"
             watched = [ch for ch in self.channels if ch not in result.refused]
             if not watched:
-                _say(f"error: the gateway refused every channel: {refused}; symbols: {symbols}")
+                _say(
+                    f"error: the gateway refused every channel: {refused}; symbols: {symbols}",
+                    "subscribe_error",
+                )
                 return EXIT_USAGE
             _say(
                 f"refused {refused}; symbols the gateway lists: {symbols}; "
-                f"watching the other {len(watched)}: {', '.join(watched)}"
+                f"watching the other {len(watched)}: {', '.join(watched)}",
+                "subscribe_error",
             )
         with contextlib.suppress(_Stopped):
             await self._until_stop(asyncio.Event().wait())  # until a signal or the deadline
@@ -380,8 +454,21 @@ class Watch:
         return self.code
 
 
-def _say(msg: str) -> None:
+def _say(msg: str, event: str = "error") -> None:
+    """A message for the person on stderr; with ``--log-format json`` a JSON line whose
+    ``event`` names what it is about (``subscribe_error``, ``unreachable``...)."""
+    if _json_logs:
+        log_event(log, event, msg, logging.WARNING)
+        return
     print(f"tickpipe watch: {msg}", file=sys.stderr, flush=True)
+
+
+def _log_client_event(ev: ClientEvent) -> None:
+    d = ev.to_dict()
+    name = d.pop("event")
+    d.pop("t", None)
+    level = logging.WARNING if name in WARNING_EVENTS else logging.INFO
+    log_event(event_log, name, name, level, **d)
 
 
 async def _flush(feed: Any, printer: Printer) -> None:

@@ -389,7 +389,9 @@ class Client:
     async def _fetch_snapshot(self, channel: str) -> Snapshot:
         _, symbol = frames.split_channel(channel)
         rest: RestClient = self._require(self._rest)
-        return await rest.snapshot(symbol, self.config.snapshot_depth)
+        snap = await rest.snapshot(symbol, self.config.snapshot_depth)
+        self.metrics.snapshot_ok += 1
+        return snap
 
     def _cancel_on_gap(self, symbol: str) -> None:
         """Read path hook: a book broke. Cancel our orders in it, off the read path."""

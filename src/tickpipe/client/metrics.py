@@ -118,6 +118,7 @@ class Metrics:
         "resyncs",
         "snapshot_429",
         "snapshot_errors",
+        "snapshot_ok",
         "snapshot_requests",
         "trades_missed",
         "unexpected_frames",
@@ -135,6 +136,7 @@ class Metrics:
         self.snapshot_requests = 0
         self.snapshot_429 = 0
         self.snapshot_errors = 0
+        self.snapshot_ok = 0  # fetches answered with a snapshot (per fetch, not per frame)
         self.trades_missed = 0
         self.callback_errors = 0
         self.overflow_dropped = 0
