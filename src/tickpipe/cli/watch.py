@@ -174,7 +174,7 @@ class Printer:
                 "seq": item.seq,
                 "bid": _dec(item.bid),
                 "ask": _dec(item.ask),
-                "last": _dec(item.last),
+                "last": None if item.last is None else _dec(item.last),
             }
         else:
             d = {
