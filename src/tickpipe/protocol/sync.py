@@ -258,6 +258,7 @@ class BookSync:
 
     __slots__ = (
         "_backoff",
+        "_bridging",
         "_buffer",
         "_buffered_levels",
         "_live_applied",
@@ -305,6 +306,9 @@ class BookSync:
         self._live_applied = 0  # deltas applied since the book last became LIVE
         self._stale_tries = 0  # unbridgeable snapshots in a row for the current buffer
         self.ever_synced = False  # has this book been LIVE since it was created?
+        # LIVE on a snapshot newer than every update buffered: the next update must bridge
+        # it (RANGE: U <= S + 1 <= u), not follow it
+        self._bridging = False
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -495,12 +499,11 @@ class BookSync:
             return self.on_delta(last_id, bids, asks, checksum)
         state = self.state
         if state is SyncState.LIVE:
+            check = bridges_ids if self._bridging else follows_ids
             step = (
                 Step.NEXT
                 if self.seq is None
-                else follows_ids(
-                    rules.continuity, self.seq, first_id, last_id, prev_id, self.channel
-                )
+                else check(rules.continuity, self.seq, first_id, last_id, prev_id, self.channel)
             )
             if step is Step.COVERED:
                 self.stats.duplicates += 1
@@ -517,6 +520,7 @@ class BookSync:
                     self._updates.append(keep)
                     self._buffered_levels = len(bids) + len(asks)
                 return DeltaResult.GAP
+            self._bridging = False
             if self._apply_update(last_id, bids, asks, checksum):
                 return DeltaResult.APPLIED
             return DeltaResult.GAP
@@ -666,6 +670,7 @@ class BookSync:
             book.truncate(self._rules.depth)
         self.seq = seq
         pending = self._updates
+        self._bridging = not pending  # nothing after the snapshot yet: the next must bridge it
         self._updates = deque()
         self._buffered_levels = 0
         self._trimmed_seq = _NO_SEQ
