@@ -2,6 +2,8 @@
 
     TickpipeError                     root of everything tickpipe raises on purpose
     ├── ConfigError (ValueError)      a user setting or argument is invalid (names the setting)
+    │   └── UnsupportedError          the venue does not offer this (orders on a market-data
+    │                                 venue): names the venue and the call
     ├── ProtocolError                 the peer broke VTS/1
     │   └── FrameError                one frame could not be decoded or validated;
     │                                 .channel and .field name what was wrong
@@ -35,6 +37,15 @@ class TickpipeError(Exception):
 
 class ConfigError(TickpipeError, ValueError):
     """A user setting or argument is invalid. The message names the setting."""
+
+
+class UnsupportedError(ConfigError):
+    """The client's venue does not offer this call (orders on a market-data-only venue).
+    ``.venue`` names the venue."""
+
+    def __init__(self, message: str, venue: str) -> None:
+        super().__init__(message)
+        self.venue = venue
 
 
 class ProtocolError(TickpipeError):

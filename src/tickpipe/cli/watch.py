@@ -46,7 +46,7 @@ from tickpipe.client.credentials import DEFAULT_KEY, DEFAULT_SECRET, resolve_cre
 from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
 from tickpipe.client.events import AuthFailed, ClientEvent
 from tickpipe.errors import AuthError, ConfigError, StreamError
-from tickpipe.protocol.frames import split_channel
+from tickpipe.venues.registry import VENUES, venue_named
 
 T = TypeVar("T")
 
@@ -87,8 +87,25 @@ def register(sub: Any) -> None:
         "refused, 1 if the gateway cannot be reached (or the stream URL answers HTTP 4xx).",
     )
     p.add_argument("channels", nargs="+", metavar="CHANNEL", help="e.g. orderbook:AAPL")
-    p.add_argument("--stream-url", default=DEFAULT_STREAM_URL, help="default: %(default)s")
-    p.add_argument("--rest-url", default=DEFAULT_REST_URL, help="default: %(default)s")
+    p.add_argument(
+        "--venue",
+        default="vts",
+        choices=list(VENUES),
+        help="the venue's protocol (default: %(default)s, the reference gateway's VTS/1); "
+        "channels use the venue's own symbols (binance: orderbook:BTCUSDT)",
+    )
+    p.add_argument(
+        "--stream-url",
+        default=None,
+        help=f"vts: the stream URL (default: {DEFAULT_STREAM_URL}); another venue: its scheme, "
+        "host and port only, the documented path is appended (default: the venue's own)",
+    )
+    p.add_argument(
+        "--rest-url",
+        default=None,
+        help=f"vts: the REST URL (default: {DEFAULT_REST_URL}); another venue: scheme, host and "
+        "port only (default: the venue's own)",
+    )
     p.add_argument(
         "--key", default=None, help=f"API key (default: $TICKPIPE_KEY, else {DEFAULT_KEY})"
     )
@@ -128,9 +145,13 @@ def _usage(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    try:
+        venue = venue_named(args.venue)
+    except ConfigError as exc:
+        return _usage(str(exc))
     for ch in args.channels:
         try:
-            split_channel(ch)
+            venue.parse_channel(ch)
         except ValueError as exc:
             return _usage(str(exc))
     if args.duration is not None and not 0 < args.duration < float("inf"):
@@ -154,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             rest_url=args.rest_url,
             key=args.key,
             secret=args.secret,
+            venue=venue,
             stale_after_s=args.stale_after,
         )
     except ConfigError as exc:
@@ -216,7 +238,7 @@ class Printer:
                 "seq": item.seq,
                 "bid": _dec(item.bid),
                 "ask": _dec(item.ask),
-                "last": _dec(item.last),
+                "last": None if item.last is None else _dec(item.last),
             }
         else:
             d = {

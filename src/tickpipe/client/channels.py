@@ -24,8 +24,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 
-from tickpipe.client.dispatch import Dispatcher
+from tickpipe.client.dispatch import Dispatcher, TickerUpdate, TradeUpdate
 from tickpipe.client.events import (
     Active,
     BadFrame,
@@ -42,6 +43,7 @@ from tickpipe.client.views import BookView
 from tickpipe.errors import FrameError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.normalised import BookDelta, TickerEvent, TradeEvent
 from tickpipe.protocol.seqtrack import SeqResult, SeqTracker
 from tickpipe.protocol.sync import (
     BookSync,
@@ -54,6 +56,7 @@ from tickpipe.protocol.sync import (
     SyncState,
 )
 from tickpipe.protocol.watchdog import SilenceDetector
+from tickpipe.venues.base import Venue
 
 log = logging.getLogger("tickpipe.client.channels")
 
@@ -76,20 +79,31 @@ class BookChannel:
 class SeqChannel:
     """A ``ticker:`` or ``trades:`` channel."""
 
-    __slots__ = ("channel", "kind", "last", "last_update", "silent", "stale", "symbol", "tracker")
+    __slots__ = (
+        "channel",
+        "count",
+        "kind",
+        "last",
+        "last_update",
+        "silent",
+        "stale",
+        "symbol",
+        "tracker",
+    )
 
     def __init__(self, channel: str, kind: str, symbol: str) -> None:
         self.channel = channel
         self.kind = kind
         self.symbol = symbol
         self.tracker = SeqTracker(channel)
-        self.last: frames.Ticker | frames.Trade | None = None
+        self.last: frames.Ticker | frames.Trade | TickerUpdate | TradeUpdate | None = None
+        self.count = 0  # venue tickers carry no seq of their own: numbered here
         self.last_update: float | None = None
         self.stale = True
         self.silent = False
 
 
-ControlHandler = Callable[[frames.ServerFrame], None]
+ControlHandler = Callable[[object], None]
 
 
 class Channels:
@@ -107,7 +121,10 @@ class Channels:
         random: Callable[[], float],
         silence: SilenceDetector,
         connected: Callable[[], bool],
+        venue: Venue,
     ) -> None:
+        self.venue = venue
+        self._decode = venue.decode
         self.metrics = metrics
         self.dispatcher = dispatcher
         self._scheduler = scheduler_ref
@@ -135,7 +152,7 @@ class Channels:
         m.frames += 1
         m.bytes += len(data)
         try:
-            f = frames.decode_server_frame(data)  # type: ignore[arg-type]
+            f = self._decode(data)  # the venue's decoder (VTS/1: frames.decode_server_frame)
         except FrameError as exc:  # names the channel when it can be read: that book resyncs
             self.bad_frame(exc)
             return
@@ -144,6 +161,10 @@ class Channels:
             self._on_delta(f)  # type: ignore[arg-type]
         elif tp is frames.Ticker or tp is frames.Trade:
             self._on_seq(f)  # type: ignore[arg-type]
+        elif tp is BookDelta:
+            self._on_update(f)  # type: ignore[arg-type]
+        elif tp is TickerEvent or tp is TradeEvent:
+            self._on_venue_seq(f)  # type: ignore[arg-type]
         else:
             self.control(f)
 
@@ -173,6 +194,99 @@ class Channels:
             self.metrics.duplicates += 1
         if sync.events:
             self._drain(bc)
+
+    def _on_update(self, f: BookDelta) -> None:
+        """A normalised venue delta: the book's own rules (``BookSync.on_update``)."""
+        channel = "orderbook:" + f.symbol
+        bc = self.books.get(channel)
+        if bc is None or bc.sync.state not in _FEEDABLE:
+            self.metrics.unexpected_frames += 1
+            return
+        sync = bc.sync
+        inst = sync.book.instrument
+        try:
+            bids = frames.parse_levels(f.bids, inst, channel, "bids")
+            asks = frames.parse_levels(f.asks, inst, channel, "asks")
+            res = sync.on_update(bids, asks, f.last_id, f.first_id, f.prev_id, f.checksum)
+        except FrameError as exc:
+            self.bad_frame(exc)
+            return
+        now = self._clock()
+        if self._watch_silence and self.silence.on_frame(channel, now) and bc.silent:
+            bc.silent = False
+            self.emit(Active(channel=channel))
+        if res is DeltaResult.APPLIED:
+            bc.last_update = now
+            if f.ts_ns is not None:
+                self.metrics.latency.record((time.time_ns() - f.ts_ns) / 1e6)
+            self.dispatcher.book_changed(self.views[channel])
+        elif res is DeltaResult.DUPLICATE:
+            self.metrics.duplicates += 1
+        if sync.events:
+            self._drain(bc)
+
+    def _on_venue_seq(self, f: TickerEvent | TradeEvent) -> None:
+        """A normalised ticker or trade: numbered (trades by their numeric id, tickers here),
+        tracked as a VTS/1 one is, handed to the dispatcher as the user-facing value."""
+        ticker = type(f) is TickerEvent
+        channel = ("ticker:" if ticker else "trades:") + f.symbol
+        sc = self.seqs.get(channel)
+        if sc is None:
+            self.metrics.unexpected_frames += 1
+            return
+        ts = f.ts_ns if f.ts_ns is not None else time.time_ns()
+        try:
+            if isinstance(f, TickerEvent):
+                seq = sc.count + 1
+                item: TickerUpdate | TradeUpdate = TickerUpdate(
+                    channel,
+                    f.symbol,
+                    seq,
+                    ts,
+                    Decimal(f.bid),  # type: ignore[arg-type]
+                    Decimal(f.bid_size),  # type: ignore[arg-type]
+                    Decimal(f.ask),  # type: ignore[arg-type]
+                    Decimal(f.ask_size),  # type: ignore[arg-type]
+                    None if f.last is None else Decimal(f.last),
+                    None if f.volume is None else Decimal(f.volume),
+                )
+            else:
+                tid = f.trade_id
+                seq = int(tid) if tid.isascii() and tid.isdigit() else sc.count + 1
+                item = TradeUpdate(
+                    channel, f.symbol, seq, ts, tid, Decimal(f.price), Decimal(f.size), f.side or ""
+                )
+        except (InvalidOperation, TypeError, ValueError) as exc:
+            self.bad_frame(FrameError(f"bad {sc.kind} values: {exc!r}", channel=channel))
+            return
+        sc.count += 1
+        res = sc.tracker.feed(seq)
+        now = self._clock()
+        if self._watch_silence and self.silence.on_frame(channel, now) and sc.silent:
+            sc.silent = False
+            self.emit(Active(channel=channel))
+        if res is SeqResult.DUPLICATE:
+            self.metrics.duplicates += 1
+            return
+        if res is SeqResult.OUTLIER or res is SeqResult.REBASELINED:
+            self.metrics.bad_frames += 1
+            self.emit(BadFrame(channel=channel, error=sc.tracker.last_anomaly or "bad seq"))
+            if res is SeqResult.OUTLIER:
+                return
+        if res is SeqResult.GAP and not ticker:
+            gap = sc.tracker.last_gap
+            assert gap is not None
+            self.metrics.trades_missed += gap.missed
+            self.emit(
+                TradesMissed(channel=channel, expected=gap.expected, got=gap.got, missed=gap.missed)
+            )
+        sc.last = item
+        sc.last_update = now
+        sc.stale = False
+        if ticker:
+            self.dispatcher.ticker(item)  # type: ignore[arg-type]
+        else:
+            self.dispatcher.trade(item)  # type: ignore[arg-type]
 
     def _on_seq(self, f: frames.Ticker | frames.Trade) -> None:
         sc = self.seqs.get(f.channel)
@@ -276,7 +390,7 @@ class Channels:
     # -- subscription life -------------------------------------------------------------------
     def activate(self, channel: str) -> str | None:
         """The gateway confirmed ``channel``: (re)start it. Returns an error code or None."""
-        kind, symbol = frames.split_channel(channel)
+        kind, symbol = self.venue.parse_channel(channel)
         now = self._clock()
         self.silence.watch(channel, now)
         if kind == "orderbook":
@@ -285,9 +399,10 @@ class Channels:
                 inst = self.instruments.get(symbol)
                 if inst is None:
                     return "unknown_instrument"
-                bc = BookChannel(
-                    channel, symbol, BookSync(channel, inst, self._random, self._sync_config)
+                sync = BookSync(
+                    channel, inst, self._random, self._sync_config, self.venue.sync_rules(symbol)
                 )
+                bc = BookChannel(channel, symbol, sync)
                 self.books[channel] = bc
                 self.views[channel] = BookView(bc, self._clock, self._connected)
             bc.silent = False

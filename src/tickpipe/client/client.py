@@ -36,13 +36,14 @@ from urllib.parse import urlsplit
 from tickpipe.client.channels import Channels
 from tickpipe.client.config import ClientConfig
 from tickpipe.client.credentials import resolve_credentials
-from tickpipe.client.dispatch import Dispatcher, Feed
+from tickpipe.client.dispatch import Dispatcher, Feed, TickerUpdate
 from tickpipe.client.events import OrdersCancelled, SubscribeError
 from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
 from tickpipe.client.orders import CancelReport, Order, OrderManager
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
+from tickpipe.client.venue import Venue, base_url, resolve_venue
 from tickpipe.client.views import BookView
 from tickpipe.errors import (
     BlindError,
@@ -53,6 +54,7 @@ from tickpipe.errors import (
     StreamError,
     SyncTimeout,
     UnknownOrderError,
+    UnsupportedError,
 )
 from tickpipe.protocol import frames
 from tickpipe.protocol.frames import Snapshot
@@ -133,7 +135,9 @@ def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> str:
     return url
 
 
-def _channel_list(channels: Sequence[str] | str) -> list[str]:
+def _channel_list(channels: Sequence[str] | str, venue: Venue | None = None) -> list[str]:
+    """Channels checked by ``venue`` (None: as ``KIND:SYMBOL``), duplicates dropped."""
+    parse = frames.split_channel if venue is None else venue.parse_channel
     if isinstance(channels, str):
         channels = [channels]
     out: list[str] = []
@@ -141,7 +145,7 @@ def _channel_list(channels: Sequence[str] | str) -> list[str]:
         if not isinstance(ch, str):
             raise ConfigError(f"channel names are strings, got {ch!r}")
         try:
-            frames.split_channel(ch)
+            parse(ch)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if ch not in out:
@@ -150,7 +154,15 @@ def _channel_list(channels: Sequence[str] | str) -> list[str]:
 
 
 class Client:
-    """One multiplexed VTS/1 connection, exact local books, safe recovery.
+    """One multiplexed connection to a venue, exact local books, safe recovery.
+
+    ``venue`` (keyword, default ``"vts"``): ``"vts"`` (VTS/1, the reference gateway) or
+    ``"binance"`` (Binance spot public market data; no orders: the order calls raise
+    :class:`~tickpipe.errors.UnsupportedError`). For VTS/1 ``stream_url`` and ``rest_url`` are
+    used whole (defaults ``ws://127.0.0.1:8765/v1/stream``, ``http://127.0.0.1:8765``); for
+    another venue they replace only the scheme, host and port of the venue's documented base
+    URLs (default: the venue's own) and its documented paths are appended (``/ws``,
+    ``/api/v3/depth``): see ``tickpipe.client.venue``.
 
     ``key``/``secret`` default to ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` (else the demo key).
     Every other keyword is a :class:`~tickpipe.client.config.ClientConfig` knob (or pass
@@ -159,18 +171,32 @@ class Client:
 
     def __init__(
         self,
-        stream_url: str = DEFAULT_STREAM_URL,
-        rest_url: str = DEFAULT_REST_URL,
+        stream_url: str | None = None,
+        rest_url: str | None = None,
         key: str | None = None,
         secret: str | None = None,
         *,
+        venue: str | Venue = "vts",
         config: ClientConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         **knobs: Any,
     ) -> None:
-        self.stream_url = _check_url("stream_url", stream_url, ("ws", "wss"))
-        self.rest_url = _check_url("rest_url", rest_url, ("http", "https"))
+        self.venue = v = resolve_venue(venue)
+        if v.stream_path is None:  # the URLs are used whole (VTS/1)
+            self.stream_url = _check_url(
+                "stream_url",
+                DEFAULT_STREAM_URL if stream_url is None else stream_url,
+                ("ws", "wss"),
+            )
+            self.rest_url = _check_url(
+                "rest_url", DEFAULT_REST_URL if rest_url is None else rest_url, ("http", "https")
+            )
+        else:
+            self.stream_url = (
+                base_url("stream_url", stream_url, v.stream_base_url, ("ws", "wss")) + v.stream_path
+            )
+            self.rest_url = base_url("rest_url", rest_url, v.rest_base_url, ("http", "https"))
         self.key, secret = resolve_credentials(key, secret)  # a half-set pair: ConfigError
         if config is not None and knobs:
             raise ConfigError("pass either config= or keyword knobs, not both")
@@ -227,6 +253,8 @@ class Client:
             max_body_bytes=cfg.max_rest_body_bytes,
             max_retry_after_s=cfg.max_retry_after_s,
             max_snapshot_levels=cfg.max_snapshot_levels,
+            sends_key=self.venue.sends_key,
+            rate_limit_statuses=self.venue.rate_limit_statuses,
         )
         self._orders = OrderManager(self._rest, cfg.order_retry, self._random)
         self._orders.on_background_report = self._on_background_cancel
@@ -239,15 +267,19 @@ class Client:
             random=self._random,
             silence=SilenceDetector(cfg.stale_after_s),
             connected=lambda: self._sup is not None and self._sup.connected,
+            venue=self.venue,
         )
-        if cfg.cancel_orders_on_gap:
+        if cfg.cancel_orders_on_gap and self.venue.supports_orders:
             self._channels.on_gap = self._cancel_on_gap
+        rate_per_s, burst = self.venue.snapshot_budget(
+            cfg.snapshot_depth, cfg.snapshot_rate_per_s, cfg.snapshot_burst
+        )
         self._scheduler = SnapshotScheduler(
             self._fetch_snapshot,
             self._channels.on_snapshot,
             concurrency=cfg.snapshot_concurrency,
-            rate_per_s=cfg.snapshot_rate_per_s,
-            burst=cfg.snapshot_burst,
+            rate_per_s=rate_per_s,
+            burst=burst,
             jitter_s=cfg.snapshot_jitter_s,
             clock=self._clock,
             random=self._random,
@@ -263,6 +295,7 @@ class Client:
             metrics=self.metrics,
             clock=self._clock,
             random=self._random,
+            venue=self.venue,
         )
         self._tasks = [
             asyncio.create_task(self._sup.run(), name="tickpipe supervisor"),
@@ -291,18 +324,19 @@ class Client:
             await asyncio.sleep(RATE_SAMPLE_EVERY_S)
 
     async def _load_instruments(self) -> None:
-        """GET /v1/instruments, retried (with the reconnect backoff) until the first timeout."""
+        """The venue's instruments (VTS/1: GET /v1/instruments), retried (with the reconnect
+        backoff) until the first timeout."""
         rest, ch = self._require(self._rest), self._require(self._channels)
         deadline = self._clock() + self.config.first_connect_timeout_s
         policy = self.config.reconnect
         attempt = 0
         while True:
             try:
-                insts = await rest.instruments()
+                insts = await rest.venue_instruments(self.venue)
                 break
             except FrameError as exc:  # the gateway answered, but not VTS/1: retrying won't help
                 raise StreamError(
-                    f"instruments from {self.rest_url} are not valid VTS/1: {exc}"
+                    f"instruments from {self.rest_url} are not valid {self.venue.title}: {exc}"
                 ) from exc
             except RestError as exc:  # unreachable, 5xx, 429...: retried until the deadline
                 delay = policy.ceiling(attempt)  # base x 2^attempt up to cap, not jittered
@@ -354,6 +388,14 @@ class Client:
         self.dispatcher.close_feeds()
         self.dispatcher.flush_error_summaries()
 
+    def _check_orders(self, what: str) -> None:
+        if not self.venue.supports_orders:
+            raise UnsupportedError(
+                f"{what}: venue {self.venue.name!r} has no orders in tickpipe (market data "
+                "only; orders on venues are issue 17)",
+                self.venue.name,
+            )
+
     def _check_open(self, what: str) -> None:
         if self._closed:
             raise ClientClosedError(
@@ -387,9 +429,9 @@ class Client:
 
     # -- internals wired into parts --
     async def _fetch_snapshot(self, channel: str) -> Snapshot:
-        _, symbol = frames.split_channel(channel)
+        _, symbol = self.venue.parse_channel(channel)
         rest: RestClient = self._require(self._rest)
-        snap = await rest.snapshot(symbol, self.config.snapshot_depth)
+        snap = await rest.venue_snapshot(self.venue, symbol, self.config.snapshot_depth)
         self.metrics.snapshot_ok += 1
         return snap
 
@@ -433,7 +475,7 @@ class Client:
         """Subscribe (``KIND:SYMBOL``). Returns accepted and refused channels; refusals are
         also reported as ``subscribe_error`` events. Kept across reconnects."""
         self._check_open("subscribe")
-        chans = _channel_list(channels)
+        chans = _channel_list(channels, self.venue)
         sup: Supervisor = self._require(self._sup)
         ch: Channels = self._require(self._channels)
         return await self._unless_closed("subscribe", self._subscribe(sup, ch, chans))
@@ -451,16 +493,32 @@ class Client:
                 await self._load_instruments()
             except StreamError as exc:
                 log.warning("subscribe: instruments reload failed: %s", exc)
+        local: dict[str, str] = {}
+        if self.venue.checks_symbols_locally:  # the venue would ack an unknown one silently
+            for c in chans:
+                symbol = self.venue.parse_channel(c)[1]
+                if symbol not in ch.instruments:
+                    local[c] = "unknown_instrument"
+                    self.dispatcher.event(
+                        SubscribeError(
+                            channel=c,
+                            code="unknown_instrument",
+                            message=f"{self.venue.name} lists no instrument {symbol!r}",
+                        )
+                    )
+            chans = [c for c in chans if c not in local]
         for c in chans:
             sup.wanted[c] = None
-        return await sup.request("subscribe", chans)
+        result = await sup.request("subscribe", chans) if chans else SubscribeResult()
+        result.refused.update(local)
+        return result
 
     async def unsubscribe(self, channels: Sequence[str] | str) -> SubscribeResult:
         """Unsubscribe. Returns the channels unsubscribed (``accepted``) and the refused ones
         with their code, as :meth:`subscribe` does: a channel this client never subscribed is
         refused as ``not_subscribed`` (also reported as a ``subscribe_error`` event)."""
         self._check_open("unsubscribe")
-        chans = _channel_list(channels)
+        chans = _channel_list(channels, self.venue)
         sup: Supervisor = self._require(self._sup)
         refused = {c: "not_subscribed" for c in chans if c not in sup.wanted}
         for c in refused:
@@ -536,12 +594,13 @@ class Client:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(bc.synced_event.wait(), left)
 
-    def ticker(self, symbol: str) -> frames.Ticker | None:
-        """The last ticker frame of ``symbol`` (None before the first; check ``ticker_stale``)."""
+    def ticker(self, symbol: str) -> frames.Ticker | TickerUpdate | None:
+        """The last ticker of ``symbol`` (None before the first; check ``ticker_stale``): the
+        VTS/1 frame, or on another venue the :class:`TickerUpdate` handed to the feeds."""
         ch: Channels = self._require(self._channels)
         sc = ch.seqs.get(symbol if symbol.startswith("ticker:") else f"ticker:{symbol}")
         last = sc.last if sc is not None else None
-        return last if isinstance(last, frames.Ticker) else None
+        return last if isinstance(last, frames.Ticker | TickerUpdate) else None
 
     # -- triggers --
     def on_book(self, fn: Callable[[BookView], Any]) -> Callable[[], None]:
@@ -610,6 +669,7 @@ class Client:
         :class:`~tickpipe.errors.ClientClosedError`.
         """
         self._check_open("place_limit_order")
+        self._check_orders("place_limit_order")
         orders: OrderManager = self._require(self._orders)
         sup: Supervisor = self._require(self._sup)
         if not sup.connected:
@@ -644,6 +704,7 @@ class Client:
 
     async def open_orders(self, symbol: str | None = None) -> list[Order]:
         self._check_open("open_orders")
+        self._check_orders("open_orders")
         orders: OrderManager = self._require(self._orders)
         return await orders.open_orders(symbol)
 
@@ -651,17 +712,20 @@ class Client:
         """One order of this key as the gateway has it now (``status`` open, filled or
         cancelled; ``filled_size``). :class:`~tickpipe.errors.UnknownOrderError` if unknown."""
         self._check_open("get_order")
+        self._check_orders("get_order")
         orders: OrderManager = self._require(self._orders)
         return await orders.get_order(order_id)
 
     async def cancel_order(self, order_id: str) -> Order:
         """Cancel one order (allowed while blind: cancelling is always safe)."""
         self._check_open("cancel_order")
+        self._check_orders("cancel_order")
         orders: OrderManager = self._require(self._orders)
         return await orders.cancel_order(order_id)
 
     async def cancel_all_orders(self, symbol: str | None = None) -> list[str]:
         self._check_open("cancel_all_orders")
+        self._check_orders("cancel_all_orders")
         orders: OrderManager = self._require(self._orders)
         return await orders.cancel_all_orders(symbol)
 

@@ -63,8 +63,8 @@ class TickerUpdate:
     bid_size: Decimal
     ask: Decimal
     ask_size: Decimal
-    last: Decimal
-    volume: Decimal
+    last: Decimal | None  # None where the venue's ticker has none (Binance bookTicker)
+    volume: Decimal | None
 
     @classmethod
     def from_frame(cls, f: frames.Ticker) -> TickerUpdate:
@@ -285,11 +285,11 @@ class Dispatcher:
         self._dirty.pop(channel, None)
         self._last_top.pop(channel, None)
 
-    def ticker(self, f: frames.Ticker) -> None:
+    def ticker(self, f: frames.Ticker | TickerUpdate) -> None:
         if self._callbacks["ticker"] or self._feeds["ticker"]:
             self._push(("ticker", f))
 
-    def trade(self, f: frames.Trade) -> None:
+    def trade(self, f: frames.Trade | TradeUpdate) -> None:
         if self._callbacks["trade"] or self._feeds["trade"]:
             self._push(("trade", f))
 
@@ -323,9 +323,10 @@ class Dispatcher:
                 if not self._items:
                     break
                 kind, obj = self._items.popleft()
-                if kind == "ticker":
+                # venues hand over built updates; VTS/1 frames are converted here
+                if kind == "ticker" and type(obj) is not TickerUpdate:
                     obj = TickerUpdate.from_frame(obj)
-                elif kind == "trade":
+                elif kind == "trade" and type(obj) is not TradeUpdate:
                     obj = TradeUpdate.from_frame(obj)
                 for f in self._feeds[kind]:
                     f.put(obj)

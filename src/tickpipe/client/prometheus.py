@@ -6,8 +6,9 @@ keeps (``Metrics``, each book's ``BookSync.stats``, each ticker/trades ``SeqTrac
 snapshot scheduler, the supervisor) when Prometheus scrapes, and turns them into metric
 families. No ``Counter.inc()`` runs per frame; nothing here is called between scrapes.
 
-Metric names and labels are a contract (issue 15); ``venue`` is :data:`DEFAULT_VENUE` unless the
-client has a ``venue`` attribute or one is passed (one place for the venues to set it):
+Metric names and labels are a contract (issue 15); ``venue`` is the client's venue adapter's
+``name`` (``vts``, ``binance``; :data:`DEFAULT_VENUE` for an object without one) unless one is
+passed (one place for the venues to set it):
 
 - ``tickpipe_frames_received_total{venue,channel}``: for ``ticker:``/``trades:`` channels the
   frames their seq tracker took (in order, gapped, duplicate or off-track); for ``orderbook:``
@@ -141,7 +142,8 @@ class ClientCollector(Collector):
 
     def __init__(self, client: Client, venue: str | None = None) -> None:
         self.client = client
-        self.venue: str = venue or getattr(client, "venue", None) or DEFAULT_VENUE
+        named = getattr(getattr(client, "venue", None), "name", None)  # the client's adapter
+        self.venue: str = venue or (named if isinstance(named, str) else None) or DEFAULT_VENUE
         self.latency = LatencyHistogram()
 
     def describe(self) -> Iterable[Metric]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -40,6 +41,7 @@ from yarl import URL
 from tickpipe.errors import FrameError, RateLimitedError, RestError, UnknownOrderError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
+from tickpipe.venues.base import Venue
 
 log = logging.getLogger("tickpipe.client.rest")
 
@@ -115,8 +117,12 @@ class RestClient:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
         max_snapshot_levels: int = DEFAULT_MAX_SNAPSHOT_LEVELS,
+        sends_key: bool = True,
+        rate_limit_statuses: tuple[int, ...] = (429,),
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.sends_key = sends_key  # False: a public venue, no key leaves this client
+        self.rate_limit_statuses = rate_limit_statuses  # Retry-After pauses (429; Binance 418)
         self.key = key
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -178,7 +184,7 @@ class RestClient:
         """One call; returns the raw body of a 2xx answer or raises a RestError subclass."""
         path_q = path + ("?" + urlencode(params) if params else "")
         body_text = frames.encode(body).decode() if body is not None else ""
-        headers = {"X-VT-KEY": self.key}
+        headers = {"X-VT-KEY": self.key} if self.sends_key else {}
         if signed:
             # strictly increasing: two identical calls in one ms must not share a signature
             # (the gateway refuses a reused one as a replay)
@@ -225,9 +231,12 @@ class RestClient:
                 if isinstance(err, dict) and isinstance(err.get("error"), dict):
                     code = str(err["error"].get("code", code))[:100]
                     message = str(err["error"].get("message", ""))[:500]
+                elif isinstance(err, dict) and "code" in err and "msg" in err:  # Binance's shape
+                    code = str(err["code"])[:100]
+                    message = str(err["msg"])[:500]
             except (msgspec.DecodeError, RecursionError):
                 pass
-            if status == 429:
+            if status in self.rate_limit_statuses:
                 delay, note = parse_retry_after(retry_after, self.max_retry_after_s)
                 if note is not None:
                     self.retry_after_fixed += 1
@@ -250,6 +259,21 @@ class RestClient:
         raw = await self.request_bytes(
             "GET", f"/v1/orderbook/{quote(symbol, safe='')}", params=params
         )
+        return self._capped_snapshot(raw, symbol, frames.decode_snapshot)
+
+    async def venue_instruments(self, venue: Venue) -> list[Instrument]:
+        """The venue's instruments endpoint, decoded by its adapter."""
+        return venue.decode_instruments(await self.request_bytes("GET", venue.instruments_target()))
+
+    async def venue_snapshot(self, venue: Venue, symbol: str, depth: int | None) -> frames.Snapshot:
+        """The venue's depth snapshot of ``symbol``, decoded by its adapter, with the same
+        ``max_snapshot_levels`` checks as :meth:`snapshot`."""
+        raw = await self.request_bytes("GET", venue.snapshot_target(symbol, depth))
+        return self._capped_snapshot(raw, symbol, lambda b: venue.decode_snapshot(b, symbol))
+
+    def _capped_snapshot(
+        self, raw: bytes, symbol: str, decode: Callable[[bytes], frames.Snapshot]
+    ) -> frames.Snapshot:
         cap = self.max_snapshot_levels
         channel = f"orderbook:{symbol}"
         # Each level is one JSON array, so a VTS/1 snapshot with at most `cap` levels a side
@@ -262,7 +286,7 @@ class RestClient:
                 "(max_snapshot_levels): refused",
                 channel=channel,
             )
-        snap = frames.decode_snapshot(raw)
+        snap = decode(raw)
         for side, levels in (("bids", snap.bids), ("asks", snap.asks)):
             if len(levels) > cap:
                 raise FrameError(

@@ -54,6 +54,7 @@ from tickpipe.errors import AuthError, FrameError, HandshakeRejected, StreamErro
 from tickpipe.protocol import frames
 from tickpipe.protocol.backoff import Backoff
 from tickpipe.protocol.watchdog import HeartbeatWatchdog
+from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused, Venue
 
 log = logging.getLogger("tickpipe.client.supervisor")
 
@@ -112,7 +113,7 @@ class Connection(ConnectionSink):
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         loop = asyncio.get_running_loop()
-        self.authed: asyncio.Future[frames.Authenticated] = loop.create_future()
+        self.authed: asyncio.Future[Opened] = loop.create_future()
         # an answer nobody waits for any more (connect timed out) must not warn at GC
         self.authed.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -128,18 +129,19 @@ class Connection(ConnectionSink):
 
     # -- ConnectionSink (called from picows callbacks) --------------------------------------
     def on_text(self, data: bytes | memoryview) -> None:
-        # Only until auth: then the listener calls Channels.on_text directly.
+        # Only until the venue's open answer (VTS/1: auth): then the listener calls
+        # Channels.on_text directly.
         try:
-            f = frames.decode_server_frame(data)  # type: ignore[arg-type]
+            f = self.sup.venue.decode_open(data)
         except FrameError as exc:
             self.sup.channels.bad_frame(exc)
             return
-        if isinstance(f, frames.Authenticated):
+        if isinstance(f, Opened):
             if not self.authed.done():
                 self.authed.set_result(f)
-        elif isinstance(f, frames.ErrorFrame) and f.code == "auth_failed":
+        elif isinstance(f, OpenRefused):
             if not self.authed.done():
-                self.authed.set_exception(AuthError(f.message or "auth_failed"))
+                self.authed.set_exception(AuthError(f.message))
         else:
             self.sup.metrics.unexpected_frames += 1
 
@@ -157,7 +159,7 @@ class Connection(ConnectionSink):
 
     def on_disconnected(self) -> None:
         if not self.authed.done():
-            if self.close_code == AUTH_CLOSE_CODE:
+            if self.close_code is not None and self.close_code == self.sup.venue.auth_close_code:
                 self.authed.set_exception(AuthError(self.close_reason or "auth_failed (4001)"))
             else:
                 self.authed.set_exception(
@@ -172,6 +174,13 @@ class Connection(ConnectionSink):
         if t is None or t.is_disconnected:
             raise StreamError("not connected")
         t.send(WSMsgType.TEXT, frames.encode(frame))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send one text frame built by the venue adapter."""
+        t = self.transport
+        if t is None or t.is_disconnected:
+            raise StreamError("not connected")
+        t.send(WSMsgType.TEXT, data)
 
     def abort(self, reason: str) -> None:
         """End the connection from our side (heartbeat loss, client close)."""
@@ -200,7 +209,9 @@ class Supervisor:
         metrics: Metrics,
         clock: Callable[[], float],
         random: Callable[[], float],
+        venue: Venue,
     ) -> None:
+        self.venue = venue
         self.url = stream_url
         self._key = key
         self._secret = secret
@@ -215,6 +226,10 @@ class Supervisor:
         self.conn: Connection | None = None
         self.wanted: dict[str, None] = {}
         self._pending: dict[int, _Pending] = {}
+        # request id -> (kind, channels) of this connection's requests, for venues that answer
+        # by id only (Ack/Refused); cleared when the connection is lost
+        self._requests: dict[int, tuple[str, list[str]]] = {}
+        self._said_no_orders = False
         self._next_id = 1
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.fatal: StreamError | None = None  # AuthError, or HandshakeRejected at start-up
@@ -296,6 +311,8 @@ class Supervisor:
                 max_fragmented_s=cfg.max_fragmented_message_s,
             )
             conn.listener = lst
+            if not self.venue.awaits_open_answer:
+                lst._on_text = self.channels.on_text  # up at once: the hot path from frame one
             return lst
 
         try:
@@ -320,10 +337,16 @@ class Supervisor:
             raise
         conn.transport = transport
         self.connections_opened += 1
+        venue = self.venue
         try:
             ts_ms = int(time.time() * 1000)
-            conn.send(frames.auth_frame(self._key, self._secret, ts_ms))
-            auth = await asyncio.wait_for(asyncio.shield(conn.authed), cfg.connect_timeout_s)
+            for data in venue.open_frames(self._key, self._secret, ts_ms):
+                conn.send_bytes(data)
+            if venue.awaits_open_answer:
+                auth = await asyncio.wait_for(asyncio.shield(conn.authed), cfg.connect_timeout_s)
+            else:
+                assert venue.heartbeat_ms is not None  # a venue up at once documents its pings
+                auth = Opened("", venue.heartbeat_ms)
         except BaseException:
             conn.abort("client")
             self.conn = None
@@ -344,8 +367,13 @@ class Supervisor:
         self.backoff.connected(self.clock())
         self.dispatcher.event(Connected(url=self.url, session=conn.session))
         try:
-            if self.config.cancel_on_disconnect:
-                conn.send(frames.CancelOnDisconnect(enabled=True))
+            cod = (
+                self.venue.cancel_on_disconnect_frame()
+                if self.config.cancel_on_disconnect
+                else None
+            )
+            if cod is not None:
+                conn.send_bytes(cod)
             if self.wanted:
                 self._send_subscribe(conn, list(self.wanted), None)
         except StreamError:
@@ -404,11 +432,19 @@ class Supervisor:
             if not p.future.done():
                 p.future.set_exception(StreamError(f"connection lost ({reason}) before answer"))
         self._pending.clear()
-        if conn.close_code == AUTH_CLOSE_CODE:
+        self._requests.clear()
+        if conn.close_code is not None and conn.close_code == self.venue.auth_close_code:
             self._fail_auth(AuthError(conn.close_reason or "auth revoked (4001)"))
             return
         scope = self.config.cancel_orders_on_blind
-        if scope != "none" and not self._closing:
+        if scope != "none" and not self._closing and not self.venue.supports_orders:
+            if not self._said_no_orders:  # the kill switch has nothing to do here: say so once
+                self._said_no_orders = True
+                log.info(
+                    "kill switch: %s has no orders in this client, nothing to cancel",
+                    self.venue.name,
+                )
+        elif scope != "none" and not self._closing:
             report = await self.orders.cancel_own(scope)
             self.dispatcher.event(
                 OrdersCancelled(cancelled=report.cancelled, failed=report.failed, scope=scope)
@@ -430,10 +466,12 @@ class Supervisor:
             self.ready.set_exception(exc)
 
     # -- control frames (from the read path) ---------------------------------------------------
-    def _on_control(self, f: frames.ServerFrame) -> None:
+    def _on_control(self, f: object) -> None:
         if isinstance(f, frames.Subscribed):
             self._on_subscribed(f)
         elif isinstance(f, frames.Unsubscribed):
+            if f.id is not None:
+                self._requests.pop(f.id, None)
             for ch in f.channels:
                 self.channels.deactivate(ch)
             self.dispatcher.event(UnsubscribedEvent(channels=list(f.channels)))
@@ -446,10 +484,66 @@ class Supervisor:
         elif isinstance(f, frames.CancelOnDisconnectAck):
             self.cancel_on_disconnect_armed = f.enabled
             self.dispatcher.event(CancelOnDisconnectArmed(enabled=f.enabled))
+        elif isinstance(f, Ack):
+            self._on_ack(f)
+        elif isinstance(f, Refused):
+            self._on_refused(f)
+        elif isinstance(f, Closing):
+            log.info("%s announced it will close the connection: reconnecting", self.venue.name)
+            if self.conn is not None:
+                self.conn.abort("closing")
         else:
             self.metrics.unexpected_frames += 1
 
+    def _on_ack(self, f: Ack) -> None:
+        """A venue answered request ``f.id`` by id: every channel it named is done."""
+        req = self._requests.pop(f.id, None) if isinstance(f.id, int) else None
+        if req is None:
+            self.metrics.unexpected_frames += 1
+            return
+        kind, channels = req
+        p = self._pending.pop(f.id, None)  # type: ignore[arg-type]
+        result = p.result if p is not None else SubscribeResult()
+        if kind == "unsubscribe":
+            for ch in channels:
+                self.channels.deactivate(ch)
+            self.dispatcher.event(UnsubscribedEvent(channels=list(channels)))
+            result.accepted = list(channels)
+        else:
+            for ch in channels:
+                if ch not in self.wanted:  # unsubscribed meanwhile
+                    continue
+                err = self.channels.activate(ch)
+                if err is None:
+                    result.accepted.append(ch)
+                else:
+                    self.wanted.pop(ch, None)
+                    result.refused[ch] = err
+                    self.dispatcher.event(SubscribeError(channel=ch, code=err))
+            self.dispatcher.event(SubscribedEvent(channels=list(result.accepted)))
+        if p is not None and not p.future.done():
+            p.future.set_result(result)
+
+    def _on_refused(self, f: Refused) -> None:
+        """A venue refused request ``f.id`` as a whole: each of its channels is refused."""
+        req = self._requests.pop(f.id, None) if isinstance(f.id, int) else None
+        if req is None:
+            log.warning("%s error: %s %s", self.venue.name, f.code, f.message)
+            return
+        kind, channels = req
+        p = self._pending.pop(f.id, None)  # type: ignore[arg-type]
+        for ch in channels:
+            if kind == "subscribe":
+                self.wanted.pop(ch, None)
+            if p is not None:
+                p.result.refused[ch] = f.code
+            self.dispatcher.event(SubscribeError(channel=ch, code=f.code, message=f.message))
+        if p is not None and not p.future.done():
+            p.future.set_result(p.result)
+
     def _on_subscribed(self, f: frames.Subscribed) -> None:
+        if f.id is not None:
+            self._requests.pop(f.id, None)
         accepted: list[str] = []
         refused: dict[str, str] = {}
         for ch in f.channels:
@@ -516,10 +610,13 @@ class Supervisor:
         self._next_id += 1
         if pending is not None:
             self._pending[sub_id] = pending
-        if pending is not None and pending.kind == "unsubscribe":
-            conn.send(frames.Unsubscribe(channels=channels, id=sub_id))
+        unsub = pending is not None and pending.kind == "unsubscribe"
+        # kept until answered (or the connection is lost): a venue may answer by id only
+        self._requests[sub_id] = ("unsubscribe" if unsub else "subscribe", list(channels))
+        if unsub:
+            conn.send_bytes(self.venue.unsubscribe_frame(channels, sub_id))
         else:
-            conn.send(frames.Subscribe(channels=channels, id=sub_id))
+            conn.send_bytes(self.venue.subscribe_frame(channels, sub_id))
 
     async def wait_up(self, timeout: float) -> Connection:
         if self.fatal is not None:

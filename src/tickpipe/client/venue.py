@@ -1,0 +1,47 @@
+"""The client's venue: which adapter, and the URLs the user's base URLs make with it.
+
+The shell is generic: everything venue-specific is behind ``tickpipe.venues.base.Venue``
+(pure adapters in ``tickpipe/venues/<name>/adapter.py``, looked up by name in
+``tickpipe.venues.registry``). This module only resolves a name to an adapter and joins URLs.
+
+URLs: for a venue with a documented stream path (Binance ``/ws``), ``stream_url`` and
+``rest_url`` replace only the scheme, host and port of the venue's documented base URLs
+(``wss://stream.binance.com:9443``, ``https://api.binance.com``); the documented paths are
+appended unchanged. A URL with a path of its own is refused (ConfigError naming it), so a
+copied full URL is not silently cut. VTS/1 (no documented path) uses its stream URL whole.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from tickpipe.errors import ConfigError
+from tickpipe.venues.base import Venue
+from tickpipe.venues.registry import VENUES, venue_named
+
+__all__ = ["VENUES", "Venue", "base_url", "resolve_venue"]
+
+
+def resolve_venue(venue: str | Venue) -> Venue:
+    """A venue name (``"vts"``, ``"binance"``) or an adapter object."""
+    if isinstance(venue, str):
+        return venue_named(venue)
+    return venue
+
+
+def base_url(name: str, url: str | None, default: str, schemes: tuple[str, ...]) -> str:
+    """``scheme://host[:port]`` from ``url`` (``default`` when None); ConfigError when ``url``
+    is not such a base URL (a path other than ``/``, a query or a fragment)."""
+    if url is None:
+        url = default
+    if not isinstance(url, str):
+        raise ConfigError(f"{name} must be a string URL, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL with a host, got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{name} {url!r}: give only scheme, host and port; the venue's documented paths "
+            "are appended"
+        )
+    return f"{parts.scheme}://{parts.netloc}"

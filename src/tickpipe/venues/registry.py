@@ -1,0 +1,23 @@
+"""The venues the client speaks, by their ``--venue`` name. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tickpipe.errors import ConfigError
+from tickpipe.venues.base import Venue
+from tickpipe.venues.binance.adapter import BinanceSpotVenue
+from tickpipe.venues.vts.adapter import Vts1Venue
+
+VENUES: dict[str, Callable[[], Venue]] = {
+    "vts": Vts1Venue,
+    "binance": BinanceSpotVenue,
+}
+
+
+def venue_named(name: str) -> Venue:
+    """A fresh adapter for ``name``; ConfigError listing the known names otherwise."""
+    make = VENUES.get(name) if isinstance(name, str) else None
+    if make is None:
+        raise ConfigError(f"unknown venue {name!r}: one of {', '.join(VENUES)}")
+    return make()
