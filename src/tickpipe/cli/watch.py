@@ -92,7 +92,8 @@ def register(sub: Any) -> None:
         default="vts",
         choices=list(VENUES),
         help="the venue's protocol (default: %(default)s, the reference gateway's VTS/1); "
-        "channels use the venue's own symbols (binance: orderbook:BTCUSDT)",
+        "channels use the venue's own symbols (binance: orderbook:BTCUSDT, okx: "
+        "orderbook:BTC-USDT)",
     )
     p.add_argument(
         "--stream-url",

@@ -43,12 +43,13 @@ from tickpipe.client.views import BookView
 from tickpipe.errors import FrameError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import BookDelta, TickerEvent, TradeEvent
+from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
 from tickpipe.protocol.seqtrack import SeqResult, SeqTracker
 from tickpipe.protocol.sync import (
     BookSync,
     DeltaResult,
     Gap,
+    ResubscribeRequest,
     SnapshotRequest,
     StateChanged,
     SyncConfig,
@@ -140,6 +141,10 @@ class Channels:
         self.seqs: dict[str, SeqChannel] = {}
         self.control: ControlHandler = lambda f: None
         self.on_gap: Callable[[str], None] = lambda symbol: None  # the client's gap hook
+        # in-band seeding (set by the supervisor): carry out a ResubscribeRequest, and watch
+        # for the snapshot a (re)subscribe brings (channel, epoch)
+        self.resubscribe: Callable[[ResubscribeRequest], None] = lambda req: None
+        self.await_stream_snapshot: Callable[[str, int], None] = lambda ch, epoch: None
 
     def emit(self, ev: ClientEvent) -> None:
         self.dispatcher.event(ev)
@@ -165,8 +170,63 @@ class Channels:
             self._on_update(f)  # type: ignore[arg-type]
         elif tp is TickerEvent or tp is TradeEvent:
             self._on_venue_seq(f)  # type: ignore[arg-type]
+        elif tp is BookSnapshot:
+            self._on_stream_snapshot(f)  # type: ignore[arg-type]
+        elif tp is list:  # a venue frame carrying several values (OKX: trades)
+            for item in f:  # type: ignore[attr-defined]
+                self._route(item)
         else:
             self.control(f)
+
+    def _route(self, f: object) -> None:
+        """One value of a frame that carried several."""
+        if isinstance(f, BookDelta):
+            self._on_update(f)
+        elif isinstance(f, TickerEvent | TradeEvent):
+            self._on_venue_seq(f)
+        elif isinstance(f, BookSnapshot):
+            self._on_stream_snapshot(f)
+        else:
+            self.control(f)
+
+    def _on_stream_snapshot(self, f: BookSnapshot) -> None:
+        """In-band seeding: a whole book sent on the stream (after a subscribe, or a reset)."""
+        channel = "orderbook:" + f.symbol
+        bc = self.books.get(channel)
+        if bc is None or bc.sync.state not in _FEEDABLE:
+            self.metrics.unexpected_frames += 1
+            return
+        sync = bc.sync
+        inst = sync.book.instrument
+        try:
+            bids = frames.parse_levels(f.bids, inst, channel, "bids")
+            asks = frames.parse_levels(f.asks, inst, channel, "asks")
+            sync.on_stream_snapshot(f.last_id, bids, asks, f.checksum)
+        except FrameError as exc:
+            self.bad_frame(exc)
+            return
+        if self._watch_silence and self.silence.on_frame(channel, self._clock()) and bc.silent:
+            bc.silent = False
+            self.emit(Active(channel=channel))
+        if sync.events:
+            self._drain(bc)
+
+    def snapshot_overdue(self, channel: str, epoch: int, waited_s: float) -> None:
+        """No in-band snapshot for ``epoch`` within ``waited_s``: a failed seed (the book
+        asks to be re-subscribed after its backoff). Ignored when the book moved on."""
+        bc = self.books.get(channel)
+        if bc is None or bc.sync.epoch != epoch:
+            return
+        if bc.sync.state is not SyncState.SYNCING and bc.sync.state is not SyncState.RESYNCING:
+            return
+        self.metrics.snapshot_errors += 1
+        if bc.sync.on_snapshot_failed(epoch):
+            self.emit(
+                SnapshotError(
+                    channel=channel, error=f"no snapshot on the stream within {waited_s:g}s"
+                )
+            )
+        self._drain(bc)
 
     def _on_delta(self, f: frames.Delta) -> None:
         bc = self.books.get(f.channel)
@@ -343,6 +403,9 @@ class Channels:
             if isinstance(ev, SnapshotRequest):
                 self.metrics.snapshot_requests += 1
                 self._scheduler().request(ev.channel, ev.epoch, ev.delay_s, ev.first_seed)
+            elif isinstance(ev, ResubscribeRequest):
+                self.metrics.snapshot_requests += 1
+                self.resubscribe(ev)
             elif isinstance(ev, Synced):
                 bc.last_update = self._clock()
                 bc.synced_event.set()
@@ -407,7 +470,8 @@ class Channels:
                 self.views[channel] = BookView(bc, self._clock, self._connected)
             bc.silent = False
             if bc.sync.state in (SyncState.IDLE, SyncState.STALE):
-                bc.sync.start()
+                if bc.sync.start() is None:  # seeded in band: the subscription brings it
+                    self.await_stream_snapshot(channel, bc.sync.epoch)
                 self._drain(bc)
             return None
         sc = self.seqs.get(channel)

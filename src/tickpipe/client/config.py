@@ -79,6 +79,11 @@ class ClientConfig:
     - ``stale_after_s`` (None = off): a channel silent longer than this while the socket is
       healthy is flagged ``stale`` (reason ``silent``); the book stays synced but not usable.
       Costs one check per channel every ``stale_after_s / 4``.
+    - ``stream_snapshot_timeout_s`` (10.0 s): venues that send a book's snapshot on the stream
+      after a subscribe (OKX): a book whose snapshot has not come this long after its
+      (re)subscribe counts as a failed seed and is re-subscribed after the book's snapshot
+      retry backoff. Bounds how long a lost snapshot leaves a book blind; shorter costs
+      needless re-subscribes on a slow venue (each is two of OKX's 480 operations an hour).
 
     Snapshot scheduler (shared by every book; see ``client/snapshots.py``)
     - ``snapshot_concurrency`` (8): fetches in flight at once. One slow book holds one slot;
@@ -133,6 +138,7 @@ class ClientConfig:
     subscribe_timeout_s: float = 10.0
     sync: SyncConfig = field(default_factory=SyncConfig)
     stale_after_s: float | None = None
+    stream_snapshot_timeout_s: float = 10.0
     snapshot_concurrency: int = 8
     snapshot_rate_per_s: float = 50.0
     snapshot_burst: int = 50
@@ -158,6 +164,7 @@ class ClientConfig:
             "snapshot_rate_per_s",
             "read_slice_s",
             "rest_timeout_s",
+            "stream_snapshot_timeout_s",
         ):
             _positive(name, getattr(self, name))
         for opt in ("heartbeat_timeout_s", "stale_after_s"):

@@ -50,11 +50,14 @@ from tickpipe.client.events import (
 from tickpipe.client.metrics import Metrics
 from tickpipe.client.orders import OrderManager
 from tickpipe.client.reader import ConnectionSink, StreamListener
+from tickpipe.client.snapshots import TokenBucket
+from tickpipe.client.venue import client_ping, resubscribe_budget
 from tickpipe.errors import AuthError, FrameError, HandshakeRejected, StreamError
 from tickpipe.protocol import frames
 from tickpipe.protocol.backoff import Backoff
+from tickpipe.protocol.sync import ResubscribeRequest, SyncState
 from tickpipe.protocol.watchdog import HeartbeatWatchdog
-from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused, Venue
+from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Pong, Refused, Venue
 
 log = logging.getLogger("tickpipe.client.supervisor")
 
@@ -241,6 +244,20 @@ class Supervisor:
         self._closing = False
         self._up = asyncio.Event()
         channels.control = self._on_control
+        # venues that answer each channel of a request on its own (Ack with a channel): what
+        # each request has been answered so far, until every channel was
+        self._partial: dict[int, SubscribeResult] = {}
+        # in-band seeding: re-subscribes waiting for their delay or the bucket, and the
+        # deadlines of the snapshots (re)subscribes should bring, by channel
+        self._client_ping = client_ping(venue)
+        rate, burst = resubscribe_budget(venue)
+        self._resub_bucket = TokenBucket(rate, burst, clock())
+        self._resub_timers: dict[str, asyncio.TimerHandle] = {}
+        self._seed_timers: dict[str, asyncio.TimerHandle] = {}
+        self.resubscribes = 0  # re-seeds carried out (unsubscribe + subscribe of one channel)
+        self.pings_sent = 0  # client pings (venues whose client pings)
+        channels.resubscribe = self._schedule_resubscribe
+        channels.await_stream_snapshot = self._await_stream_snapshot
 
     # -- queries -------------------------------------------------------------------------------
     @property
@@ -381,19 +398,50 @@ class Supervisor:
         self._up.set()
         if not self.ready.done():
             self.ready.set_result(None)
+        pinger = (
+            asyncio.create_task(self._ping(conn, *self._client_ping), name="tickpipe client ping")
+            if self._client_ping is not None
+            else None
+        )
         try:
             await self._watch(conn)
         finally:
             self._up.clear()
+            if pinger is not None:
+                pinger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pinger
+            self._cancel_seed_timers()
             await self._go_blind(conn)
+
+    async def _ping(self, conn: Connection, frame: bytes, interval_s: float) -> None:
+        """Venues whose client pings (OKX ``ping``): one every ``interval_s`` while up."""
+        while not conn.closed.done():
+            await asyncio.sleep(interval_s)
+            try:
+                conn.send_bytes(frame)
+            except StreamError:
+                return
+            self.pings_sent += 1
 
     async def _watch(self, conn: Connection) -> None:
         wd = conn.watchdog
         assert wd is not None
         stale_after = self.config.stale_after_s
         silence_every = stale_after / 4 if stale_after is not None else None
+        # a venue whose client pings never pings us: any frame read (a pong included) shows
+        # the link alive, checked every quarter of the timeout (no cost on the frame path)
+        frames_every = wd.timeout_s / 4 if self._client_ping is not None else None
+        if frames_every is not None:
+            silence_every = (
+                frames_every if silence_every is None else min(silence_every, frames_every)
+            )
+        seen_frames = self.metrics.frames
         while not conn.closed.done():
             now = self.clock()
+            if frames_every is not None and self.metrics.frames != seen_frames:
+                seen_frames = self.metrics.frames
+                wd.on_ping(now)
             left = wd.time_left(now)
             if left <= 0:
                 log.warning("no ping for %.2fs: connection dead", wd.age(now))
@@ -433,6 +481,10 @@ class Supervisor:
                 p.future.set_exception(StreamError(f"connection lost ({reason}) before answer"))
         self._pending.clear()
         self._requests.clear()
+        self._partial.clear()
+        for h in self._resub_timers.values():
+            h.cancel()
+        self._resub_timers.clear()
         if conn.close_code is not None and conn.close_code == self.venue.auth_close_code:
             self._fail_auth(AuthError(conn.close_reason or "auth revoked (4001)"))
             return
@@ -488,6 +540,10 @@ class Supervisor:
             self._on_ack(f)
         elif isinstance(f, Refused):
             self._on_refused(f)
+        elif isinstance(f, Pong):
+            c = self.conn
+            if c is not None and c.watchdog is not None:
+                c.watchdog.on_ping(self.clock())
         elif isinstance(f, Closing):
             log.info("%s announced it will close the connection: reconnecting", self.venue.name)
             if self.conn is not None:
@@ -497,11 +553,16 @@ class Supervisor:
 
     def _on_ack(self, f: Ack) -> None:
         """A venue answered request ``f.id`` by id: every channel it named is done."""
+        if f.channel is not None:
+            self._on_channel_ack(f.id, f.channel)
+            return
         req = self._requests.pop(f.id, None) if isinstance(f.id, int) else None
         if req is None:
             self.metrics.unexpected_frames += 1
             return
         kind, channels = req
+        if kind.startswith("reseed"):
+            return  # a re-seed's own unsubscribe or subscribe: the book is waiting already
         p = self._pending.pop(f.id, None)  # type: ignore[arg-type]
         result = p.result if p is not None else SubscribeResult()
         if kind == "unsubscribe":
@@ -524,6 +585,43 @@ class Supervisor:
         if p is not None and not p.future.done():
             p.future.set_result(result)
 
+    def _on_channel_ack(self, req_id: int | str | None, channel: str) -> None:
+        """A venue answered one ``channel`` of request ``req_id`` (OKX): a subscribed channel
+        starts at once (its snapshot follows on the stream); the request is done once each of
+        its channels was answered."""
+        req = self._requests.get(req_id) if isinstance(req_id, int) else None
+        if req is None or channel not in req[1]:
+            self.metrics.unexpected_frames += 1
+            return
+        assert isinstance(req_id, int)
+        kind, left = req
+        left.remove(channel)
+        result = self._partial.setdefault(req_id, SubscribeResult())
+        if kind == "unsubscribe":
+            self.channels.deactivate(channel)
+            result.accepted.append(channel)
+        elif kind == "subscribe" and channel in self.wanted:  # else unsubscribed meanwhile
+            err = self.channels.activate(channel)
+            if err is None:
+                result.accepted.append(channel)
+            else:
+                self.wanted.pop(channel, None)
+                result.refused[channel] = err
+                self.dispatcher.event(SubscribeError(channel=channel, code=err))
+        if left:
+            return
+        del self._requests[req_id]
+        del self._partial[req_id]
+        if kind == "unsubscribe":
+            self.dispatcher.event(UnsubscribedEvent(channels=list(result.accepted)))
+        elif kind == "subscribe":
+            self.dispatcher.event(SubscribedEvent(channels=list(result.accepted)))
+        p = self._pending.pop(req_id, None)
+        if p is not None and not p.future.done():
+            p.result.accepted.extend(result.accepted)
+            p.result.refused.update(result.refused)
+            p.future.set_result(p.result)
+
     def _on_refused(self, f: Refused) -> None:
         """A venue refused request ``f.id`` as a whole: each of its channels is refused."""
         req = self._requests.pop(f.id, None) if isinstance(f.id, int) else None
@@ -531,7 +629,15 @@ class Supervisor:
             log.warning("%s error: %s %s", self.venue.name, f.code, f.message)
             return
         kind, channels = req
+        partial = self._partial.pop(f.id, None)  # type: ignore[arg-type]
+        if kind.startswith("reseed"):
+            # the book waits for its snapshot; with none it re-subscribes, backed off
+            log.warning("%s refused a re-seed of %s: %s", self.venue.name, channels, f.message)
+            return
         p = self._pending.pop(f.id, None)  # type: ignore[arg-type]
+        if p is not None and partial is not None:  # channels answered before the refusal
+            p.result.accepted.extend(partial.accepted)
+            p.result.refused.update(partial.refused)
         for ch in channels:
             if kind == "subscribe":
                 self.wanted.pop(ch, None)
@@ -618,6 +724,77 @@ class Supervisor:
         else:
             conn.send_bytes(self.venue.subscribe_frame(channels, sub_id))
 
+    # -- in-band seeding: re-subscribe one channel, wait for its snapshot --------------------------
+    def _schedule_resubscribe(self, req: ResubscribeRequest) -> None:
+        """A book asks to be re-seeded by re-subscribing its channel, after ``req.delay_s``."""
+        old = self._resub_timers.pop(req.channel, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._resub_timers[req.channel] = loop.call_later(
+            req.delay_s, self._resubscribe, req.channel, req.epoch
+        )
+
+    def _resubscribe(self, channel: str, epoch: int) -> None:
+        """Carry out a re-seed: unsubscribe + subscribe ``channel`` (the venue's frames), unless
+        the book moved on (another epoch, LIVE again), is gone, or the link is down (the next
+        connection re-subscribes every channel anyway). Within the venue's subscribe budget."""
+        self._resub_timers.pop(channel, None)
+        bc = self.channels.books.get(channel)
+        conn = self.conn
+        if (
+            bc is None
+            or channel not in self.wanted
+            or bc.sync.epoch != epoch
+            or bc.sync.state not in (SyncState.SYNCING, SyncState.RESYNCING)
+            or conn is None
+            or self.state != "connected"
+        ):
+            return
+        now = self.clock()
+        if not self._resub_bucket.take(now):
+            wait = self._resub_bucket.wait_time(now)
+            loop = asyncio.get_running_loop()
+            self._resub_timers[channel] = loop.call_later(wait, self._resubscribe, channel, epoch)
+            return
+        try:
+            for kind in ("reseed-unsubscribe", "reseed-subscribe"):
+                req_id = self._next_id
+                self._next_id += 1
+                self._requests[req_id] = (kind, [channel])
+                build = (
+                    self.venue.unsubscribe_frame
+                    if kind == "reseed-unsubscribe"
+                    else (self.venue.subscribe_frame)
+                )
+                conn.send_bytes(build([channel], req_id))
+        except StreamError:
+            return  # the socket died: going blind re-seeds every book
+        self.resubscribes += 1
+        log.info("re-seeding %s by re-subscribing it (epoch %d)", channel, epoch)
+        self._await_stream_snapshot(channel, epoch)
+
+    def _await_stream_snapshot(self, channel: str, epoch: int) -> None:
+        """Arm the bound on the wait for the snapshot a (re)subscribe of ``channel`` brings."""
+        old = self._seed_timers.pop(channel, None)
+        if old is not None:
+            old.cancel()
+        timeout = self.config.stream_snapshot_timeout_s
+        loop = asyncio.get_running_loop()
+        self._seed_timers[channel] = loop.call_later(
+            timeout, self._snapshot_overdue, channel, epoch, timeout
+        )
+
+    def _snapshot_overdue(self, channel: str, epoch: int, waited_s: float) -> None:
+        self._seed_timers.pop(channel, None)
+        if self.state == "connected":
+            self.channels.snapshot_overdue(channel, epoch, waited_s)
+
+    def _cancel_seed_timers(self) -> None:
+        for h in self._seed_timers.values():
+            h.cancel()
+        self._seed_timers.clear()
+
     async def wait_up(self, timeout: float) -> Connection:
         if self.fatal is not None:
             raise self.fatal
@@ -644,5 +821,9 @@ class Supervisor:
 
     async def close(self) -> None:
         self._closing = True
+        self._cancel_seed_timers()
+        for h in self._resub_timers.values():
+            h.cancel()
+        self._resub_timers.clear()
         if self.conn is not None:
             self.conn.abort("client")

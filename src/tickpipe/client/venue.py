@@ -19,7 +19,33 @@ from tickpipe.errors import ConfigError
 from tickpipe.venues.base import Venue
 from tickpipe.venues.registry import VENUES, venue_named
 
-__all__ = ["VENUES", "Venue", "base_url", "resolve_venue"]
+__all__ = ["VENUES", "Venue", "base_url", "client_ping", "resolve_venue", "resubscribe_budget"]
+
+DEFAULT_RESUBSCRIBES_PER_S = 1.0
+DEFAULT_RESUBSCRIBE_BURST = 10
+
+
+def client_ping(venue: Venue) -> tuple[bytes, float] | None:
+    """(text frame, interval in s) for a venue whose client pings (optional attributes
+    ``client_ping`` and ``client_ping_interval_s``); None when the venue pings itself."""
+    frame = getattr(venue, "client_ping", None)
+    interval = getattr(venue, "client_ping_interval_s", None)
+    if not isinstance(frame, bytes) or not isinstance(interval, int | float) or interval <= 0:
+        return None
+    return frame, float(interval)
+
+
+def resubscribe_budget(venue: Venue) -> tuple[float, int]:
+    """The token bucket (rate a second, burst) over re-seeds by re-subscribing one channel
+    (in-band seeding), from the venue's optional ``resubscribes_per_s`` and
+    ``resubscribe_burst`` (default 1/s, 10)."""
+    rate = getattr(venue, "resubscribes_per_s", DEFAULT_RESUBSCRIBES_PER_S)
+    burst = getattr(venue, "resubscribe_burst", DEFAULT_RESUBSCRIBE_BURST)
+    if not isinstance(rate, int | float) or rate <= 0:
+        rate = DEFAULT_RESUBSCRIBES_PER_S
+    if not isinstance(burst, int) or burst < 1:
+        burst = DEFAULT_RESUBSCRIBE_BURST
+    return float(rate), burst
 
 
 def resolve_venue(venue: str | Venue) -> Venue:

@@ -17,6 +17,13 @@ Control values (venue -> shell):
 - :class:`Ack` / :class:`Refused`: the answer to a subscribe or unsubscribe frame, by request
   id (a venue that names channels in its answers, VTS/1, answers with its own frames).
 - :class:`Closing`: the venue announced it will close the connection (reconnect now).
+- :class:`Pong`: the answer to a client ping (the heartbeat watchdog counts every frame).
+
+Optional attributes the shell reads with defaults (``client.venue``), so that venues without
+them need not declare them: ``client_ping`` (bytes the shell sends as a text frame every
+``client_ping_interval_s`` seconds; None: the venue pings, the shell never does) and
+``resubscribes_per_s`` / ``resubscribe_burst`` (the token bucket over re-seeds by
+re-subscribing, from the venue's subscribe-message limits).
 """
 
 from __future__ import annotations
@@ -47,9 +54,12 @@ class OpenRefused:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """Request ``id`` succeeded (every channel it named)."""
+    """Request ``id`` succeeded: every channel it named, or only ``channel`` when the venue
+    answers each channel of a request on its own (OKX); the request is done once each of its
+    channels was answered."""
 
     id: int | str | None
+    channel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,11 @@ class Refused:
     id: int | str | None
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to the client's own ping (venues whose client pings, OKX ``pong``)."""
 
 
 @dataclass(frozen=True, slots=True)
