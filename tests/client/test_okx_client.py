@@ -9,6 +9,9 @@ with the server's true book at the book's ``seqId``.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,3 +200,38 @@ async def test_a_silent_server_is_a_heartbeat_loss_then_reconnect_resubscribe_re
         await settle(client, okx, BTC)
         assert assert_books_match(client, okx) == 1
         task.cancel()
+
+
+async def test_watch_venue_okx_prints_events_and_final_books(okx: OkxServer) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tickpipe",
+        "watch",
+        "--venue",
+        "okx",
+        BTC,
+        "trades:BTC-USDT",
+        "ticker:ETH-USDT",
+        "--stream-url",
+        okx.stream_url,
+        "--rest-url",
+        okx.rest_url,
+        "--jsonl",
+        "--duration",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.strip()]
+    names = [x["event"] for x in lines]
+    assert "synced" in names and "trade" in names and "ticker" in names
+    final = [x for x in lines if x["event"] == "final_book"]
+    assert len(final) == 1 and final[0]["channel"] == BTC
+    assert final[0]["synced"] is True and isinstance(final[0]["seq"], int)
+    assert final[0]["bids"] and final[0]["asks"]
+    assert okx.ops_of("subscribe", BTC) == 1
