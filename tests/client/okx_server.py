@@ -88,6 +88,7 @@ class OkxServer:
         self.bad_checksum: dict[str, int] = {}
         self.lose_snapshot: dict[str, int] = {}
         self.ops: list[tuple[int, str, list[str]]] = []
+        self.op_times: list[float] = []  # time.monotonic() of each entry of ops
         self.pings = 0
         self.connections = 0
         self.conns: list[_Conn] = []
@@ -284,6 +285,7 @@ class OkxServer:
                     c.put("pong")
                     continue
                 self.ops.append((c.number, req.op, list(req.channels)))
+                self.op_times.append(time.monotonic())
                 for ch in req.channels:
                     self._op(c, req.op, ch, req.request_id)
         finally:

@@ -132,6 +132,26 @@ async def test_a_broken_book_alone_resubscribes_and_resyncs(okx: OkxServer, faul
         task.cancel()
 
 
+async def test_resubscribes_keep_within_the_venues_subscribe_budget(okx: OkxServer) -> None:
+    """Two books break at once; the bucket holds one re-seed: the second waits for a token
+    (1 every 2 s), it is not sent at once."""
+    venue = OkxVenue(resubscribes_per_s=0.5, resubscribe_burst=1)
+    client = okx_client(okx, venue)
+    async with client:
+        await client.subscribe([BTC, ETH])
+        await settle(client, okx, BTC, ETH)
+        okx.drop["BTC-USDT"] = okx.drop["ETH-USDT"] = 1
+        for ch in (BTC, ETH):
+            await until(lambda c=ch: okx.ops_of("subscribe", c) == 2, WAIT_S, f"{ch} again")
+        unsubs = [
+            t for t, (_, op, _) in zip(okx.op_times, okx.ops, strict=True) if op == "unsubscribe"
+        ]
+        assert len(unsubs) == 2
+        assert unsubs[1] - unsubs[0] >= 1.5  # one token every 2 s (less the backoff's jitter)
+        await settle(client, okx, BTC, ETH)
+        assert assert_books_match(client, okx) == 2
+
+
 async def test_a_lost_snapshot_is_awaited_a_bounded_time_then_resubscribed(
     okx: OkxServer,
 ) -> None:
@@ -171,22 +191,22 @@ async def test_a_resubscribe_for_a_book_live_again_is_not_sent(okx: OkxServer) -
 
 
 async def test_client_pings_get_pongs_and_keep_an_idle_link_alive(okx: OkxServer) -> None:
-    venue = OkxVenue(client_ping_interval_s=0.2, pong_timeout_s=0.8)  # dead after 1 s
+    venue = OkxVenue(client_ping_interval_s=0.3, pong_timeout_s=1.7)  # dead after 2 s
     async with okx_client(okx, venue) as client:
-        assert client.stats().heartbeat_ms == 400
-        await until(lambda: okx.pings >= 8, WAIT_S, "8 pings")  # >= 1.6 s, no subscription
+        assert client.stats().heartbeat_ms == 800
+        await until(lambda: okx.pings >= 8, WAIT_S, "8 pings")  # >= 2.4 s, no subscription
         assert okx.connections == 1 and client.connected  # only pongs came: alive
 
 
 async def test_a_silent_server_is_a_heartbeat_loss_then_reconnect_resubscribe_reseed(
     okx: OkxServer,
 ) -> None:
-    venue = OkxVenue(client_ping_interval_s=0.2, pong_timeout_s=0.8)
+    venue = OkxVenue(client_ping_interval_s=0.3, pong_timeout_s=1.7)
     async with okx_client(okx, venue) as client:
         events, task = collect(client)
         await client.subscribe([BTC, "trades:BTC-USDT"])
         await settle(client, okx, BTC)
-        await until(lambda: okx.pings >= 8, WAIT_S, "8 pings")  # >= 1.6 s: past the 1 s timeout
+        await until(lambda: okx.pings >= 8, WAIT_S, "8 pings")  # >= 2.4 s: past the 2 s timeout
         assert okx.connections == 1  # frames and pongs kept it alive
         okx.go_silent()
         await until(lambda: okx.connections == 2, WAIT_S, "a second connection")
