@@ -135,6 +135,11 @@ class OkxServer:
     def ops_of(self, op: str, channel: str) -> int:
         return sum(1 for _, o, chans in self.ops if o == op and channel in chans)
 
+    def send_all(self, text: str) -> None:
+        """A raw text frame to every open connection (a test venue's own control frame)."""
+        for c in self.conns:
+            c.put(text)
+
     def go_silent(self) -> None:
         """Every open connection stops sending (pongs too), as a dead link would."""
         for c in self.conns:

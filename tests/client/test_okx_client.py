@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from tickpipe.client.views import BookView
 from tickpipe.errors import UnsupportedError
 from tickpipe.protocol.backoff import BackoffPolicy
 from tickpipe.protocol.sync import SyncConfig
+from tickpipe.venues.base import ConnectionGap
 from tickpipe.venues.okx.adapter import OkxVenue
 
 from .hostile import until
@@ -92,6 +93,10 @@ async def test_books_seeded_in_band_equal_truth(okx: OkxServer) -> None:
             await client.open_orders()
 
 
+def subscribed_twice(okx: OkxServer, channel: str) -> Callable[[], bool]:
+    return lambda: okx.ops_of("subscribe", channel) == 2
+
+
 def collect(client: Client) -> tuple[list[ClientEvent], asyncio.Task[None]]:
     got: list[ClientEvent] = []
     feed = client.events()
@@ -142,7 +147,7 @@ async def test_resubscribes_keep_within_the_venues_subscribe_budget(okx: OkxServ
         await settle(client, okx, BTC, ETH)
         okx.drop["BTC-USDT"] = okx.drop["ETH-USDT"] = 1
         for ch in (BTC, ETH):
-            await until(lambda c=ch: okx.ops_of("subscribe", c) == 2, WAIT_S, f"{ch} again")
+            await until(subscribed_twice(okx, ch), WAIT_S, f"{ch} again")
         unsubs = [
             t for t, (_, op, _) in zip(okx.op_times, okx.ops, strict=True) if op == "unsubscribe"
         ]
@@ -150,6 +155,33 @@ async def test_resubscribes_keep_within_the_venues_subscribe_budget(okx: OkxServ
         assert unsubs[1] - unsubs[0] >= 1.5  # one token every 2 s (less the backoff's jitter)
         await settle(client, okx, BTC, ETH)
         assert assert_books_match(client, okx) == 2
+
+
+class ConnectionSeqVenue(OkxVenue):
+    """OKX plus a connection-wide sequence (as Coinbase has): the frame ``connection-gap``
+    stands for a skipped ``sequence_num``, which the adapter reports as ConnectionGap."""
+
+    def _decode(self, data: Any) -> object:
+        if bytes(data) == b"connection-gap":
+            return ConnectionGap()
+        return super()._decode(data)
+
+
+async def test_a_connection_gap_reseeds_every_book_on_the_same_connection(okx: OkxServer) -> None:
+    client = okx_client(okx, ConnectionSeqVenue())
+    async with client:
+        events, task = collect(client)
+        await client.subscribe([BTC, ETH])
+        await settle(client, okx, BTC, ETH)
+        okx.send_all("connection-gap")
+        for ch in (BTC, ETH):
+            await until(subscribed_twice(okx, ch), WAIT_S, f"{ch} again")
+            assert okx.ops_of("unsubscribe", ch) == 1
+        await settle(client, okx, BTC, ETH)
+        assert assert_books_match(client, okx) == 2
+        assert sorted(e.channel for e in events if isinstance(e, GapEvent)) == [BTC, ETH]
+        assert client.stats().connections_opened == 1
+        task.cancel()
 
 
 async def test_a_lost_snapshot_is_awaited_a_bounded_time_then_resubscribed(

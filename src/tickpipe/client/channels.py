@@ -211,6 +211,14 @@ class Channels:
         if sync.events:
             self._drain(bc)
 
+    def connection_gap(self) -> None:
+        """The connection's own sequence skipped (the venue's ``ConnectionGap``): a frame of
+        unknown channel was lost, so every fed book breaks and re-seeds (``on_connection_gap``)."""
+        for bc in self.books.values():
+            if bc.sync.state in _FEEDABLE:
+                bc.sync.on_connection_gap()
+                self._drain(bc)
+
     def snapshot_overdue(self, channel: str, epoch: int, waited_s: float) -> None:
         """No in-band snapshot for ``epoch`` within ``waited_s``: a failed seed (the book
         asks to be re-subscribed after its backoff). Ignored when the book moved on."""

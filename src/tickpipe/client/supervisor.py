@@ -57,7 +57,16 @@ from tickpipe.protocol import frames
 from tickpipe.protocol.backoff import Backoff
 from tickpipe.protocol.sync import ResubscribeRequest, SyncState
 from tickpipe.protocol.watchdog import HeartbeatWatchdog
-from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Pong, Refused, Venue
+from tickpipe.venues.base import (
+    Ack,
+    Closing,
+    ConnectionGap,
+    Opened,
+    OpenRefused,
+    Pong,
+    Refused,
+    Venue,
+)
 
 log = logging.getLogger("tickpipe.client.supervisor")
 
@@ -544,6 +553,9 @@ class Supervisor:
             c = self.conn
             if c is not None and c.watchdog is not None:
                 c.watchdog.on_ping(self.clock())
+        elif isinstance(f, ConnectionGap):
+            log.warning("%s connection sequence skipped: every book re-seeds", self.venue.name)
+            self.channels.connection_gap()
         elif isinstance(f, Closing):
             log.info("%s announced it will close the connection: reconnecting", self.venue.name)
             if self.conn is not None:

@@ -18,6 +18,7 @@ Control values (venue -> shell):
   id (a venue that names channels in its answers, VTS/1, answers with its own frames).
 - :class:`Closing`: the venue announced it will close the connection (reconnect now).
 - :class:`Pong`: the answer to a client ping (the heartbeat watchdog counts every frame).
+- :class:`ConnectionGap`: the connection's sequence skipped: every book re-seeds.
 
 Optional attributes the shell reads with defaults (``client.venue``), so that venues without
 them need not declare them: ``client_ping`` (bytes the shell sends as a text frame every
@@ -74,6 +75,12 @@ class Refused:
 @dataclass(frozen=True, slots=True)
 class Pong:
     """The answer to the client's own ping (venues whose client pings, OKX ``pong``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionGap:
+    """The connection's own sequence skipped (``Continuity.CONNECTION``, Coinbase
+    ``sequence_num``): a frame of unknown channel was lost, so every book is suspect."""
 
 
 @dataclass(frozen=True, slots=True)
