@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tickpipe.errors import ConfigError
+from tickpipe.errors import ConfigError, FrameError
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.testing import GatewayProcess
 from tickpipe.protocol.book import OrderBook
@@ -349,6 +349,25 @@ async def test_update_faults_as_a_client_sees_them(fault: str) -> None:
             assert Step.COVERED in steps and Step.GAP not in steps
         else:  # drop: the next update's prevSeqId is not our seqId; reorder: the same
             assert steps[-1] is Step.GAP
+
+
+async def test_malformed_update_is_not_json() -> None:
+    async with (
+        okx_gateway() as gw,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(gw.stream_url + WS) as ws,
+    ):
+        await subscribed_follower(http, gw, ws)
+        gw.trigger("malformed_frame", channel=BOOK)
+        for _ in range(10):
+            msg = await ws.receive(timeout=WAIT_S)
+            try:
+                codec.decode(msg.data)
+            except FrameError as exc:
+                assert exc.channel == BOOK
+                break
+        else:
+            raise AssertionError("no malformed frame")
 
 
 async def test_bad_checksum_on_one_update() -> None:
