@@ -33,11 +33,11 @@ faults do not either (OKX seeds in band): both are refused at trigger.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,13 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from tickpipe.errors import ConfigError, FrameError
-from tickpipe.gateway.dialects.base import parse_options
+from tickpipe.gateway.dialects.base import (
+    DialectBase,
+    DialectConnection,
+    SlidingCount,
+    apply_frame_fault,
+    parse_options,
+)
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
@@ -61,8 +67,6 @@ if TYPE_CHECKING:
     from tickpipe.gateway.server import Gateway
     from tickpipe.gateway.simulator import SimTrade
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
 CLOSE_IDLE = 4004  # OKX: "No data received in 30s"
 ERR_INVALID = "60012"  # Invalid request
 ERR_TOO_FREQUENT = "60014"  # Requests too frequent
@@ -128,26 +132,6 @@ def okx_markets(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
     return tuple(out)
 
 
-class SlidingCount:
-    """Events per key in a sliding window: :meth:`admit` is False past ``limit``."""
-
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self.times: dict[str, deque[float]] = {}
-
-    def admit(self, key: str, limit: int, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        q = self.times.setdefault(key, deque())
-        while q and now - q[0] >= self.window_s:
-            q.popleft()
-        if len(q) >= limit:
-            return False
-        q.append(now)
-        if len(self.times) > 10_000:  # bound memory: forget keys with nothing recent
-            self.times = {k: v for k, v in self.times.items() if v and now - v[-1] < self.window_s}
-        return True
-
-
 class _Window:
     """One book's changes since its last update frame, and a held (reordered) frame."""
 
@@ -164,63 +148,15 @@ class _Window:
         self.top: tuple[object, ...] | None = None  # last ticker sent
 
 
-class OkxConn:
-    """One WebSocket connection: its channels, outbound queue, idle watchdog and reader."""
+class OkxConn(DialectConnection["OkxDialect"]):
+    """One WebSocket connection: its channels, idle watchdog and reader (the queue, writer,
+    stall and close are :class:`DialectConnection`'s)."""
 
     def __init__(self, d: OkxDialect, request: web.Request) -> None:
-        self.d = d
-        self.request = request
-        self.id = secrets.token_hex(4)  # OKX's connId: 8 hex digits
-        self.peer = request.remote or "?"
-        self.ws = web.WebSocketResponse(
-            autoping=False,
-            autoclose=True,
-            max_msg_size=min(d.gw.config.max_frame_bytes, limits.WS_SUBSCRIBE_MESSAGE_MAX_BYTES),
-            compress=False,
-        )
-        self.channels: dict[str, None] = {}
-        self.queue: deque[bytes] = deque()
-        self.closing = False
-        self.end_reason = "client closed"
-        self.stalled_until = 0.0
-        self.last_traffic = time.monotonic()
+        max_msg_size = min(d.gw.config.max_frame_bytes, limits.WS_SUBSCRIBE_MESSAGE_MAX_BYTES)
+        super().__init__(d, request, secrets.token_hex(4), max_msg_size)  # connId: 8 hex digits
+        self.channels = self.subscribed
         self.ops: deque[float] = deque()
-        self.frames_sent = 0
-        self.pongs = 0
-        self.dropped_while_stalled = 0
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._close_task: asyncio.Task[None] | None = None
-
-    # -- outbound ---------------------------------------------------------------------------
-    def stalled(self) -> bool:
-        return self.stalled_until > time.monotonic()
-
-    def enqueue(self, data: bytes) -> None:
-        if self.closing:
-            return
-        if self.stalled_until and self.stalled():
-            self.dropped_while_stalled += 1
-            return
-        if len(self.queue) >= self.d.gw.config.max_queue_frames:
-            self.kill(CLOSE_POLICY, "slow consumer: outbound queue full", reason="slow_consumer")
-            return
-        self.queue.append(data)
-        self._wake.set()
-
-    async def _writer(self) -> None:
-        q = self.queue
-        while not self.closing:
-            await self._wake.wait()
-            self._wake.clear()
-            while q and not self.closing and not self.stalled():
-                try:
-                    await self.ws.send_frame(q.popleft(), WSMsgType.TEXT)
-                except (ConnectionError, RuntimeError):
-                    self.end_reason = "send failed"
-                    return
-                self.frames_sent += 1
-                self.last_traffic = time.monotonic()
 
     async def _watchdog(self) -> None:
         idle = self.d.opts.idle_timeout_s
@@ -232,56 +168,12 @@ class OkxConn:
                 return
             await asyncio.sleep(left)
 
-    def kill(self, code: int, message: str, *, reason: str, close_frame: bool = True) -> None:
-        """End the connection (idempotent), with a close frame ``code`` or abruptly."""
-        if self.closing:
-            return
-        self.closing = True
-        self.end_reason = reason
-        self.queue.clear()
-        self._wake.set()
-        log_event(
-            "disconnect",
-            level=logging.WARNING,
-            session=self.id,
-            dialect="okx",
-            code=code if close_frame else None,
-            reason=reason,
-            detail=message,
-            close_frame=close_frame,
-        )
-        self._close_task = asyncio.get_running_loop().create_task(
-            self._close(code, message, close_frame)
-        )
-
-    async def _close(self, code: int, message: str, close_frame: bool) -> None:
-        transport = self.request.transport
-        if close_frame:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(code=code, message=message.encode()), 1.0)
-        if transport is not None:
-            transport.abort()
-
     # -- the connection ---------------------------------------------------------------------
     async def run(self) -> web.WebSocketResponse:
-        await self.ws.prepare(self.request)
-        d = self.d
-        d.conns[self.id] = self
-        log_event("connect", session=self.id, peer=self.peer, dialect="okx")
-        loop = asyncio.get_running_loop()
-        try:
-            self._tasks = [loop.create_task(self._writer()), loop.create_task(self._watchdog())]
-            await self._read_loop()
-        finally:
-            self.closing = True
-            self._wake.set()
-            d.drop(self)
-            for t in self._tasks:
-                t.cancel()
-            tasks = [*self._tasks, *([self._close_task] if self._close_task else [])]
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log_event("session_end", session=self.id, dialect="okx", reason=self.end_reason)
-        return self.ws
+        return await self._serve()
+
+    def _background(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._watchdog()]
 
     async def _read_loop(self) -> None:
         async for msg in self.ws:
@@ -291,9 +183,7 @@ class OkxConn:
             if msg.type == WSMsgType.TEXT:
                 self._on_message(str(msg.data))
             elif msg.type == WSMsgType.PING:
-                if not self.stalled():
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await self.ws.pong(msg.data)
+                await self._pong(msg.data)
             elif msg.type == WSMsgType.PONG:
                 continue
             elif msg.type == WSMsgType.BINARY:
@@ -371,21 +261,18 @@ class OkxConn:
         self._error(ERR_INVALID, f"Invalid request: {clip(text, 200)}", rid)
 
 
-class OkxDialect:
+class OkxDialect(DialectBase[OkxConn]):
     """The okx dialect of one gateway; see the module docstring."""
 
     name = "okx"
 
     def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.faults = gw.faults
+        super().__init__(gw)
         self.opts = parse_options(OkxOptions, gw.config.dialect_options, "--dialect okx")
         if self.opts.zero_checksum not in (0, 1):
             raise ConfigError(
                 f"--dialect okx: option zero_checksum must be 1 (on), got {self.opts.zero_checksum}"
             )
-        self.conns: dict[str, OkxConn] = {}
-        self.subs: dict[str, dict[OkxConn, None]] = {}
         self.windows: dict[str, _Window] = {}
         for sym, m in gw.hub.markets.items():
             self.windows[sym] = _Window(m.history.seq)
@@ -396,12 +283,8 @@ class OkxDialect:
         self.updates = 0
         self.snapshots = 0
         self.refused: dict[str, int] = {"connect": 0, "rest": 0}
-        self.disconnects: dict[str, int] = {}
-        self._tasks: list[asyncio.Task[None]] = []
 
     # -- gateway side -----------------------------------------------------------------------
-    def base_stream_url(self, host: str, port: int) -> str:
-        return f"ws://{host}:{port}"
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -409,18 +292,6 @@ class OkxDialect:
             web.get(codec.INSTRUMENTS_PATH, self.instruments),
             web.get(codec.BOOKS_PATH, self.books),
         ]
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._flusher()), loop.create_task(self._housekeeping())]
-
-    async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-        for c in list(self.conns.values()):
-            c.kill(CLOSE_GOING_AWAY, "gateway going away", reason="gateway_stop")
 
     def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
         if fault == "stop_pings":
@@ -437,37 +308,9 @@ class OkxDialect:
             raise ConfigError(
                 "bad_checksum does not apply with zero_checksum=1: every frame carries checksum 0"
             )
-        if fault not in ("disconnect", "stall"):
+        if fault not in self.CONNECTION_FAULTS:
             return None
-        left = dict(params)
-        close_frame = left.pop("close_frame", True) if fault == "disconnect" else True
-        duration = left.pop("duration_ms", 60_000) if fault == "stall" else 0
-        sid = left.pop("session", None)
-        if left:
-            raise ConfigError(f"trigger {fault}: unknown parameter(s) {sorted(left)}")
-        if not isinstance(close_frame, bool):
-            raise ConfigError(f"trigger {fault}: close_frame must be true or false")
-        if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:
-            raise ConfigError(f"trigger {fault}: duration_ms must be an integer >= 0")
-        if sid is not None and not isinstance(sid, str):
-            raise ConfigError(f"trigger {fault}: session must be a string")
-        targets = [c for c in self.conns.values() if sid is None or c.id == sid]
-        if sid is not None and not targets:
-            raise ConfigError(f"trigger {fault}: no session {sid!r}")
-        for c in targets:
-            if fault == "disconnect":
-                self.faults.record("disconnect", session=c.id, close_frame=close_frame)
-                c.kill(
-                    CLOSE_GOING_AWAY,
-                    "fault: disconnect",
-                    reason="fault_disconnect",
-                    close_frame=close_frame,
-                )
-                continue
-            c.stalled_until = time.monotonic() + duration / 1000 if duration else 0.0
-            c.queue.clear()
-            self.faults.record(fault, session=c.id, duration_ms=duration)
-        return {"triggered": fault, "sessions": [c.id for c in targets]}
+        return self.connection_fault(fault, params)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -478,11 +321,7 @@ class OkxDialect:
                     "session": c.id,
                     "peer": c.peer,
                     "channels": list(c.channels),
-                    "queued": len(c.queue),
-                    "frames_sent": c.frames_sent,
-                    "pongs": c.pongs,
-                    "stalled": c.stalled(),
-                    "dropped_while_stalled": c.dropped_while_stalled,
+                    **c.stats(),
                 }
                 for c in self.conns.values()
             ],
@@ -493,20 +332,6 @@ class OkxDialect:
         }
 
     # -- subscriptions ----------------------------------------------------------------------
-    def subscribe(self, channel: str, conn: OkxConn) -> None:
-        self.subs[channel][conn] = None
-        conn.channels[channel] = None
-
-    def unsubscribe(self, channel: str, conn: OkxConn) -> None:
-        self.subs[channel].pop(conn, None)
-        conn.channels.pop(channel, None)
-
-    def drop(self, conn: OkxConn) -> None:
-        for ch in conn.channels:
-            self.subs[ch].pop(conn, None)
-        if self.conns.pop(conn.id, None) is not None:
-            self.disconnects[conn.end_reason] = self.disconnects.get(conn.end_reason, 0) + 1
-
     def _fan(self, channel: str, data: bytes) -> None:
         for c in list(self.subs[channel]):
             c.enqueue(data)
@@ -563,14 +388,8 @@ class OkxDialect:
         )
         self._fan(channel, codec.encode_trades([event]))
 
-    async def _flusher(self) -> None:
-        period = self.opts.book_interval_ms / 1000
-        loop = asyncio.get_running_loop()
-        next_at = loop.time() + period
-        while True:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at = max(next_at + period, loop.time())
-            self.flush()
+    def flush_period_s(self) -> float:
+        return self.opts.book_interval_ms / 1000
 
     def flush(self) -> None:
         """One ``books`` update per book that changed since the last flush (with faults), and
@@ -625,19 +444,7 @@ class OkxDialect:
         self.updates += 1
         if fault is not None:
             self.faults.record(fault, channel=channel, prev_seq_id=prev, seq_id=last)
-        if fault == "drop_delta":
-            data = b""
-        elif fault == "duplicate_delta":
-            self._fan(channel, data)
-        elif fault == "reorder_delta":
-            w.held = data
-            data = b""
-        elif fault == "malformed_frame":
-            data = data[: len(data) // 2]
-        if data:
-            self._fan(channel, data)
-        if held is not None:
-            self._fan(channel, held)
+        w.held = apply_frame_fault(fault, data, held, lambda b: self._fan(channel, b))
 
     def _send_ticker(self, market: Market, w: _Window) -> None:
         sym = market.instrument.symbol
@@ -662,23 +469,6 @@ class OkxDialect:
             sym, fp(bb[0]), fs(bb[1]), fp(ba[0]), fs(ba[1]), last, None, time.time_ns()
         )
         self._fan(channel, codec.encode_ticker(event))
-
-    async def _housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            chance = self.faults.settings.disconnect
-            if not chance.rate:
-                continue
-            for c in list(self.conns.values()):
-                if not c.closing and self.faults.rng.random() < chance.rate:
-                    close_frame = self.faults.settings.close_frame
-                    self.faults.record("disconnect", session=c.id, close_frame=close_frame)
-                    c.kill(
-                        CLOSE_GOING_AWAY,
-                        "fault: disconnect",
-                        reason="fault_disconnect",
-                        close_frame=close_frame,
-                    )
 
     # -- endpoints --------------------------------------------------------------------------
     async def _ws(self, request: web.Request) -> web.StreamResponse:
