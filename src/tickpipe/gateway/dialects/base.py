@@ -33,16 +33,20 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from aiohttp import WSMsgType, web
 
 from tickpipe.errors import ConfigError
 from tickpipe.gateway.logs import log_event
+from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.normalised import RawLevel, TradeEvent
 
 if TYPE_CHECKING:
     from tickpipe.gateway.faults import Faults
     from tickpipe.gateway.hub import Market
+    from tickpipe.gateway.markets import MarketSpec
     from tickpipe.gateway.server import Gateway
     from tickpipe.gateway.simulator import SimTrade
 
@@ -144,6 +148,81 @@ class SlidingCount:
         if len(self.times) > 10_000:  # bound memory: forget keys with nothing recent
             self.times = {k: v for k, v in self.times.items() if v and now - v[-1] < self.window_s}
         return True
+
+
+def rename_markets(
+    markets: tuple[MarketSpec, ...],
+    rename: Callable[[str], str],
+    valid: Callable[[str], bool],
+    no_name: str,
+) -> tuple[MarketSpec, ...]:
+    """The markets under ``rename(symbol)`` (grids unchanged); ConfigError for a name not
+    ``valid`` ("market 'X': no <no_name>") or two markets mapping to one name."""
+    out: list[MarketSpec] = []
+    seen: dict[str, str] = {}
+    for m in markets:
+        inst = m.instrument
+        name = rename(inst.symbol)
+        if not valid(name):
+            raise ConfigError(f"market {inst.symbol!r}: no {no_name}")
+        if name in seen:
+            raise ConfigError(f"markets {seen[name]!r} and {inst.symbol!r} both map to {name!r}")
+        seen[name] = inst.symbol
+        if name == inst.symbol:
+            out.append(m)
+            continue
+        new = Instrument(name, inst.asset_class, inst.tick_size, inst.lot_size)
+        out.append(replace(m, instrument=new))
+    return tuple(out)
+
+
+class BookWindow:
+    """One book's changes since its last frame (merged), a frame held back by
+    ``reorder_delta``, and the last top of book sent. A dialect may subclass it."""
+
+    __slots__ = ("asks", "bids", "first", "held", "last", "top")
+
+    def __init__(self, last: int = 0) -> None:
+        self.first: int | None = None
+        self.last = last
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.held: bytes | None = None
+        self.top: tuple[object, ...] | None = None
+
+    def merge(self, update_id: int, bids: dict[int, int], asks: dict[int, int]) -> None:
+        """Add one hub update (price units -> new size units, 0 = removed)."""
+        if self.first is None:
+            self.first = update_id
+        self.last = update_id
+        self.bids.update(bids)
+        self.asks.update(asks)
+
+
+def levels(inst: Instrument, rows: Sequence[tuple[int, int]]) -> list[RawLevel]:
+    """``(price, size)`` units as the instrument's decimal strings, in order."""
+    fp, fs = inst.format_price, inst.format_size
+    return [(fp(p), fs(s)) for p, s in rows]
+
+
+def changed_levels(
+    inst: Instrument, bids: dict[int, int], asks: dict[int, int]
+) -> tuple[list[RawLevel], list[RawLevel]]:
+    """A merged window's changes as decimal levels: bids best (highest) first, asks lowest."""
+    return levels(inst, sorted(bids.items(), reverse=True)), levels(inst, sorted(asks.items()))
+
+
+def trade_event(market: Market, trade_id: int, trade: SimTrade) -> TradeEvent:
+    """The hub's print ``trade_id`` as a normalised trade, stamped now."""
+    inst = market.instrument
+    return TradeEvent(
+        inst.symbol,
+        str(trade_id),
+        inst.format_price(trade.price),
+        inst.format_size(trade.size),
+        trade.side,
+        time.time_ns(),
+    )
 
 
 def apply_frame_fault(

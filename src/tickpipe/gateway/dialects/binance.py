@@ -49,7 +49,7 @@ import math
 import secrets
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -59,18 +59,22 @@ from tickpipe.errors import ConfigError, FrameError
 from tickpipe.gateway.dialects.base import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
+    BookWindow,
     DialectBase,
     DialectConnection,
     IncomingRate,
     SlidingCount,
     apply_frame_fault,
+    changed_levels,
+    levels,
     parse_options,
+    rename_markets,
+    trade_event,
 )
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
-from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
+from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent
 from tickpipe.venues.binance.codec import Codec
 from tickpipe.venues.binance.endpoints import SPOT
 from tickpipe.venues.binance.limits import (
@@ -136,40 +140,16 @@ def binance_symbol(symbol: str) -> str:
 
 def binance_markets(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
     """The markets under their Binance symbols (ConfigError if two map to one name)."""
-    out: list[MarketSpec] = []
-    seen: dict[str, str] = {}
-    for m in markets:
-        inst = m.instrument
-        name = binance_symbol(inst.symbol)
-        if not (name.isascii() and name.isalnum()):
-            raise ConfigError(f"market {inst.symbol!r}: no Binance symbol (letters and digits)")
-        if name in seen:
-            raise ConfigError(f"markets {seen[name]!r} and {inst.symbol!r} both map to {name!r}")
-        seen[name] = inst.symbol
-        if name == inst.symbol:
-            out.append(m)
-            continue
-        new = Instrument(name, inst.asset_class, inst.tick_size, inst.lot_size)
-        out.append(replace(m, instrument=new))
-    return tuple(out)
+    return rename_markets(
+        markets,
+        binance_symbol,
+        lambda name: name.isascii() and name.isalnum(),
+        "Binance symbol (letters and digits)",
+    )
 
 
 def _error_body(code: int, msg: str) -> bytes:
     return Codec.encode_error(code, msg)
-
-
-class _Window:
-    """One symbol's changes since its last depth event, and a held (reordered) event."""
-
-    __slots__ = ("asks", "bids", "first", "held", "last", "top")
-
-    def __init__(self) -> None:
-        self.first: int | None = None
-        self.last = 0
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
-        self.held: bytes | None = None
-        self.top: tuple[int, int, int, int] | None = None  # last bookTicker sent
 
 
 class WeightBook:
@@ -433,9 +413,9 @@ class BinanceDialect(DialectBase[BinanceConn]):
         self.opts = parse_options(BinanceOptions, gw.config.dialect_options, "--dialect binance")
         self.codec = Codec(SPOT)
         self.stream_kind: dict[str, tuple[str, str]] = {}  # stream -> (channel, symbol)
-        self.windows: dict[str, _Window] = {}
+        self.windows: dict[str, BookWindow] = {}
         for sym in gw.hub.markets:
-            self.windows[sym] = _Window()
+            self.windows[sym] = BookWindow()
             for kind in ("orderbook", "trades", "ticker"):
                 channel = f"{kind}:{sym}"
                 stream = SPOT.stream_name(channel)
@@ -521,11 +501,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
     ) -> None:
         sym = market.instrument.symbol
         w = self.windows[sym]
-        if w.first is None:
-            w.first = update_id
-        w.last = update_id
-        w.bids.update(bids)
-        w.asks.update(asks)
+        w.merge(update_id, bids, asks)
         stream = sym.lower() + SPOT.ticker_suffix
         if not self.subs[stream]:
             w.top = None
@@ -551,15 +527,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
         stream = sym.lower() + SPOT.trades_suffix
         if not self.subs[stream]:
             return
-        inst = market.instrument
-        event = TradeEvent(
-            sym,
-            str(trade_id),
-            inst.format_price(trade.price),
-            inst.format_size(trade.size),
-            trade.side,
-            time.time_ns(),
-        )
+        event = trade_event(market, trade_id, trade)
         self._fan(stream, f"trades:{sym}", self.codec.encode_trade(event))
 
     def flush_period_s(self) -> float:
@@ -577,12 +545,9 @@ class BinanceDialect(DialectBase[BinanceConn]):
             if not self.subs[stream]:
                 w.held = None
                 continue
-            inst = markets[sym].instrument
-            fp, fs = inst.format_price, inst.format_size
             delta = BookDelta(
                 sym,
-                [(fp(p), fs(s)) for p, s in sorted(bids.items(), reverse=True)],
-                [(fp(p), fs(s)) for p, s in sorted(asks.items())],
+                *changed_levels(markets[sym].instrument, bids, asks),
                 last_id=last,
                 first_id=first,
                 ts_ns=time.time_ns(),
@@ -592,7 +557,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
             self._send_depth(sym, stream, w, data, first, last)
 
     def _send_depth(
-        self, sym: str, stream: str, w: _Window, data: bytes, first: int, last: int
+        self, sym: str, stream: str, w: BookWindow, data: bytes, first: int, last: int
     ) -> None:
         channel = f"orderbook:{sym}"
         fault = self.faults.frame_fault("orderbook", channel, sym)
@@ -755,11 +720,8 @@ class BinanceDialect(DialectBase[BinanceConn]):
             )
         book = history.book_at(seq)
         inst = market.instrument
-        fp, fs = inst.format_price, inst.format_size
         bids, asks = book.to_lists(limit)
-        snap = BookSnapshot(
-            symbol, seq, [(fp(p), fs(s)) for p, s in bids], [(fp(p), fs(s)) for p, s in asks]
-        )
+        snap = BookSnapshot(symbol, seq, levels(inst, bids), levels(inst, asks))
         body = self.codec.encode_depth_snapshot(snap)
         if settings.snapshot_delay_ms:
             self.faults.record(

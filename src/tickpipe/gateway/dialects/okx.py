@@ -38,7 +38,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -46,18 +46,22 @@ from aiohttp import WSMsgType, web
 
 from tickpipe.errors import ConfigError, FrameError
 from tickpipe.gateway.dialects.base import (
+    BookWindow,
     DialectBase,
     DialectConnection,
     SlidingCount,
     apply_frame_fault,
+    changed_levels,
+    levels,
     parse_options,
+    rename_markets,
+    trade_event,
 )
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
 from tickpipe.protocol.book import OrderBook
-from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
+from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent
 from tickpipe.venues.okx import codec, endpoints, limits
 from tickpipe.venues.okx.checksum import checksum as okx_checksum
 from tickpipe.venues.okx.codec import ClientRequest, Subscribed, Unsubscribed, VenueError
@@ -117,35 +121,24 @@ def okx_symbol(symbol: str) -> str:
 
 def okx_markets(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
     """The markets under their OKX instIds (ConfigError if two map to one name)."""
-    out: list[MarketSpec] = []
-    seen: dict[str, str] = {}
-    for m in markets:
-        inst = m.instrument
-        name = okx_symbol(inst.symbol)
-        if not (name.isascii() and name.replace("-", "").isalnum()):
-            raise ConfigError(f"market {inst.symbol!r}: no OKX instId (letters, digits, '-')")
-        if name in seen:
-            raise ConfigError(f"markets {seen[name]!r} and {inst.symbol!r} both map to {name!r}")
-        seen[name] = inst.symbol
-        new = Instrument(name, inst.asset_class, inst.tick_size, inst.lot_size)
-        out.append(replace(m, instrument=new))
-    return tuple(out)
+    return rename_markets(
+        markets,
+        okx_symbol,
+        lambda name: name.isascii() and name.replace("-", "").isalnum(),
+        "OKX instId (letters, digits, '-')",
+    )
 
 
-class _Window:
-    """One book's changes since its last update frame, and a held (reordered) frame."""
+class _Window(BookWindow):
+    """One book's merged changes (:class:`BookWindow`), the ``seqId`` of its last update and
+    the last trade price (for ``tickers``)."""
 
-    __slots__ = ("asks", "bids", "first", "held", "last", "last_px", "prev", "top")
+    __slots__ = ("last_px", "prev")
 
     def __init__(self, prev: int) -> None:
-        self.first: int | None = None
-        self.last = prev
+        super().__init__(prev)
         self.prev = prev  # seqId of the last update produced (a new snapshot's seqId)
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
-        self.held: bytes | None = None
         self.last_px: int | None = None
-        self.top: tuple[object, ...] | None = None  # last ticker sent
 
 
 class OkxConn(DialectConnection["OkxDialect"]):
@@ -347,13 +340,12 @@ class OkxDialect(DialectBase[OkxConn]):
         book = market.history.book_at(seq)
         book.truncate(limits.MAX_BOOK_DEPTH)
         inst = market.instrument
-        fp, fs = inst.format_price, inst.format_size
         bids, asks = book.to_lists()
         snap = BookSnapshot(
             sym,
             seq,
-            [(fp(p), fs(s)) for p, s in bids],
-            [(fp(p), fs(s)) for p, s in asks],
+            levels(inst, bids),
+            levels(inst, asks),
             self._checksum(book),
             time.time_ns(),
         )
@@ -364,12 +356,7 @@ class OkxDialect(DialectBase[OkxConn]):
     def on_book(
         self, market: Market, update_id: int, bids: dict[int, int], asks: dict[int, int]
     ) -> None:
-        w = self.windows[market.instrument.symbol]
-        if w.first is None:
-            w.first = update_id
-        w.last = update_id
-        w.bids.update(bids)
-        w.asks.update(asks)
+        self.windows[market.instrument.symbol].merge(update_id, bids, asks)
 
     def on_trade(self, market: Market, trade_id: int, trade: SimTrade) -> None:
         sym = market.instrument.symbol
@@ -377,16 +364,7 @@ class OkxDialect(DialectBase[OkxConn]):
         channel = f"trades:{sym}"
         if not self.subs[channel]:
             return
-        inst = market.instrument
-        event = TradeEvent(
-            sym,
-            str(trade_id),
-            inst.format_price(trade.price),
-            inst.format_size(trade.size),
-            trade.side,
-            time.time_ns(),
-        )
-        self._fan(channel, codec.encode_trades([event]))
+        self._fan(channel, codec.encode_trades([trade_event(market, trade_id, trade)]))
 
     def flush_period_s(self) -> float:
         return self.opts.book_interval_ms / 1000
@@ -429,12 +407,9 @@ class OkxDialect(DialectBase[OkxConn]):
         if fault == "bad_checksum" and cs is not None:
             cs = cs + 1 if cs < 2**31 - 1 else 1  # wrong, never 0 ("no check")
             cs = cs or 1
-        inst = market.instrument
-        fp, fs = inst.format_price, inst.format_size
         delta = BookDelta(
             sym,
-            [(fp(p), fs(s)) for p, s in sorted(bids.items(), reverse=True)],
-            [(fp(p), fs(s)) for p, s in sorted(asks.items())],
+            *changed_levels(market.instrument, bids, asks),
             last_id=last,
             prev_id=prev,
             checksum=cs,
@@ -526,13 +501,12 @@ class OkxDialect(DialectBase[OkxConn]):
         if market is None:
             return _rest_error(400, REST_NO_INST, "Instrument ID does not exist.")
         inst = market.instrument
-        fp, fs = inst.format_price, inst.format_size
         bids, asks = market.history.book_at().to_lists(sz)
         snap = BookSnapshot(
             inst_id,
             None,
-            [(fp(p), fs(s)) for p, s in bids],
-            [(fp(p), fs(s)) for p, s in asks],
+            levels(inst, bids),
+            levels(inst, asks),
             ts_ns=time.time_ns(),
         )
         return _ok(codec.encode_rest_books(snap))
