@@ -22,10 +22,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.gateway.dialect_helpers import (
+    WAIT_S,
+    apply,
+    assert_disconnected,
+    dialect_gateway,
+    load,
+)
 from tickpipe.errors import ConfigError, FrameError
-from tickpipe.gateway import Gateway, GatewayConfig
+from tickpipe.gateway import Gateway
 from tickpipe.gateway.testing import GatewayProcess
-from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.continuity import Step, follows
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import (
@@ -42,21 +48,12 @@ from tickpipe.venues.okx.codec import Pong, Subscribed, Unsubscribed, VenueError
 LINK = Continuity.LINK
 BOOK = "orderbook:BTC-USDT"
 WS = "/ws/v5/public"
-WAIT_S = 10.0  # generous: the machine is shared
 
 
 @asynccontextmanager
 async def okx_gateway(rate: float = 200.0, **options: Any) -> AsyncIterator[Gateway]:
     options.setdefault("max_connects_per_s", 100)
-    cfg = GatewayConfig(
-        port=0,
-        admin_port=0,
-        seed=3,
-        rate=rate,
-        dialect="okx",
-        dialect_options=tuple(options.items()),
-    )
-    async with Gateway(cfg) as gw:
+    async with dialect_gateway("okx", rate, **options) as gw:
         yield gw
 
 
@@ -74,23 +71,6 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, kind: Any) -> Any:
 
 async def send(ws: aiohttp.ClientWebSocketResponse, obj: Any) -> None:
     await ws.send_str(obj if isinstance(obj, str) else json.dumps(obj))
-
-
-def load(inst: Instrument, snap: BookSnapshot) -> OrderBook:
-    book = OrderBook(inst)
-    book.load(
-        [(inst.price_units(p), inst.size_units(s)) for p, s in snap.bids],
-        [(inst.price_units(p), inst.size_units(s)) for p, s in snap.asks],
-    )
-    return book
-
-
-def apply(book: OrderBook, d: BookDelta) -> None:
-    inst = book.instrument
-    book.apply(
-        [(inst.price_units(p), inst.size_units(s)) for p, s in d.bids],
-        [(inst.price_units(p), inst.size_units(s)) for p, s in d.asks],
-    )
 
 
 class Follower:
@@ -422,15 +402,7 @@ async def test_disconnect_fault_with_and_without_close_frame(close_frame: bool) 
         await next_event(ws, BookSnapshot)
         out = gw.trigger("disconnect", close_frame=close_frame)
         assert len(out["sessions"]) == 1
-        for _ in range(1000):
-            msg = await ws.receive(timeout=WAIT_S)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                break
-        if close_frame:
-            assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
-        else:
-            assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
-            assert ws.close_code != 1001
+        await assert_disconnected(ws, close_frame)
 
 
 async def test_stall_goes_silent_then_resumes_with_a_gap_and_resubscribe_reseeds() -> None:
