@@ -871,3 +871,17 @@ def test_help_explains_every_flag_and_key(capsys):
     for a in FAULT_ACTIONS:
         assert re.search(rf"^  {a.key}   {re.escape(a.label)}\s+--inject {a.name}@S$", text, re.M)
     assert "q   quit" in text
+
+
+def test_admin_token_can_come_from_the_environment_not_argv(monkeypatch):
+    """Issue 13: a secret on the command line shows in ps; TICKPIPE_ADMIN_TOKEN keeps it out."""
+    monkeypatch.setenv("TICKPIPE_ADMIN_TOKEN", "tok-from-env")
+    opts = options_from_args(
+        _demo_args("--stream-url", "ws://h:1/v1/stream", "--admin-url", "http://h:2")
+    )
+    assert opts.admin_token == "tok-from-env"
+    monkeypatch.delenv("TICKPIPE_ADMIN_TOKEN")
+    with pytest.raises(ConfigError, match="--admin-token go together"):
+        options_from_args(
+            _demo_args("--stream-url", "ws://h:1/v1/stream", "--admin-url", "http://h:2")
+        )

@@ -22,6 +22,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.gateway.dialect_helpers import (
+    WAIT_S,
+    apply,
+    assert_disconnected,
+    dialect_gateway,
+    load,
+)
 from tickpipe.errors import ConfigError
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.testing import GatewayProcess
@@ -34,20 +41,11 @@ from tickpipe.venues.binance.codec import Codec, CommandAck, VenueError
 CODEC = Codec()
 RANGE = Continuity.RANGE
 DEPTH = "btcusdt@depth@100ms"
-WAIT_S = 10.0  # generous: the machine is shared
 
 
 @asynccontextmanager
 async def binance_gateway(rate: float = 200.0, **options: Any) -> AsyncIterator[Gateway]:
-    cfg = GatewayConfig(
-        port=0,
-        admin_port=0,
-        seed=3,
-        rate=rate,
-        dialect="binance",
-        dialect_options=tuple(options.items()),
-    )
-    async with Gateway(cfg) as gw:
+    async with dialect_gateway("binance", rate, **options) as gw:
         yield gw
 
 
@@ -61,23 +59,6 @@ async def snapshot(http: aiohttp.ClientSession, gw: Gateway, symbol: str) -> Boo
     async with http.get(gw.rest_url + f"/api/v3/depth?symbol={symbol}&limit=5000") as r:
         assert r.status == 200, await r.text()
         return CODEC.decode_depth_snapshot(await r.read(), symbol)
-
-
-def load(inst: Instrument, snap: BookSnapshot) -> OrderBook:
-    book = OrderBook(inst)
-    book.load(
-        [(inst.price_units(p), inst.size_units(s)) for p, s in snap.bids],
-        [(inst.price_units(p), inst.size_units(s)) for p, s in snap.asks],
-    )
-    return book
-
-
-def apply(book: OrderBook, d: BookDelta) -> None:
-    inst = book.instrument
-    book.apply(
-        [(inst.price_units(p), inst.size_units(s)) for p, s in d.bids],
-        [(inst.price_units(p), inst.size_units(s)) for p, s in d.asks],
-    )
 
 
 async def next_event(ws: aiohttp.ClientWebSocketResponse, kind: Any) -> Any:
@@ -550,15 +531,7 @@ async def test_disconnect_fault_with_and_without_close_frame(close_frame: bool) 
         await next_event(ws, BookDelta)
         out = gw.trigger("disconnect", close_frame=close_frame)
         assert len(out["sessions"]) == 1
-        for _ in range(1000):
-            msg = await ws.receive(timeout=WAIT_S)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                break
-        if close_frame:
-            assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
-        else:
-            assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
-            assert ws.close_code != 1001
+        await assert_disconnected(ws, close_frame)
 
 
 async def test_stall_goes_silent_then_resumes_with_a_gap() -> None:
@@ -616,7 +589,7 @@ def test_cli_help_names_the_dialect() -> None:
         timeout=60,
         check=True,
     ).stdout
-    assert "--dialect {vts,binance}" in out and "--dialect-option" in out
+    assert "--dialect {vts,binance,okx}" in out and "--dialect-option" in out
 
 
 def test_cli_serves_binance_and_refuses_a_bad_option() -> None:

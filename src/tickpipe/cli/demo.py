@@ -89,7 +89,7 @@ examples:
   tickpipe demo --faults flaky                    the gateway injects a fault profile by itself
   tickpipe demo --duration 20 --inject disconnect@5 --inject drop_delta@10
   tickpipe demo --stream-url ws://HOST:PORT/v1/stream --rest-url http://HOST:PORT \\
-                --admin-url http://127.0.0.1:APORT --admin-token TOKEN
+                --admin-url http://127.0.0.1:APORT    (token in $TICKPIPE_ADMIN_TOKEN)
 """
 
 
@@ -128,7 +128,13 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="admin API of a reference gateway, for fault keys (default: the embedded one's)",
     )
-    src.add_argument("--admin-token", metavar="T", help="X-Admin-Token for --admin-url")
+    src.add_argument(
+        "--admin-token",
+        metavar="T",
+        default=os.environ.get("TICKPIPE_ADMIN_TOKEN") or None,
+        help="X-Admin-Token for --admin-url (default: $TICKPIPE_ADMIN_TOKEN; the environment "
+        "keeps it out of ps)",
+    )
     src.add_argument(
         "--key", metavar="K", help="API key (default: $TICKPIPE_KEY, else the demo key 'demo')"
     )

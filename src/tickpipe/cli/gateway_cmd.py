@@ -30,7 +30,10 @@ JSON object a line (the admin token is then left out: take it from --ready-json 
 dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> BTCUSDT; /ws,
 /stream, /api/v3/depth, exchangeInfo, ping, time; request weight 6000/min, 429/418; pings every
 20 s; 24 h connection age), no orders or keys; stream URL printed = the base to pass as
---stream-url. Knobs: --dialect-option NAME=VALUE, e.g. max_connection_age_s=30 (docs/dialects.md).
+--stream-url. --dialect okx serves them as OKX v5 public (BTC-USD -> BTC-USDT; /ws/v5/public
+books/trades/tickers with seqId/prevSeqId and checksums, text ping/pong, 30 s idle close;
+/api/v5/public/instruments, /api/v5/market/books). Knobs: --dialect-option NAME=VALUE, e.g.
+max_connection_age_s=30 (docs/dialects.md).
 """
 
 
@@ -76,8 +79,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dialect",
         default="vts",
-        choices=["vts", "binance"],
-        help="wire format served: vts (VTS/1) or a venue's (binance: spot) (vts)",
+        choices=["vts", "binance", "okx"],
+        help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public) (vts)",
     )
     p.add_argument(
         "--dialect-option",

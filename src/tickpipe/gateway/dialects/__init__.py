@@ -4,6 +4,7 @@
 has no module here. Every other dialect is one module built on :mod:`.base`:
 
 - ``binance`` (:mod:`.binance`): Binance spot, encoded with ``tickpipe.venues.binance.codec``.
+- ``okx`` (:mod:`.okx`): OKX v5 public market data, encoded with ``tickpipe.venues.okx.codec``.
 
 Pick one with ``GatewayConfig(dialect=...)`` / ``tickpipe gateway --dialect NAME``; its knobs
 (``dialect_options``, ``--dialect-option NAME=VALUE``) are documented in docs/dialects.md.
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from tickpipe.gateway.markets import MarketSpec
     from tickpipe.gateway.server import Gateway
 
-DIALECTS = ("vts", "binance")
+DIALECTS = ("vts", "binance", "okx")
 """The names ``--dialect`` accepts."""
 
 
@@ -32,6 +33,10 @@ def dialect_markets(name: str, markets: tuple[MarketSpec, ...]) -> tuple[MarketS
         from tickpipe.gateway.dialects.binance import binance_markets
 
         return binance_markets(markets)
+    if name == "okx":
+        from tickpipe.gateway.dialects.okx import okx_markets
+
+        return okx_markets(markets)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
 
 
@@ -44,4 +49,8 @@ def make_dialect(gw: Gateway) -> Dialect | None:
         from tickpipe.gateway.dialects.binance import BinanceDialect
 
         return BinanceDialect(gw)
+    if name == "okx":
+        from tickpipe.gateway.dialects.okx import OkxDialect
+
+        return OkxDialect(gw)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")

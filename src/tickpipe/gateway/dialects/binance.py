@@ -44,25 +44,37 @@ body ``{"serverTime": ms}`` and the ``/api/v3/ping`` body ``{}``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
 import time
-from collections import deque
-from dataclasses import dataclass, replace
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import WSMsgType, web
 
 from tickpipe.errors import ConfigError, FrameError
-from tickpipe.gateway.dialects.base import IncomingRate, parse_options
+from tickpipe.gateway.dialects.base import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    BookWindow,
+    DialectBase,
+    DialectConnection,
+    IncomingRate,
+    SlidingCount,
+    apply_frame_fault,
+    changed_levels,
+    levels,
+    parse_options,
+    rename_markets,
+    trade_event,
+)
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
-from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
+from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent
 from tickpipe.venues.binance.codec import Codec
 from tickpipe.venues.binance.endpoints import SPOT
 from tickpipe.venues.binance.limits import (
@@ -79,8 +91,6 @@ if TYPE_CHECKING:
     from tickpipe.gateway.server import Gateway
     from tickpipe.gateway.simulator import SimTrade
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
 PING_WEIGHT = TIME_WEIGHT = 1
 DEFAULT_DEPTH_LIMIT = 100  # rest-api.md /api/v3/depth: "Default 100; max 5000"
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
@@ -130,40 +140,16 @@ def binance_symbol(symbol: str) -> str:
 
 def binance_markets(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
     """The markets under their Binance symbols (ConfigError if two map to one name)."""
-    out: list[MarketSpec] = []
-    seen: dict[str, str] = {}
-    for m in markets:
-        inst = m.instrument
-        name = binance_symbol(inst.symbol)
-        if not (name.isascii() and name.isalnum()):
-            raise ConfigError(f"market {inst.symbol!r}: no Binance symbol (letters and digits)")
-        if name in seen:
-            raise ConfigError(f"markets {seen[name]!r} and {inst.symbol!r} both map to {name!r}")
-        seen[name] = inst.symbol
-        if name == inst.symbol:
-            out.append(m)
-            continue
-        new = Instrument(name, inst.asset_class, inst.tick_size, inst.lot_size)
-        out.append(replace(m, instrument=new))
-    return tuple(out)
+    return rename_markets(
+        markets,
+        binance_symbol,
+        lambda name: name.isascii() and name.isalnum(),
+        "Binance symbol (letters and digits)",
+    )
 
 
 def _error_body(code: int, msg: str) -> bytes:
     return Codec.encode_error(code, msg)
-
-
-class _Window:
-    """One symbol's changes since its last depth event, and a held (reordered) event."""
-
-    __slots__ = ("asks", "bids", "first", "held", "last", "top")
-
-    def __init__(self) -> None:
-        self.first: int | None = None
-        self.last = 0
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
-        self.held: bytes | None = None
-        self.top: tuple[int, int, int, int] | None = None  # last bookTicker sent
 
 
 class WeightBook:
@@ -211,66 +197,27 @@ class WeightBook:
         return 0, 0
 
 
-class BinanceConn:
-    """One WebSocket connection: its streams, outbound queue, pinger and command reader."""
+class BinanceConn(DialectConnection["BinanceDialect"]):
+    """One WebSocket connection: its streams, pinger and command reader (the queue, writer,
+    stall and close are :class:`DialectConnection`'s)."""
 
     def __init__(self, d: BinanceDialect, request: web.Request, combined: bool) -> None:
-        self.d = d
-        self.request = request
-        self.id = secrets.token_hex(6)
-        self.peer = request.remote or "?"
-        self.ws = web.WebSocketResponse(
-            autoping=False,
-            autoclose=True,
-            max_msg_size=d.gw.config.max_frame_bytes,
-            compress=False,
-        )
+        super().__init__(d, request, secrets.token_hex(6), d.gw.config.max_frame_bytes)
         self.combined = combined
-        self.streams: dict[str, None] = {}
-        self.queue: deque[bytes] = deque()
-        self.closing = False
-        self.end_reason = "client closed"
+        self.streams = self.subscribed
         self.opened = time.monotonic()
-        self.stalled_until = 0.0
         self.pings_stopped_until = 0.0
         self.pings: dict[bytes, float] = {}  # outstanding ping payload -> sent at (monotonic)
         self.ping_count = 0
-        self.pongs = 0
-        self.frames_sent = 0
-        self.dropped_while_stalled = 0
         self.rate = IncomingRate(d.opts.max_incoming_per_s)
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._close_task: asyncio.Task[None] | None = None
+        self._initial: list[str] = []
+        self._age: asyncio.TimerHandle | None = None
 
-    # -- outbound ---------------------------------------------------------------------------
-    def stalled(self) -> bool:
-        return self.stalled_until > time.monotonic()
-
-    def enqueue(self, data: bytes) -> None:
-        if self.closing:
-            return
-        if self.stalled_until and self.stalled():
-            self.dropped_while_stalled += 1
-            return
-        if len(self.queue) >= self.d.gw.config.max_queue_frames:
-            self.kill(CLOSE_POLICY, "slow consumer: outbound queue full", reason="slow_consumer")
-            return
-        self.queue.append(data)
-        self._wake.set()
-
-    async def _writer(self) -> None:
-        q = self.queue
-        while not self.closing:
-            await self._wake.wait()
-            self._wake.clear()
-            while q and not self.closing and not self.stalled():
-                try:
-                    await self.ws.send_frame(q.popleft(), WSMsgType.TEXT)
-                except (ConnectionError, RuntimeError):
-                    self.end_reason = "send failed"
-                    return
-                self.frames_sent += 1
+    def hold(self, fault: str, until: float) -> None:
+        if fault == "stop_pings":
+            self.pings_stopped_until = until
+        else:
+            super().hold(fault, until)
 
     async def _pinger(self) -> None:
         opts = self.d.opts
@@ -316,45 +263,14 @@ class BinanceConn:
                 except (ConnectionError, RuntimeError):
                     return
 
-    def kill(self, code: int, message: str, *, reason: str, close_frame: bool = True) -> None:
-        """End the connection (idempotent), with a close frame ``code`` or abruptly."""
-        if self.closing:
-            return
-        self.closing = True
-        self.end_reason = reason
-        self.queue.clear()
-        self._wake.set()
-        log_event(
-            "disconnect",
-            level=logging.WARNING,
-            session=self.id,
-            dialect="binance",
-            code=code if close_frame else None,
-            reason=reason,
-            detail=message,
-            close_frame=close_frame,
-        )
-        self._close_task = asyncio.get_running_loop().create_task(
-            self._close(code, message, close_frame)
-        )
-
-    async def _close(self, code: int, message: str, close_frame: bool) -> None:
-        transport = self.request.transport
-        if close_frame:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(code=code, message=message.encode()), 1.0)
-        if transport is not None:
-            transport.abort()
-
     # -- the connection ---------------------------------------------------------------------
     async def run(self, streams: list[str]) -> web.WebSocketResponse:
-        ws = self.ws
-        await ws.prepare(self.request)
+        self._initial = streams
+        return await self._serve(streams=streams)
+
+    def _opened(self) -> None:
         d = self.d
-        d.conns[self.id] = self
-        log_event("connect", session=self.id, peer=self.peer, dialect="binance", streams=streams)
-        loop = asyncio.get_running_loop()
-        age = loop.call_later(
+        self._age = asyncio.get_running_loop().call_later(
             d.opts.max_connection_age_s,
             lambda: self.kill(
                 CLOSE_GOING_AWAY,
@@ -362,22 +278,15 @@ class BinanceConn:
                 reason="max_age",
             ),
         )
-        try:
-            for s in streams:
-                d.subscribe(s, self)
-            self._tasks = [loop.create_task(self._writer()), loop.create_task(self._pinger())]
-            await self._read_loop()
-        finally:
-            age.cancel()
-            self.closing = True
-            self._wake.set()
-            d.drop(self)
-            for t in self._tasks:
-                t.cancel()
-            tasks = [*self._tasks, *([self._close_task] if self._close_task else [])]
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log_event("session_end", session=self.id, dialect="binance", reason=self.end_reason)
-        return ws
+        for s in self._initial:
+            d.subscribe(s, self)
+
+    def _ended(self) -> None:
+        if self._age is not None:
+            self._age.cancel()
+
+    def _background(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._pinger()]
 
     async def _read_loop(self) -> None:
         limit = self.d.opts.max_incoming_per_s
@@ -394,9 +303,7 @@ class BinanceConn:
             if msg.type == WSMsgType.TEXT:
                 self._on_command(str(msg.data))
             elif msg.type == WSMsgType.PING:
-                if not self.stalled():
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await self.ws.pong(msg.data)
+                await self._pong(msg.data)
             elif msg.type == WSMsgType.PONG:
                 # only a pong carrying an outstanding ping's payload counts (documented:
                 # unsolicited pongs "will not prevent disconnection")
@@ -495,37 +402,30 @@ class BinanceConn:
         return None
 
 
-class BinanceDialect:
+class BinanceDialect(DialectBase[BinanceConn]):
     """The binance dialect of one gateway; see the module docstring."""
 
     name = "binance"
+    CONNECTION_FAULTS = ("disconnect", "stall", "stop_pings")
 
     def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.faults = gw.faults
+        super().__init__(gw)
         self.opts = parse_options(BinanceOptions, gw.config.dialect_options, "--dialect binance")
         self.codec = Codec(SPOT)
-        self.conns: dict[str, BinanceConn] = {}
-        self.subs: dict[str, dict[BinanceConn, None]] = {}
         self.stream_kind: dict[str, tuple[str, str]] = {}  # stream -> (channel, symbol)
-        self.windows: dict[str, _Window] = {}
+        self.windows: dict[str, BookWindow] = {}
         for sym in gw.hub.markets:
-            self.windows[sym] = _Window()
+            self.windows[sym] = BookWindow()
             for kind in ("orderbook", "trades", "ticker"):
                 channel = f"{kind}:{sym}"
                 stream = SPOT.stream_name(channel)
                 self.stream_kind[stream] = (channel, sym)
                 self.subs[stream] = {}
         self.weights = WeightBook(self.opts)
-        self.snapshot_times: dict[str, deque[float]] = {}
+        self.snapshot_times = SlidingCount(1.0)
         self.depth_events = 0
-        self.disconnects: dict[str, int] = {}
-        self._tasks: list[asyncio.Task[None]] = []
 
     # -- gateway side -----------------------------------------------------------------------
-    def base_stream_url(self, host: str, port: int) -> str:
-        return f"ws://{host}:{port}"
-
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get(SPOT.raw_stream_path, self._ws_raw),
@@ -537,59 +437,15 @@ class BinanceDialect:
             web.get("/api/v3/time", self.time),
         ]
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._flusher()), loop.create_task(self._housekeeping())]
-
-    async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-        for c in list(self.conns.values()):
-            c.kill(CLOSE_GOING_AWAY, "gateway going away", reason="gateway_stop")
-
     def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
         if fault == "bad_checksum":
             raise ConfigError(
                 "bad_checksum does not apply to the binance dialect: Binance books carry no "
                 "checksum (use drop_delta, duplicate_delta or reorder_delta)"
             )
-        if fault not in ("disconnect", "stall", "stop_pings"):
+        if fault not in self.CONNECTION_FAULTS:
             return None
-        left = dict(params)
-        close_frame = left.pop("close_frame", True) if fault == "disconnect" else True
-        duration = left.pop("duration_ms", 60_000) if fault != "disconnect" else 0
-        sid = left.pop("session", None)
-        if left:
-            raise ConfigError(f"trigger {fault}: unknown parameter(s) {sorted(left)}")
-        if not isinstance(close_frame, bool):
-            raise ConfigError(f"trigger {fault}: close_frame must be true or false")
-        if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:
-            raise ConfigError(f"trigger {fault}: duration_ms must be an integer >= 0")
-        if sid is not None and not isinstance(sid, str):
-            raise ConfigError(f"trigger {fault}: session must be a string")
-        targets = [c for c in self.conns.values() if sid is None or c.id == sid]
-        if sid is not None and not targets:
-            raise ConfigError(f"trigger {fault}: no session {sid!r}")
-        for c in targets:
-            if fault == "disconnect":
-                self.faults.record("disconnect", session=c.id, close_frame=close_frame)
-                c.kill(
-                    CLOSE_GOING_AWAY,
-                    "fault: disconnect",
-                    reason="fault_disconnect",
-                    close_frame=close_frame,
-                )
-                continue
-            until = time.monotonic() + duration / 1000 if duration else 0.0
-            if fault == "stall":
-                c.stalled_until = until
-                c.queue.clear()
-            else:
-                c.pings_stopped_until = until
-            self.faults.record(fault, session=c.id, duration_ms=duration)
-        return {"triggered": fault, "sessions": [c.id for c in targets]}
+        return self.connection_fault(fault, params)
 
     def stats(self) -> dict[str, Any]:
         now = time.time()
@@ -602,12 +458,8 @@ class BinanceDialect:
                     "peer": c.peer,
                     "streams": list(c.streams),
                     "combined": c.combined,
-                    "queued": len(c.queue),
-                    "frames_sent": c.frames_sent,
+                    **c.stats(),
                     "pings_sent": c.ping_count,
-                    "pongs": c.pongs,
-                    "stalled": c.stalled(),
-                    "dropped_while_stalled": c.dropped_while_stalled,
                 }
                 for c in self.conns.values()
             ],
@@ -633,20 +485,6 @@ class BinanceDialect:
             s.lower() for s in self.windows
         )
 
-    def subscribe(self, stream: str, conn: BinanceConn) -> None:
-        self.subs[stream][conn] = None
-        conn.streams[stream] = None
-
-    def unsubscribe(self, stream: str, conn: BinanceConn) -> None:
-        self.subs[stream].pop(conn, None)
-        conn.streams.pop(stream, None)
-
-    def drop(self, conn: BinanceConn) -> None:
-        for s in conn.streams:
-            self.subs[s].pop(conn, None)
-        if self.conns.pop(conn.id, None) is not None:
-            self.disconnects[conn.end_reason] = self.disconnects.get(conn.end_reason, 0) + 1
-
     def _fan(self, stream: str, channel: str, data: bytes) -> None:
         wrapped: bytes | None = None
         for c in list(self.subs[stream]):
@@ -663,11 +501,7 @@ class BinanceDialect:
     ) -> None:
         sym = market.instrument.symbol
         w = self.windows[sym]
-        if w.first is None:
-            w.first = update_id
-        w.last = update_id
-        w.bids.update(bids)
-        w.asks.update(asks)
+        w.merge(update_id, bids, asks)
         stream = sym.lower() + SPOT.ticker_suffix
         if not self.subs[stream]:
             w.top = None
@@ -693,27 +527,13 @@ class BinanceDialect:
         stream = sym.lower() + SPOT.trades_suffix
         if not self.subs[stream]:
             return
-        inst = market.instrument
-        event = TradeEvent(
-            sym,
-            str(trade_id),
-            inst.format_price(trade.price),
-            inst.format_size(trade.size),
-            trade.side,
-            time.time_ns(),
-        )
+        event = trade_event(market, trade_id, trade)
         self._fan(stream, f"trades:{sym}", self.codec.encode_trade(event))
 
-    async def _flusher(self) -> None:
-        period = self.opts.depth_interval_ms / 1000
-        loop = asyncio.get_running_loop()
-        next_at = loop.time() + period
-        while True:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at = max(next_at + period, loop.time())
-            self.flush_depth()
+    def flush_period_s(self) -> float:
+        return self.opts.depth_interval_ms / 1000
 
-    def flush_depth(self) -> None:
+    def flush(self) -> None:
         """One ``depthUpdate`` per symbol that changed since the last flush (with faults)."""
         markets = self.gw.hub.markets
         for sym, w in self.windows.items():
@@ -725,12 +545,9 @@ class BinanceDialect:
             if not self.subs[stream]:
                 w.held = None
                 continue
-            inst = markets[sym].instrument
-            fp, fs = inst.format_price, inst.format_size
             delta = BookDelta(
                 sym,
-                [(fp(p), fs(s)) for p, s in sorted(bids.items(), reverse=True)],
-                [(fp(p), fs(s)) for p, s in sorted(asks.items())],
+                *changed_levels(markets[sym].instrument, bids, asks),
                 last_id=last,
                 first_id=first,
                 ts_ns=time.time_ns(),
@@ -740,7 +557,7 @@ class BinanceDialect:
             self._send_depth(sym, stream, w, data, first, last)
 
     def _send_depth(
-        self, sym: str, stream: str, w: _Window, data: bytes, first: int, last: int
+        self, sym: str, stream: str, w: BookWindow, data: bytes, first: int, last: int
     ) -> None:
         channel = f"orderbook:{sym}"
         fault = self.faults.frame_fault("orderbook", channel, sym)
@@ -753,36 +570,7 @@ class BinanceDialect:
             self.faults.record(
                 fault, channel=channel, stream=stream, first_update_id=first, update_id=last
             )
-        if fault == "drop_delta":
-            data = b""
-        elif fault == "duplicate_delta":
-            self._fan(stream, channel, data)
-        elif fault == "reorder_delta":
-            w.held = data
-            data = b""
-        elif fault == "malformed_frame":
-            data = data[: len(data) // 2]
-        if data:
-            self._fan(stream, channel, data)
-        if held is not None:
-            self._fan(stream, channel, held)
-
-    async def _housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            chance = self.faults.settings.disconnect
-            if not chance.rate:
-                continue
-            for c in list(self.conns.values()):
-                if not c.closing and self.faults.rng.random() < chance.rate:
-                    close_frame = self.faults.settings.close_frame
-                    self.faults.record("disconnect", session=c.id, close_frame=close_frame)
-                    c.kill(
-                        CLOSE_GOING_AWAY,
-                        "fault: disconnect",
-                        reason="fault_disconnect",
-                        close_frame=close_frame,
-                    )
+        w.held = apply_frame_fault(fault, data, held, lambda b: self._fan(stream, channel, b))
 
     # -- WebSocket endpoints ----------------------------------------------------------------
     async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
@@ -903,7 +691,7 @@ class BinanceDialect:
             return _rest_error(400, -1121, "Invalid symbol.", hdr)
         settings = self.faults.settings
         ip = request.remote or "?"
-        if settings.snapshot_rate_limit and not self._snapshot_admitted(
+        if settings.snapshot_rate_limit and not self.snapshot_times.admit(
             ip, settings.snapshot_rate_limit
         ):
             self.faults.record("snapshot_rate_limit", symbol=symbol, who=ip)
@@ -932,11 +720,8 @@ class BinanceDialect:
             )
         book = history.book_at(seq)
         inst = market.instrument
-        fp, fs = inst.format_price, inst.format_size
         bids, asks = book.to_lists(limit)
-        snap = BookSnapshot(
-            symbol, seq, [(fp(p), fs(s)) for p, s in bids], [(fp(p), fs(s)) for p, s in asks]
-        )
+        snap = BookSnapshot(symbol, seq, levels(inst, bids), levels(inst, asks))
         body = self.codec.encode_depth_snapshot(snap)
         if settings.snapshot_delay_ms:
             self.faults.record(
@@ -944,18 +729,6 @@ class BinanceDialect:
             )
             await asyncio.sleep(settings.snapshot_delay_ms / 1000)
         return _ok(body, used)
-
-    def _snapshot_admitted(self, ip: str, per_s: int) -> bool:
-        now = time.monotonic()
-        q = self.snapshot_times.setdefault(ip, deque())
-        while q and now - q[0] >= 1.0:
-            q.popleft()
-        if len(q) >= per_s:
-            return False
-        q.append(now)
-        if len(self.snapshot_times) > 10_000:
-            self.snapshot_times = {k: v for k, v in self.snapshot_times.items() if v}
-        return True
 
 
 def _ok(body: bytes, used: int) -> web.Response:

@@ -38,6 +38,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from tickpipe.errors import ConfigError, FrameError, RestError
+from tickpipe.protocol.decode_errors import DECODE_ERRORS, decode_error
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
 from tickpipe.venues.bybit import endpoints
@@ -185,24 +186,11 @@ _rest_book = msgspec.json.Decoder(_RestBook)
 _client = msgspec.json.Decoder(_ClientRequest)
 _encoder = msgspec.json.Encoder()
 
-_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
-_PATH_RE = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
 _TOPIC_RE = re.compile(rb'"topic"\s*:\s*"([A-Za-z]+(?:\.[0-9]+)?\.[A-Za-z0-9_-]{1,40})"')
 
 
 def _fail(exc: Exception, channel: str | None, prefix: str) -> FrameError:
-    if isinstance(exc, RecursionError):
-        return FrameError("frame is nested too deeply", channel=channel)
-    if isinstance(exc, UnicodeDecodeError):
-        return FrameError(f"frame is not valid UTF-8 at byte {exc.start}", channel=channel)
-    msg = str(exc)
-    m = _PATH_RE.search(msg)
-    path = m.group(1) if m else ""
-    field = prefix + (path if path.startswith("[") or not path or not prefix else "." + path)
-    missing = re.search(r"missing required field `([^`]*)`", msg)
-    if missing:
-        field = f"{field}.{missing.group(1)}" if field else missing.group(1)
-    return FrameError(_PATH_RE.sub("", msg) or msg, channel=channel, field=field or None)
+    return decode_error(exc, "frame", channel, prefix)
 
 
 def _guess_channel(data: bytes | str) -> str | None:
@@ -223,7 +211,7 @@ def decode(data: bytes | str) -> list[BybitEvent]:
     :func:`merge_ticker`). Raises FrameError on anything else."""
     try:
         env = _envelope.decode(data)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, _guess_channel(data), "") from None
     if env.topic is None:
         return [_control(env)]
@@ -254,7 +242,7 @@ def decode(data: bytes | str) -> list[BybitEvent]:
                 out.append(TradeEvent(symbol, t.i, t.p, t.v, side, t.T * 1_000_000))
             return out
         tk = _ticker.decode(env.data)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, channel, "data") from None
     _same(tk.symbol, symbol, channel, "data.symbol")
     return [
@@ -313,7 +301,7 @@ def decode_client(data: bytes | str) -> ClientRequest:
     """A client's frame (the gateway dialect's side): subscribe, unsubscribe or ping."""
     try:
         req = _client.decode(data)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, None, "") from None
     channels: list[str] = []
     for i, topic in enumerate(req.args):
@@ -339,7 +327,7 @@ def decode_instruments(
     ``qtyStep`` (linear). A ``retCode`` other than 0 raises RestError."""
     try:
         parsed = _instruments.decode(body)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, None, "instruments") from None
     if parsed.retCode != 0 or parsed.result is None:
         raise RestError(
@@ -370,7 +358,7 @@ def decode_rest_orderbook(body: bytes | str) -> BookSnapshot:
                 200, str(parsed.retCode), parsed.retMsg[:200], method="GET", path=ORDERBOOK_PATH
             )
         r = _rest_book.decode(parsed.result)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, None, "result") from None
     return BookSnapshot(r.s, r.u, list(r.b), list(r.a), None, r.ts * 1_000_000)
 

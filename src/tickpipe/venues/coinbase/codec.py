@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from tickpipe.errors import ConfigError, FrameError
+from tickpipe.protocol.decode_errors import DECODE_ERRORS, check_utf8, decode_error
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import (
     BookDelta,
@@ -245,22 +246,10 @@ _channel_decoder = msgspec.json.Decoder(_ChannelFrame)
 _error_decoder = msgspec.json.Decoder(_ErrorFrame)
 _request_decoder = msgspec.json.Decoder(Request)
 _encoder = msgspec.json.Encoder()
-_DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
-_PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
-_MISSING_RE = re.compile(r"missing required field `([^`]*)`")
 _CH_RE = re.compile(rb'"channel"\s*:\s*"([a-z0-9_]{1,30})"')
 _PID_RE = re.compile(rb'"product_id"\s*:\s*"([A-Za-z0-9\-]{1,40})"')
 _NUM = re.compile(r"\d+(?:\.\d+)?\Z")
 _KIND = {"l2_data": "orderbook", "market_trades": "trades", "ticker": "ticker"}
-
-
-def _field(msg: str) -> str | None:
-    m = _PATH_RE.search(msg)
-    path = m.group(1) if m else ""
-    missing = _MISSING_RE.search(msg)
-    if missing:
-        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
-    return path or None
 
 
 def _guess_channel(data: bytes) -> str | None:
@@ -278,22 +267,10 @@ def _guess_channel(data: bytes) -> str | None:
 def _error(exc: Exception, data: bytes | str, what: str) -> FrameError:
     raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
     channel = _guess_channel(raw)
-    if isinstance(exc, RecursionError):
-        return FrameError(f"{what} is nested too deeply to decode", channel=channel)
-    if isinstance(exc, UnicodeDecodeError):
-        return FrameError(f"{what} is not valid UTF-8", channel=channel)
-    msg = str(exc)
-    reason = _PATH_RE.sub("", msg).strip().rstrip("-").strip() or msg
-    return FrameError(reason, channel=channel, field=_field(msg))
+    return decode_error(exc, what, channel)
 
 
-def _check_utf8(data: bytes | str, what: str) -> None:
-    if isinstance(data, str):
-        return
-    try:
-        bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FrameError(f"{what} is not valid UTF-8 at byte {exc.start}") from None
+_check_utf8 = check_utf8
 
 
 def _text(value: str, channel: str, field: str) -> str:
@@ -324,11 +301,11 @@ def decode(data: bytes | str) -> Message:
             raise _error(exc, data, "message") from None
         try:
             err = _error_decoder.decode(data)
-        except _DECODE_ERRORS as exc2:
+        except DECODE_ERRORS as exc2:
             raise _error(exc2, data, "message") from None
         _check_utf8(data, "message")
         return Message(None, "error", [VenueError(err.message or err.reason or "error")])
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _error(exc, data, "message") from None
     _check_utf8(data, "message")
     return _message(frame)
@@ -413,7 +390,7 @@ def decode_request(data: bytes | str) -> Request:
     """A client's subscribe/unsubscribe request (the gateway's side)."""
     try:
         req: Request = _request_decoder.decode(data)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _error(exc, data, "request") from None
     _check_utf8(data, "request")
     return req
@@ -446,7 +423,7 @@ def decode_products(data: bytes | str) -> list[Instrument]:
     ``base_increment``."""
     try:
         body = _products_decoder.decode(data)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _error(exc, data, "products body") from None
     _check_utf8(data, "products body")
     items = body.products if isinstance(body, _Products) else body

@@ -16,6 +16,7 @@ from typing import Literal
 import msgspec
 
 from tickpipe.errors import FrameError
+from tickpipe.protocol.decode_errors import DECODE_ERRORS
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, RawLevel
 from tickpipe.venues.kraken.rfc3339 import parse_ns
 
@@ -33,7 +34,6 @@ class _L2Update(msgspec.Struct, tag="l2update", tag_field="type", frozen=True):
 
 
 _decoder = msgspec.json.Decoder(_Snapshot | _L2Update)
-_DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
 _NUM = re.compile(r"\d+(?:\.\d+)?\Z")
 
 
@@ -50,7 +50,7 @@ def decode_level2(data: bytes | str) -> BookSnapshot | BookDelta:
     """One legacy ``snapshot`` or ``l2update`` frame (``last_id`` None: no ids)."""
     try:
         msg = _decoder.decode(data)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise FrameError(f"legacy level2 frame: {str(exc)[:200]}") from None
     ch = f"orderbook:{msg.product_id}"
     if isinstance(msg, _Snapshot):

@@ -28,6 +28,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from tickpipe.errors import ConfigError, FrameError
+from tickpipe.protocol.decode_errors import DECODE_ERRORS, check_utf8, decode_error
 from tickpipe.protocol.instruments import Instrument, format_units
 from tickpipe.protocol.normalised import (
     BookDelta,
@@ -319,22 +320,10 @@ _method_decoder = msgspec.json.Decoder(_MethodFrame)
 _request_decoder = msgspec.json.Decoder(Request)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
-_DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
 
-_PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
-_MISSING_RE = re.compile(r"missing required field `([^`]*)`")
 _KIND = {"book": "orderbook", "trade": "trades", "ticker": "ticker"}
 _CH_RE = re.compile(rb'"channel"\s*:\s*"([a-z_]{1,20})"')
 _SYM_RE = re.compile(rb'"symbol"\s*:\s*"([A-Za-z0-9./_\-]{1,40})"')
-
-
-def _field(msg: str) -> str | None:
-    m = _PATH_RE.search(msg)
-    path = m.group(1) if m else ""
-    missing = _MISSING_RE.search(msg)
-    if missing:
-        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
-    return path or None
 
 
 def _guess_channel(data: bytes) -> str | None:
@@ -352,23 +341,10 @@ def _guess_channel(data: bytes) -> str | None:
 def _error(exc: Exception, data: bytes | str, what: str) -> FrameError:
     raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
     channel = _guess_channel(raw)
-    if isinstance(exc, RecursionError):
-        return FrameError(f"{what} is nested too deeply to decode", channel=channel)
-    if isinstance(exc, UnicodeDecodeError):
-        return FrameError(f"{what} is not valid UTF-8", channel=channel)
-    msg = str(exc)
-    reason = _PATH_RE.sub("", msg).strip().rstrip("-").strip() or msg
-    return FrameError(reason, channel=channel, field=_field(msg))
+    return decode_error(exc, what, channel)
 
 
-def _check_utf8(data: bytes | str, what: str) -> None:
-    """msgspec does not look inside the strings it skips: check UTF-8 ourselves."""
-    if isinstance(data, str):
-        return
-    try:
-        bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FrameError(f"{what} is not valid UTF-8 at byte {exc.start}") from None
+_check_utf8 = check_utf8
 
 
 def decode(data: bytes | str) -> list[KrakenEvent]:
@@ -380,9 +356,9 @@ def decode(data: bytes | str) -> list[KrakenEvent]:
             raise _error(exc, data, "frame") from None
         try:  # no channel: a method answer (acks, errors, pong)
             frame = _method_decoder.decode(data)
-        except _DECODE_ERRORS as exc2:
+        except DECODE_ERRORS as exc2:
             raise _error(exc2, data, "frame") from None
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _error(exc, data, "frame") from None
     _check_utf8(data, "frame")
     return _events(frame)
@@ -456,7 +432,7 @@ def decode_request(data: bytes | str) -> Request:
     """A client's request (the gateway's side): subscribe, unsubscribe or ping."""
     try:
         req: Request = _request_decoder.decode(data)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _error(exc, data, "request") from None
     _check_utf8(data, "request")
     return req
@@ -519,7 +495,7 @@ def decode_asset_pairs(data: bytes | str, *, v2_names: bool = True) -> list[Inst
     FrameError naming it."""
     try:
         body = _asset_pairs_decoder.decode(data)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _error(exc, data, "AssetPairs body") from None
     if body.error:
         raise FrameError(f"AssetPairs error: {'; '.join(body.error)[:200]}", field="error")

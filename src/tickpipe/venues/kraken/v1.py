@@ -19,10 +19,10 @@ import re
 import msgspec
 
 from tickpipe.errors import FrameError
+from tickpipe.protocol.decode_errors import DECODE_ERRORS
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, RawLevel
 
 _decoder = msgspec.json.Decoder(list[int | str | dict[str, list[list[str]] | str]])
-_DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
 _NUM = re.compile(r"\d+(?:\.\d+)?\Z")
 _TS = re.compile(r"(\d+)(?:\.(\d{1,9}))?\Z")
 
@@ -50,7 +50,7 @@ def decode_book(data: bytes | str) -> BookSnapshot | BookDelta:
     """One v1 ``book-N`` frame -> a snapshot or a delta (``ts_ns``: the newest level's time)."""
     try:
         msg = _decoder.decode(data)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise FrameError(f"v1 book frame: {exc}".split(" - at ")[0][:200]) from None
     if len(msg) < 4 or not isinstance(msg[-1], str) or not isinstance(msg[-2], str):
         raise FrameError("v1 book frame: expected [id, {...}(, {...}), 'book-N', 'PAIR']")

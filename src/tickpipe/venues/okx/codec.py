@@ -46,6 +46,7 @@ import msgspec
 from tickpipe.errors import ConfigError, FrameError, RestError
 from tickpipe.protocol import continuity
 from tickpipe.protocol.continuity import Step
+from tickpipe.protocol.decode_errors import DECODE_ERRORS, decode_error
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import (
     BookDelta,
@@ -225,8 +226,6 @@ _rest_books = msgspec.json.Decoder(_RestBooksBody)
 _client = msgspec.json.Decoder(_ClientRequest)
 _encoder = msgspec.json.Encoder()
 
-_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
-_PATH_RE = re.compile(r"\s*-\s*at `\$\.?([^`]*)`")
 _INST_RE = re.compile(
     rb'"channel"\s*:\s*"([a-z0-9-]{1,40})"\s*,\s*"instId"\s*:\s*"([A-Za-z0-9-]{1,40})"'
 )
@@ -234,18 +233,7 @@ _INST_RE = re.compile(
 
 def _fail(exc: Exception, channel: str | None, prefix: str) -> FrameError:
     """A msgspec error -> FrameError naming the channel and the field (``data[0].bids[3]``)."""
-    if isinstance(exc, RecursionError):
-        return FrameError("frame is nested too deeply", channel=channel)
-    if isinstance(exc, UnicodeDecodeError):
-        return FrameError(f"frame is not valid UTF-8 at byte {exc.start}", channel=channel)
-    msg = str(exc)
-    m = _PATH_RE.search(msg)
-    path = m.group(1) if m else ""
-    field = prefix + (path if path.startswith("[") or not path or not prefix else "." + path)
-    missing = re.search(r"missing required field `([^`]*)`", msg)
-    if missing:
-        field = f"{field}.{missing.group(1)}" if field else missing.group(1)
-    return FrameError(_PATH_RE.sub("", msg) or msg, channel=channel, field=field or None)
+    return decode_error(exc, "frame", channel, prefix)
 
 
 def _guess_channel(data: bytes | str) -> str | None:
@@ -280,7 +268,7 @@ def decode(data: bytes | str) -> list[OkxEvent]:
         return [Pong()]
     try:
         env = _envelope.decode(data)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, _guess_channel(data), "") from None
     if env.event is not None:
         return [_control(env)]
@@ -303,7 +291,7 @@ def decode(data: bytes | str) -> list[OkxEvent]:
                 for t in _same_inst(trades, inst, channel)
             ]
         tickers = _tickers.decode(env.data)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, channel, "data") from None
     return [
         TickerEvent(
@@ -415,7 +403,7 @@ def decode_instruments(body: bytes | str, *, asset_class: str = "crypto") -> lis
     An error body (``code`` other than "0") raises RestError with OKX's code and message."""
     try:
         parsed = _instruments.decode(body)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, None, "instruments") from None
     if parsed.code != "0":
         raise RestError(200, parsed.code, parsed.msg[:200], method="GET", path=INSTRUMENTS_PATH)
@@ -434,7 +422,7 @@ def decode_rest_books(body: bytes | str, symbol: str) -> BookSnapshot:
     channel = f"orderbook:{symbol}"
     try:
         parsed = _rest_books.decode(body)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, channel, "books") from None
     if parsed.code != "0":
         raise RestError(200, parsed.code, parsed.msg[:200], method="GET", path=BOOKS_PATH)
@@ -450,7 +438,7 @@ def decode_client(data: bytes | str) -> ClientRequest | Ping:
         return Ping()
     try:
         req = _client.decode(data)
-    except _ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise _fail(exc, None, "") from None
     channels: list[str] = []
     for i, a in enumerate(req.args):
