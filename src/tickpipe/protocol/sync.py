@@ -396,18 +396,7 @@ class BookSync:
             _, d_bids, d_asks, _ = buf.popleft()
             self._buffered_levels -= len(d_bids) + len(d_asks)
         if buf and buf[0][0] > seq + 1:
-            self.stats.gaps["stale_snapshot"] += 1
-            self._emit(Gap(self.channel, "stale_snapshot", seq + 1, buf[0][0]))
-            self._stale_tries += 1
-            # Would it have bridged but for our own trimming? Then the snapshot service is not
-            # behind, this book's reader is ahead of it: ask again now, the next one is newer.
-            ours = self._trimmed_seq >= seq
-            if self._stale_tries >= self.config.max_stale_snapshots:
-                self._stale_tries = 0
-                self.stats.buffer_drops += 1
-                self._clear_buffer()
-                ours = False
-            self._request(delay_s=0.0 if ours else self._backoff.next_delay())
+            self._stale_snapshot(seq, buf[0][0])
             return True
         self._stale_tries = 0
         book = self.book
@@ -667,17 +656,7 @@ class BookSync:
         if buf and bridges_ids(rule, seq, buf[0][0], buf[0][1], buf[0][2], self.channel) is (
             Step.GAP
         ):
-            first = buf[0][0] if buf[0][0] is not None else buf[0][1]
-            self.stats.gaps["stale_snapshot"] += 1
-            self._emit(Gap(self.channel, "stale_snapshot", seq + 1, first))
-            self._stale_tries += 1
-            ours = self._trimmed_seq >= seq
-            if self._stale_tries >= self.config.max_stale_snapshots:
-                self._stale_tries = 0
-                self.stats.buffer_drops += 1
-                self._clear_buffer()
-                ours = False
-            self._request(delay_s=0.0 if ours else self._backoff.next_delay())
+            self._stale_snapshot(seq, buf[0][0] if buf[0][0] is not None else buf[0][1])
             return True
         self._stale_tries = 0
         book = self.book
@@ -727,6 +706,22 @@ class BookSync:
             )
         self._emit(req)
         return req
+
+    def _stale_snapshot(self, seq: int, first: int | None) -> None:
+        """A snapshot at ``seq`` older than the oldest delta kept (``first``): a gap, and ask
+        again. Would it have bridged but for our own trimming? Then the snapshot service is not
+        behind, this book's reader is ahead of it: at once, the next one is newer; else after
+        the backoff. After ``max_stale_snapshots`` in a row the buffer is dropped."""
+        self.stats.gaps["stale_snapshot"] += 1
+        self._emit(Gap(self.channel, "stale_snapshot", seq + 1, first))
+        self._stale_tries += 1
+        ours = self._trimmed_seq >= seq
+        if self._stale_tries >= self.config.max_stale_snapshots:
+            self._stale_tries = 0
+            self.stats.buffer_drops += 1
+            self._clear_buffer()
+            ours = False
+        self._request(delay_s=0.0 if ours else self._backoff.next_delay())
 
     def _clear_buffer(self) -> None:
         self._buffer.clear()
