@@ -42,6 +42,7 @@ from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
 from tickpipe.client.views import BookView
 from tickpipe.errors import FrameError
 from tickpipe.protocol import frames
+from tickpipe.protocol.book import Level
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
 from tickpipe.protocol.seqtrack import SeqResult, SeqTracker
@@ -189,18 +190,33 @@ class Channels:
         else:
             self.control(f)
 
-    def _on_stream_snapshot(self, f: BookSnapshot) -> None:
-        """In-band seeding: a whole book sent on the stream (after a subscribe, or a reset)."""
+    def _venue_levels(
+        self, f: BookSnapshot | BookDelta
+    ) -> tuple[BookChannel, str, list[Level], list[Level]] | None:
+        """The fed book of a venue value and its levels in integer units; None (counted or
+        reported as a bad frame) when there is no such book or a level is off its grid."""
         channel = "orderbook:" + f.symbol
         bc = self.books.get(channel)
         if bc is None or bc.sync.state not in _FEEDABLE:
             self.metrics.unexpected_frames += 1
-            return
-        sync = bc.sync
-        inst = sync.book.instrument
+            return None
+        inst = bc.sync.book.instrument
         try:
             bids = frames.parse_levels(f.bids, inst, channel, "bids")
             asks = frames.parse_levels(f.asks, inst, channel, "asks")
+        except FrameError as exc:
+            self.bad_frame(exc)
+            return None
+        return bc, channel, bids, asks
+
+    def _on_stream_snapshot(self, f: BookSnapshot) -> None:
+        """In-band seeding: a whole book sent on the stream (after a subscribe, or a reset)."""
+        got = self._venue_levels(f)
+        if got is None:
+            return
+        bc, channel, bids, asks = got
+        sync = bc.sync
+        try:
             sync.on_stream_snapshot(f.last_id, bids, asks, f.checksum)
         except FrameError as exc:
             self.bad_frame(exc)
@@ -265,16 +281,12 @@ class Channels:
 
     def _on_update(self, f: BookDelta) -> None:
         """A normalised venue delta: the book's own rules (``BookSync.on_update``)."""
-        channel = "orderbook:" + f.symbol
-        bc = self.books.get(channel)
-        if bc is None or bc.sync.state not in _FEEDABLE:
-            self.metrics.unexpected_frames += 1
+        got = self._venue_levels(f)
+        if got is None:
             return
+        bc, channel, bids, asks = got
         sync = bc.sync
-        inst = sync.book.instrument
         try:
-            bids = frames.parse_levels(f.bids, inst, channel, "bids")
-            asks = frames.parse_levels(f.asks, inst, channel, "asks")
             res = sync.on_update(bids, asks, f.last_id, f.first_id, f.prev_id, f.checksum)
         except FrameError as exc:
             self.bad_frame(exc)
