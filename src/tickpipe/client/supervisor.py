@@ -731,10 +731,8 @@ class Supervisor:
         unsub = pending is not None and pending.kind == "unsubscribe"
         # kept until answered (or the connection is lost): a venue may answer by id only
         self._requests[sub_id] = ("unsubscribe" if unsub else "subscribe", list(channels))
-        if unsub:
-            conn.send_bytes(self.venue.unsubscribe_frame(channels, sub_id))
-        else:
-            conn.send_bytes(self.venue.subscribe_frame(channels, sub_id))
+        build = self.venue.unsubscribe_frame if unsub else self.venue.subscribe_frame
+        _send_frames(conn, build(channels, sub_id))
 
     # -- in-band seeding: re-subscribe one channel, wait for its snapshot --------------------------
     def _schedule_resubscribe(self, req: ResubscribeRequest) -> None:
@@ -779,7 +777,7 @@ class Supervisor:
                     if kind == "reseed-unsubscribe"
                     else (self.venue.subscribe_frame)
                 )
-                conn.send_bytes(build([channel], req_id))
+                _send_frames(conn, build([channel], req_id))
         except StreamError:
             return  # the socket died: going blind re-seeds every book
         self.resubscribes += 1
@@ -839,3 +837,13 @@ class Supervisor:
         self._resub_timers.clear()
         if self.conn is not None:
             self.conn.abort("client")
+
+
+def _send_frames(conn: Connection, frames: bytes | list[bytes]) -> None:
+    """Send what a venue built for one request: one frame, or several (Kraken v2 and Coinbase
+    take one message per channel kind, each carrying the request's id where the venue has one)."""
+    if isinstance(frames, bytes):
+        conn.send_bytes(frames)
+    else:
+        for frame in frames:
+            conn.send_bytes(frame)
