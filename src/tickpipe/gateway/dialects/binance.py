@@ -470,7 +470,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
         now = time.time()
         return {
             "name": self.name,
-            "options": {k: getattr(self.opts, k) for k in BinanceOptions.__dataclass_fields__},
+            "options": {k: getattr(self.opts, k) for k in self.opts.__dataclass_fields__},
             "connections": [
                 {
                     "session": c.id,
