@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from tickpipe import Client
+from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.testing import GatewayProcess
 from tickpipe.protocol.backoff import BackoffPolicy
@@ -109,8 +110,10 @@ async def test_books_sync_equal_truth_tickers_trades_flow(ugw: Gateway) -> None:
         await asyncio.sleep(0.5)  # deltas applied on top of the snapshots
         await settled_match(client, ugw, 2)
         t = await asyncio.wait_for(tickers.__anext__(), WAIT_S)
+        assert isinstance(t, TickerUpdate), t
         assert t.channel == "ticker:BTCUSDT" and t.bid < t.ask and t.ts > 0
         tr = await asyncio.wait_for(trades.__anext__(), WAIT_S)
+        assert isinstance(tr, TradeUpdate), tr
         assert tr.channel == "trades:BTCUSDT" and tr.side in ("buy", "sell") and tr.size > 0
         bad = await client.subscribe("orderbook:NOPEUSDT")
         assert bad.refused == {"orderbook:NOPEUSDT": "unknown_instrument"}
