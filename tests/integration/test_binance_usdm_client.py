@@ -22,6 +22,7 @@ import pytest
 
 from tickpipe import Client
 from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
+from tickpipe.errors import ConfigError
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.testing import GatewayProcess
 from tickpipe.protocol.backoff import BackoffPolicy
@@ -282,3 +283,15 @@ def test_watch_venue_binance_usdm_prints_final_books_equal_to_the_truth() -> Non
     assert depth > 0 and final[0]["bids"] == want["bids"][:depth]
     assert final[0]["asks"] == want["asks"][: len(final[0]["asks"])]
     assert any(x["event"] == "trade" for x in lines)
+
+
+async def test_a_snapshot_depth_usdm_does_not_take_is_refused_at_start() -> None:
+    client = Client(
+        venue="binance-usdm",
+        stream_url="ws://127.0.0.1:9",
+        rest_url="http://127.0.0.1:9",
+        snapshot_depth=200,
+    )
+    with pytest.raises(ConfigError, match="5, 10, 20, 50, 100, 500, 1000"):
+        async with client:
+            pass

@@ -30,7 +30,7 @@ USD-M futures (``endpoints.USDM``, ``limits.USDM_LIMITS``):
 - Stream ``wss://fstream.binance.com`` + ``/ws``; REST ``https://fapi.binance.com``:
   ``/fapi/v1/exchangeInfo``, ``/fapi/v1/depth?symbol=S&limit=N`` with ``N`` one of 5, 10, 20,
   50, 100, 500, 1000 (default 1000; another ``snapshot_depth`` is a ConfigError naming the
-  valid ones, raised when the client is built). Trades are ``@aggTrade``.
+  valid ones, raised by ``Client.start`` before connecting). Trades are ``@aggTrade``.
 - Heartbeat: server pings every 180 s, pong within 600 s: the watchdog (2.5 x 180 s = 450 s)
   reads any incoming frame, data or ping, so a link carrying data is never called dead for
   want of pings; a silent one is, inside Binance's own pong deadline.
