@@ -32,7 +32,9 @@ dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> 
 20 s; 24 h connection age), no orders or keys; stream URL printed = the base to pass as
 --stream-url. --dialect okx serves them as OKX v5 public (BTC-USD -> BTC-USDT; /ws/v5/public
 books/trades/tickers with seqId/prevSeqId and checksums, text ping/pong, 30 s idle close;
-/api/v5/public/instruments, /api/v5/market/books). Knobs: --dialect-option NAME=VALUE, e.g.
+/api/v5/public/instruments, /api/v5/market/books). --dialect binance-usdm serves them as Binance
+USD-M futures (/ws, /stream with depth pu links, aggTrade, bookTicker; /fapi/v1/depth,
+exchangeInfo; weight 2400/min; pings every 180 s). Knobs: --dialect-option NAME=VALUE, e.g.
 max_connection_age_s=30 (docs/dialects.md).
 """
 
@@ -79,8 +81,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dialect",
         default="vts",
-        choices=["vts", "binance", "okx"],
-        help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public) (vts)",
+        choices=["vts", "binance", "okx", "binance-usdm"],
+        help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public; "
+        "binance-usdm: USD-M futures) (vts)",
     )
     p.add_argument(
         "--dialect-option",

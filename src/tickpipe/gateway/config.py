@@ -52,10 +52,11 @@ class GatewayConfig:
     - ``markets``: the simulated instruments (default: 11 across crypto, equity, metal, fx).
     - ``faults``: initial :class:`FaultSettings` (default: none).
     - ``dialect`` ("vts"): the wire format served: ``vts`` (VTS/1) or a venue's
-      (``binance``, ``okx``; docs/dialects.md). A venue dialect serves the same markets under the
-      venue's symbols, no orders and no keys.
+      (``binance``, ``okx``, ``binance-usdm``; docs/dialects.md). A venue dialect serves the
+      same markets under the venue's symbols, no orders and no keys.
     - ``dialect_options`` (()): ``((name, value), ...)`` knobs of the dialect (for
-      ``binance``: ``BinanceOptions``, ``okx``: ``OkxOptions``, defaults = the venue's
+      ``binance``: ``BinanceOptions``, ``okx``: ``OkxOptions``, ``binance-usdm``:
+      ``BinanceUsdmOptions``, defaults = the venue's
       documented limits); an unknown name or a bad value is a ConfigError at start.
 
     Abuse limits (docs/security.md, "Gateway"):

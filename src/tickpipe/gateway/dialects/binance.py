@@ -37,6 +37,9 @@ Faults (same names as VTS/1): ``drop_delta``, ``duplicate_delta``, ``reorder_del
 ``stall``, ``stop_pings``, ``silence_channel``. ``bad_checksum`` does not apply (Binance books
 carry no checksum) and is refused. Each fired fault is logged with its channel and update ids.
 
+USD-M futures (``--dialect binance-usdm``) is this dialect with other class attributes
+(:mod:`.binance_usdm`).
+
 Codec gaps filled here (``venues/binance`` has no encoder for them): the ``/api/v3/time``
 body ``{"serverTime": ms}`` and the ``/api/v3/ping`` body ``{}``.
 """
@@ -50,7 +53,7 @@ import secrets
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -76,7 +79,7 @@ from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent
 from tickpipe.venues.binance.codec import Codec
-from tickpipe.venues.binance.endpoints import SPOT
+from tickpipe.venues.binance.endpoints import SPOT, VenueSpec
 from tickpipe.venues.binance.limits import (
     BAN_MIN_S,
     RETRY_AFTER_HEADER,
@@ -84,6 +87,7 @@ from tickpipe.venues.binance.limits import (
     STATUS_BANNED,
     STATUS_RATE_LIMITED,
     USED_WEIGHT_HEADER,
+    Limits,
 )
 
 if TYPE_CHECKING:
@@ -146,6 +150,9 @@ def binance_markets(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
         lambda name: name.isascii() and name.isalnum(),
         "Binance symbol (letters and digits)",
     )
+
+
+_BAD_LIMIT = "-1130 Data sent for parameter 'limit' is not valid."
 
 
 def _error_body(code: int, msg: str) -> bytes:
@@ -244,7 +251,7 @@ class BinanceConn(DialectConnection["BinanceDialect"]):
                     "pong_timeout",
                     level=logging.WARNING,
                     session=self.id,
-                    dialect="binance",
+                    dialect=self.d.name,
                     timeout_s=opts.pong_timeout_s,
                 )
                 self.kill(
@@ -403,22 +410,33 @@ class BinanceConn(DialectConnection["BinanceDialect"]):
 
 
 class BinanceDialect(DialectBase[BinanceConn]):
-    """The binance dialect of one gateway; see the module docstring."""
+    """The binance dialect of one gateway; see the module docstring. A Binance market other
+    than spot (``binance_usdm``) subclasses it with its own class attributes: ``spec``
+    (paths, stream names, continuity), ``limits`` (weights), ``options`` (knob defaults),
+    ``api_prefix`` (``/api/v3``: ping and time) and ``default_depth_limit``, plus
+    :meth:`depth_limit` (what the depth endpoint does with ``limit``)."""
 
     name = "binance"
     CONNECTION_FAULTS = ("disconnect", "stall", "stop_pings")
+    spec: ClassVar[VenueSpec] = SPOT
+    limits: ClassVar[Limits] = SPOT_LIMITS
+    options: ClassVar[type[BinanceOptions]] = BinanceOptions
+    api_prefix: ClassVar[str] = "/api/v3"
+    default_depth_limit: ClassVar[int] = DEFAULT_DEPTH_LIMIT
 
     def __init__(self, gw: Gateway) -> None:
         super().__init__(gw)
-        self.opts = parse_options(BinanceOptions, gw.config.dialect_options, "--dialect binance")
-        self.codec = Codec(SPOT)
+        self.opts = parse_options(self.options, gw.config.dialect_options, f"--dialect {self.name}")
+        self.codec = Codec(self.spec)
+        # update id = hub seq x id_step (1 on spot; USD-M leaves room between events)
+        self.id_step = 1
         self.stream_kind: dict[str, tuple[str, str]] = {}  # stream -> (channel, symbol)
         self.windows: dict[str, BookWindow] = {}
         for sym in gw.hub.markets:
             self.windows[sym] = BookWindow()
             for kind in ("orderbook", "trades", "ticker"):
                 channel = f"{kind}:{sym}"
-                stream = SPOT.stream_name(channel)
+                stream = self.spec.stream_name(channel)
                 self.stream_kind[stream] = (channel, sym)
                 self.subs[stream] = {}
         self.weights = WeightBook(self.opts)
@@ -427,20 +445,21 @@ class BinanceDialect(DialectBase[BinanceConn]):
 
     # -- gateway side -----------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
+        spec = self.spec
         return [
-            web.get(SPOT.raw_stream_path, self._ws_raw),
-            web.get(SPOT.raw_stream_path + "/{stream}", self._ws_raw),
-            web.get(SPOT.combined_stream_path, self._ws_combined),
-            web.get(SPOT.snapshot_path, self.depth),
-            web.get(SPOT.instruments_path, self.exchange_info),
-            web.get("/api/v3/ping", self.ping),
-            web.get("/api/v3/time", self.time),
+            web.get(spec.raw_stream_path, self._ws_raw),
+            web.get(spec.raw_stream_path + "/{stream}", self._ws_raw),
+            web.get(spec.combined_stream_path, self._ws_combined),
+            web.get(spec.snapshot_path, self.depth),
+            web.get(spec.instruments_path, self.exchange_info),
+            web.get(self.api_prefix + "/ping", self.ping),
+            web.get(self.api_prefix + "/time", self.time),
         ]
 
     def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
         if fault == "bad_checksum":
             raise ConfigError(
-                "bad_checksum does not apply to the binance dialect: Binance books carry no "
+                f"bad_checksum does not apply to the {self.name} dialect: Binance books carry no "
                 "checksum (use drop_delta, duplicate_delta or reorder_delta)"
             )
         if fault not in self.CONNECTION_FAULTS:
@@ -451,7 +470,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
         now = time.time()
         return {
             "name": self.name,
-            "options": {k: getattr(self.opts, k) for k in BinanceOptions.__dataclass_fields__},
+            "options": {k: getattr(self.opts, k) for k in self.opts.__dataclass_fields__},
             "connections": [
                 {
                     "session": c.id,
@@ -476,7 +495,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
         if stream in self.stream_kind:
             return None
         _, at, suffix = stream.partition("@")
-        suffixes = (SPOT.depth_suffix, SPOT.trades_suffix, SPOT.ticker_suffix)
+        suffixes = (self.spec.depth_suffix, self.spec.trades_suffix, self.spec.ticker_suffix)
         if not at or "@" + suffix not in suffixes:
             return f"unknown stream {clip(stream, 60)!r}: served are <symbol>" + ", <symbol>".join(
                 suffixes
@@ -502,7 +521,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
         sym = market.instrument.symbol
         w = self.windows[sym]
         w.merge(update_id, bids, asks)
-        stream = sym.lower() + SPOT.ticker_suffix
+        stream = sym.lower() + self.spec.ticker_suffix
         if not self.subs[stream]:
             w.top = None
             return
@@ -519,12 +538,12 @@ class BinanceDialect(DialectBase[BinanceConn]):
         w.top = top
         inst = market.instrument
         fp, fs = inst.format_price, inst.format_size
-        event = TickerEvent(sym, fp(bb[0]), fs(bb[1]), fp(ba[0]), fs(ba[1]))
-        self._fan(stream, channel, self.codec.encode_ticker(event, update_id))
+        event = TickerEvent(sym, fp(bb[0]), fs(bb[1]), fp(ba[0]), fs(ba[1]), ts_ns=time.time_ns())
+        self._fan(stream, channel, self.codec.encode_ticker(event, update_id * self.id_step))
 
     def on_trade(self, market: Market, trade_id: int, trade: SimTrade) -> None:
         sym = market.instrument.symbol
-        stream = sym.lower() + SPOT.trades_suffix
+        stream = sym.lower() + self.spec.trades_suffix
         if not self.subs[stream]:
             return
         event = trade_event(market, trade_id, trade)
@@ -541,20 +560,23 @@ class BinanceDialect(DialectBase[BinanceConn]):
                 continue
             first, last, bids, asks = w.first, w.last, w.bids, w.asks
             w.first, w.bids, w.asks = None, {}, {}
-            stream = sym.lower() + SPOT.depth_suffix
+            stream = sym.lower() + self.spec.depth_suffix
             if not self.subs[stream]:
                 w.held = None
                 continue
+            k = self.id_step
             delta = BookDelta(
                 sym,
                 *changed_levels(markets[sym].instrument, bids, asks),
-                last_id=last,
-                first_id=first,
+                last_id=last * k,
+                first_id=first * k,
+                # USD-M: pu = the previous event's u; windows are contiguous in hub seqs
+                prev_id=(first - 1) * k if self.codec.usdm else None,
                 ts_ns=time.time_ns(),
             )
             data = self.codec.encode_delta(delta)
             self.depth_events += 1
-            self._send_depth(sym, stream, w, data, first, last)
+            self._send_depth(sym, stream, w, data, first * k, last * k)
 
     def _send_depth(
         self, sym: str, stream: str, w: BookWindow, data: bytes, first: int, last: int
@@ -607,7 +629,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
         log_event(
             "rate_limited" if status == STATUS_RATE_LIMITED else "banned_request",
             level=logging.WARNING,
-            dialect="binance",
+            dialect=self.name,
             ip=ip,
             path=clip(request.path),
             status=status,
@@ -639,7 +661,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
         return refused or _ok(_encode({"serverTime": time.time_ns() // 1_000_000}), used)
 
     async def exchange_info(self, request: web.Request) -> web.Response:
-        refused, used = self._charge(request, SPOT_LIMITS.exchange_info_weight)
+        refused, used = self._charge(request, self.limits.exchange_info_weight)
         if refused is not None:
             return refused
         instruments = [m.instrument for m in self.gw.hub.markets.values()]
@@ -655,15 +677,28 @@ class BinanceDialect(DialectBase[BinanceConn]):
         )
         return _ok(body, used)
 
+    def depth_limit(self, raw: str | None) -> tuple[int | None, int, str | None]:
+        """What the depth endpoint does with its ``limit`` text (None: not sent): (levels to
+        serve or None, weight charged, the error message when refused). Spot: default 100,
+        digits only (-1100), at least 1 (-1130), more than 5000 served as 5000."""
+        lim = self.limits
+        limit = self.default_depth_limit
+        if raw is not None:
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 20):
+                return (
+                    None,
+                    lim.snapshot_weight(1),
+                    "-1100 Illegal characters found in parameter 'limit'; legal range is "
+                    "'^[0-9]{1,20}$'.",
+                )
+            limit = int(raw)
+        weight = lim.snapshot_weight(min(max(limit, 1), lim.max_snapshot_depth))
+        if limit < 1:
+            return None, weight, _BAD_LIMIT
+        return min(limit, lim.max_snapshot_depth), weight, None  # documented: truncated
+
     async def depth(self, request: web.Request) -> web.Response:
-        raw_limit = request.query.get("limit")
-        limit: int | None = DEFAULT_DEPTH_LIMIT
-        if raw_limit is not None:
-            ok = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 20
-            limit = int(raw_limit) if ok else None
-        weight = SPOT_LIMITS.snapshot_weight(
-            min(max(limit or 1, 1), SPOT_LIMITS.max_snapshot_depth)
-        )
+        limit, weight, bad_limit = self.depth_limit(request.query.get("limit"))
         refused, used = self._charge(request, weight)
         if refused is not None:
             return refused
@@ -677,15 +712,8 @@ class BinanceDialect(DialectBase[BinanceConn]):
                 hdr,
             )
         if limit is None:
-            return _rest_error(
-                400,
-                -1100,
-                "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
-                hdr,
-            )
-        if limit < 1:
-            return _rest_error(400, -1130, "Data sent for parameter 'limit' is not valid.", hdr)
-        limit = min(limit, SPOT_LIMITS.max_snapshot_depth)  # documented: truncated to 5000
+            code, _, msg = (bad_limit or _BAD_LIMIT).partition(" ")
+            return _rest_error(400, int(code), msg, hdr)
         market = self.gw.hub.markets.get(symbol)
         if market is None:
             return _rest_error(400, -1121, "Invalid symbol.", hdr)
@@ -721,7 +749,13 @@ class BinanceDialect(DialectBase[BinanceConn]):
         book = history.book_at(seq)
         inst = market.instrument
         bids, asks = book.to_lists(limit)
-        snap = BookSnapshot(symbol, seq, levels(inst, bids), levels(inst, asks))
+        snap = BookSnapshot(
+            symbol,
+            seq * self.id_step,
+            levels(inst, bids),
+            levels(inst, asks),
+            ts_ns=time.time_ns(),
+        )
         body = self.codec.encode_depth_snapshot(snap)
         if settings.snapshot_delay_ms:
             self.faults.record(

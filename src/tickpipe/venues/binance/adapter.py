@@ -1,5 +1,8 @@
-"""Binance spot behind the venue interface (``venues.base.Venue``). Pure: it builds requests
-and decodes bodies and frames with :mod:`.codec`; the client shell does every I/O.
+"""Binance spot and USD-M futures behind the venue interface (``venues.base.Venue``). Pure: it
+builds requests and decodes bodies and frames with :mod:`.codec`; the client shell does every
+I/O. One class, :class:`BinanceVenue`, parameterised by the market's ``endpoints.VenueSpec`` and
+``limits.Limits``; :class:`BinanceSpotVenue` (``--venue binance``) and :class:`BinanceUsdmVenue`
+(``--venue binance-usdm``) only name them. Spot first; USD-M's differences follow the list.
 
 - Stream: ``<stream base>/ws``, then ``SUBSCRIBE`` / ``UNSUBSCRIBE`` with integer request ids;
   ``{"result": null, "id": N}`` -> :class:`~tickpipe.venues.base.Ack`, an error
@@ -21,6 +24,25 @@ and decodes bodies and frames with :mod:`.codec`; the client shell does every I/
   are kept.
 - Books: ``Continuity.RANGE`` (``U <= lastUpdateId + 1 <= u``, then ``U == previous u + 1``),
   REST seeding, no checksum; a book's ``seq`` is the update id ``u``.
+
+USD-M futures (``endpoints.USDM``, ``limits.USDM_LIMITS``):
+
+- Stream ``wss://fstream.binance.com`` + ``/ws``; REST ``https://fapi.binance.com``:
+  ``/fapi/v1/exchangeInfo``, ``/fapi/v1/depth?symbol=S&limit=N`` with ``N`` one of 5, 10, 20,
+  50, 100, 500, 1000 (default 1000; another ``snapshot_depth`` is a ConfigError naming the
+  valid ones, raised by ``Client.start`` before connecting). Trades are ``@aggTrade``.
+- Heartbeat: server pings every 180 s, pong within 600 s: the watchdog (2.5 x 180 s = 450 s)
+  reads any incoming frame, data or ping, so a link carrying data is never called dead for
+  want of pings; a silent one is, inside Binance's own pong deadline.
+- Budget: 2400 weight a minute, 100 kept as above; 1000 levels weigh 20: 115 a minute ->
+  1.4375/s, burst 28. 429/418 with ``Retry-After`` as spot.
+- Books: ``Continuity.LINK``: an event is next when its ``pu`` equals the book's last ``u``
+  (``U`` is not ``pu + 1`` on USD-M: ids of other updates fall between two events). Bridging a
+  snapshot at ``lastUpdateId`` drops ``u <= lastUpdateId`` and takes the first event with
+  ``pu <= lastUpdateId`` (``protocol.continuity.bridges_ids``). Binance documents the bridge as
+  ``U <= lastUpdateId <= u``; live books often answer a ``lastUpdateId`` equal to an event's
+  ``pu``, below its ``U`` (dev.binance.vision threads 4072 and 14169), which that test would
+  refuse for ever; the link test accepts it and every ``U <= lastUpdateId <= u`` case.
 """
 
 from __future__ import annotations
@@ -31,27 +53,25 @@ from typing import Any
 
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import Continuity, Seeding
 from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused
 from tickpipe.venues.binance.codec import Codec, CommandAck, ServerShutdown, VenueError
-from tickpipe.venues.binance.endpoints import SPOT, VenueSpec, parse_channel
+from tickpipe.venues.binance.endpoints import SPOT, USDM, VenueSpec, parse_channel
 from tickpipe.venues.binance.limits import (
     SPOT_LIMITS,
     STATUS_BANNED,
     STATUS_RATE_LIMITED,
+    USDM_LIMITS,
     Limits,
 )
 
-RESERVED_WEIGHT = 100  # weight a minute kept for exchangeInfo (20 each) and other calls
-
-_RULES = SyncRules(continuity=Continuity.RANGE, seeding=Seeding.REST, checksum=None)
+RESERVED_WEIGHT = 100  # weight a minute kept for exchangeInfo (spot 20, USD-M 1) and other calls
 
 
-class BinanceSpotVenue:
-    """Binance spot public market data (``--venue binance``)."""
+class BinanceVenue:
+    """One Binance market's public market data, by its ``spec`` and ``limits``."""
 
-    title = "Binance spot"
+    title = "Binance"
     supports_orders = False
     checks_symbols_locally = True
     sends_key = False
@@ -68,6 +88,7 @@ class BinanceSpotVenue:
         self.rest_base_url = spec.rest_base_url
         self.heartbeat_ms: int | None = int(limits.server_ping_interval_s * 1000)
         self._codec = Codec(spec)
+        self._rules = SyncRules(continuity=spec.continuity, seeding=spec.seeding, checksum=None)
         self.decode: Callable[[Any], object] = self._decode
 
     def _decode(self, data: Any) -> object:
@@ -123,6 +144,7 @@ class BinanceSpotVenue:
     def snapshot_budget(
         self, depth: int | None, rate_per_s: float, burst: int
     ) -> tuple[float, int]:
+        self.spec.snapshot_target("BTCUSDT", self._depth(depth))  # ConfigError: not a valid limit
         weight = self.limits.snapshot_weight(self._depth(depth))
         per_minute = max(1, (self.limits.request_weight_per_minute - RESERVED_WEIGHT) // weight)
         rate = per_minute * 0.75 / 60.0
@@ -130,4 +152,22 @@ class BinanceSpotVenue:
         return min(rate_per_s, rate), min(burst, venue_burst)
 
     def sync_rules(self, symbol: str) -> SyncRules:
-        return _RULES
+        return self._rules
+
+
+class BinanceSpotVenue(BinanceVenue):
+    """Binance spot public market data (``--venue binance``)."""
+
+    title = "Binance spot"
+
+    def __init__(self) -> None:
+        super().__init__(SPOT, SPOT_LIMITS)
+
+
+class BinanceUsdmVenue(BinanceVenue):
+    """Binance USD-M futures public market data (``--venue binance-usdm``)."""
+
+    title = "Binance USD-M futures"
+
+    def __init__(self) -> None:
+        super().__init__(USDM, USDM_LIMITS)
