@@ -34,6 +34,9 @@ dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> 
 books/trades/tickers with seqId/prevSeqId and checksums, text ping/pong, 30 s idle close;
 /api/v5/public/instruments, /api/v5/market/books). Knobs: --dialect-option NAME=VALUE, e.g.
 max_connection_age_s=30 (docs/dialects.md).
+--dialect bybit serves them as Bybit v5 public spot and linear (BTC-USD -> BTCUSDT; /v5/public/spot
+and /v5/public/linear orderbook.200/publicTrade/tickers with u, client {"op":"ping"}; REST
+/v5/market/instruments-info, /v5/market/orderbook).
 """
 
 
@@ -79,7 +82,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dialect",
         default="vts",
-        choices=["vts", "binance", "okx"],
+        choices=["vts", "binance", "okx", "bybit"],
         help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public) (vts)",
     )
     p.add_argument(
