@@ -153,7 +153,7 @@ class _Window(BookWindow):
         self.seq = seq  # hub seq of the view
         self.vb: dict[int, int] = {}
         self.va: dict[int, int] = {}
-        self.u_log: deque[tuple[int, int]] = deque(maxlen=U_LOG)
+        self.u_log: deque[tuple[int, int]] = deque([(self.u, seq)], maxlen=U_LOG)
         self.last_px: int | None = None
         self.sent_linear: dict[str, str] = {}
         self.sent_spot_px: int | None = None
