@@ -18,7 +18,7 @@ sends nothing. Each frame's ``u`` is the previous ``u`` of that book + 1 (``u`` 
 answered with a ``snapshot`` of the top 200 at the ``u`` of the last frame produced, so the next
 delta follows it. :meth:`BybitDialect.hub_seq` maps a book's ``u`` back to the hub's seq (the
 seq ``GET /admin/book/{symbol}?seq=N`` and ``Gateway.true_book`` answer for); ``stats`` lists
-the last ``U_LOG`` pairs of each subscribed book.
+the last 50 pairs of every book (``books``: ``u``, ``seq``, ``u_seq``).
 
 Served: WebSocket ``/v5/public/spot`` and ``/v5/public/linear``: ``subscribe`` /
 ``unsubscribe`` with ``args`` (topics) and an optional ``req_id``, answered once per request
@@ -357,7 +357,6 @@ class BybitDialect(DialectBase[BybitConn]):
             "books": {
                 sym: {"u": w.u, "seq": w.seq, "u_seq": [list(p) for p in list(w.u_log)[-50:]]}
                 for sym, w in self.windows.items()
-                if self.subs[f"orderbook:{sym}"]
             },
             "book_updates": self.updates,
             "snapshots": self.snapshots,
