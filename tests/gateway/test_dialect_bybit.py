@@ -9,6 +9,8 @@ compared with the gateway's truth (top 200 levels) at the hub seq the dialect ma
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +23,7 @@ from tests.gateway.dialect_helpers import WAIT_S, apply, assert_disconnected, di
 from tickpipe.errors import ConfigError
 from tickpipe.gateway import Gateway
 from tickpipe.gateway.dialects.bybit import FIRST_U, BybitDialect
+from tickpipe.gateway.testing import GatewayProcess
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.continuity import Step, follows
 from tickpipe.protocol.instruments import Instrument
@@ -285,3 +288,22 @@ async def test_rest_orderbook_and_instrument_pages() -> None:
             async with http.get(url) as r:
                 statuses.append(r.status)
         assert statuses[-1] == 403  # Bybit's IP limit: "access too frequently"
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_serves_bybit_and_refuses_a_bad_option() -> None:
+    help_out = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--help"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "bybit" in help_out and "/v5/public/spot" in help_out
+    with GatewayProcess("--dialect", "bybit") as gp:
+        assert gp.ready["dialect"] == "bybit" and "BTCUSDT" in gp.ready["symbols"]
+    bad = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--port", "0", "--no-admin",
+         "--dialect", "bybit", "--dialect-option", "max_args_chars=-1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "max_args_chars" in bad.stderr
