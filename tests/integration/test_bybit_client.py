@@ -251,3 +251,37 @@ def test_watch_venue_bybit_linear_prints_final_books_equal_to_the_truth() -> Non
     assert final["bids"] == truth["bids"] and final["asks"] == truth["asks"]
     assert any(x["event"] == "trade" for x in lines)
     assert any(x["event"] == "ticker" for x in lines)
+
+
+async def test_silent_book_flagged_stale_then_resumes_gap_free(ygw: Gateway) -> None:
+    async with bybit_client(ygw, stale_after_s=0.5) as client:
+        rec = Recorder(client)
+        await client.subscribe([BTC, ETH])
+        for s in ("BTCUSDT", "ETHUSDT"):
+            await advanced(client, s)
+        ygw.trigger("silence_channel", channel=BTC)
+        await rec.wait_for("stale", timeout=WAIT_S, channel=BTC, reason="silent")
+        assert not client.book("BTCUSDT").usable() and client.book("ETHUSDT").usable()
+        assert rec.named("stale", channel=ETH) == []
+        ygw.set_faults(silence_channel=[])
+        await rec.wait_for("active", timeout=WAIT_S, channel=BTC)
+        await advanced(client, "BTCUSDT")
+        assert sum(client.stats().gaps.values()) == 0  # the merged changes follow on u
+        assert assert_books_match_truth(client, ygw) == 2
+        await rec.close()
+
+
+async def test_stalled_socket_is_heartbeat_loss_then_reconnect_and_reseed(ygw: Gateway) -> None:
+    venue = BybitVenue(client_ping_interval_s=0.2, pong_timeout_s=0.3)
+    async with bybit_client(ygw, venue) as client:
+        rec = Recorder(client)
+        await client.subscribe([BTC, ETH])
+        for s in ("BTCUSDT", "ETHUSDT"):
+            await advanced(client, s)
+        ygw.trigger("stall", duration_ms=60_000)  # the TCP connection stays open, silent
+        await rec.wait_for(_heartbeat_lost, timeout=WAIT_S)
+        await until(lambda: client.stats().connections_opened == 2, "a new connection")
+        for s in ("BTCUSDT", "ETHUSDT"):
+            await advanced(client, s)
+        assert assert_books_match_truth(client, ygw) == 2
+        await rec.close()
