@@ -8,6 +8,7 @@ compared with the gateway's truth (top 200 levels) at the hub seq the dialect ma
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -301,6 +302,31 @@ def test_cli_serves_bybit_and_refuses_a_bad_option() -> None:
     assert "bybit" in help_out and "/v5/public/spot" in help_out
     with GatewayProcess("--dialect", "bybit") as gp:
         assert gp.ready["dialect"] == "bybit" and "BTCUSDT" in gp.ready["symbols"]
+
+        async def restart_over_admin() -> None:
+            headers = {"X-Admin-Token": gp.admin_token}
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(gp.stream_url + LINEAR) as ws,
+            ):
+                await ws.send_str(endpoints.subscribe_message([BOOK], "1", BYBIT_LINEAR).decode())
+                first = await next_event(ws, BookSnapshot)
+                assert first.last_id is not None and first.last_id > 1
+                body = {"fault": "venue_restart", "channel": BOOK}
+                async with http.post(
+                    gp.admin_url + "/admin/trigger", json=body, headers=headers
+                ) as r:
+                    assert r.status == 200, await r.text()
+                    assert (await r.json())["u"] == 1
+                again = await next_event(ws, BookSnapshot)
+                assert again.last_id == 1
+                body = {"fault": "no_such_fault"}
+                async with http.post(
+                    gp.admin_url + "/admin/trigger", json=body, headers=headers
+                ) as r:
+                    assert r.status == 400 and "venue_restart" in await r.text()
+
+        asyncio.run(restart_over_admin())
     bad = subprocess.run(
         [sys.executable, "-m", "tickpipe", "gateway", "--port", "0", "--no-admin",
          "--dialect", "bybit", "--dialect-option", "max_args_chars=-1"],

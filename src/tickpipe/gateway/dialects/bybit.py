@@ -38,9 +38,10 @@ from one IP in 5 s: HTTP 403 "access too frequently" (Bybit's IP limit; no ban h
 Faults: ``drop_delta``, ``duplicate_delta``, ``reorder_delta``, ``malformed_frame`` on book
 deltas; ``disconnect``, ``stall``, ``stop_pings`` (Bybit never pings: here the pongs stop, the
 stream goes on), ``silence_channel``; and two of Bybit's own, fired with
-``Gateway.trigger(NAME, channel="orderbook:SYMBOL")``: ``venue_restart`` (the service restarted:
-a ``snapshot`` with ``u = 1``, then deltas from ``u = 2``) and ``resend_snapshot`` (Bybit re-sends
-a snapshot of the latest book "if there is a problem on Bybit's end", ``u`` unchanged).
+``Gateway.trigger(NAME, channel="orderbook:SYMBOL")`` or ``POST /admin/trigger``:
+``venue_restart`` (the service restarted: a ``snapshot`` with ``u = 1``, then deltas from
+``u = 2``) and ``resend_snapshot`` (Bybit re-sends a snapshot of the latest book "if there is a
+problem on Bybit's end", ``u`` unchanged).
 ``bad_checksum`` (Bybit has no checksum) and the REST snapshot faults (books seed in band) are
 refused at trigger.
 """
@@ -273,6 +274,7 @@ class BybitDialect(DialectBase[BybitConn]):
     name = "bybit"
     CONNECTION_FAULTS: ClassVar[tuple[str, ...]] = ("disconnect", "stall", "stop_pings")
     BOOK_FAULTS: ClassVar[tuple[str, ...]] = ("venue_restart", "resend_snapshot")
+    EXTRA_TRIGGER_FAULTS = BOOK_FAULTS  # POST /admin/trigger fires them too
 
     def __init__(self, gw: Gateway) -> None:
         super().__init__(gw)
