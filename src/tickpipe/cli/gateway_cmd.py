@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from tickpipe.errors import ConfigError
+from tickpipe.gateway.dialects import DIALECTS
 
 EPILOG = """\
 keys: --key-file PATH (KEY:SECRET lines, chmod 600) and/or --key, else TICKPIPE_KEY and
@@ -36,6 +37,9 @@ books/trades/tickers with seqId/prevSeqId and checksums, text ping/pong, 30 s id
 USD-M futures (/ws, /stream with depth pu links, aggTrade, bookTicker; /fapi/v1/depth,
 exchangeInfo; weight 2400/min; pings every 180 s). Knobs: --dialect-option NAME=VALUE, e.g.
 max_connection_age_s=30 (docs/dialects.md).
+--dialect bybit serves them as Bybit v5 public spot and linear (BTC-USD -> BTCUSDT; /v5/public/spot
+and /v5/public/linear orderbook.200/publicTrade/tickers with u, client {"op":"ping"}; REST
+/v5/market/instruments-info, /v5/market/orderbook).
 """
 
 
@@ -81,9 +85,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dialect",
         default="vts",
-        choices=["vts", "binance", "okx", "binance-usdm"],
-        help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public; "
-        "binance-usdm: USD-M futures) (vts)",
+        choices=list(DIALECTS),
+        help="wire format served: vts (VTS/1) or a venue's, named as --venue names it "
+        "(docs/dialects.md) (vts)",
     )
     p.add_argument(
         "--dialect-option",

@@ -297,8 +297,8 @@ class Printer:
         return f"{stamp} {name:<16} {fields}"
 
 
-def _dec(x: Decimal) -> str:
-    return format(x, "f")
+def _dec(x: Decimal | None) -> str | None:
+    return None if x is None else format(x, "f")
 
 
 class _Stopped(Exception):

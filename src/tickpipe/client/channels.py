@@ -323,10 +323,10 @@ class Channels:
                     f.symbol,
                     seq,
                     ts,
-                    Decimal(f.bid),  # type: ignore[arg-type]
-                    Decimal(f.bid_size),  # type: ignore[arg-type]
-                    Decimal(f.ask),  # type: ignore[arg-type]
-                    Decimal(f.ask_size),  # type: ignore[arg-type]
+                    None if f.bid is None else Decimal(f.bid),  # None: Bybit spot
+                    None if f.bid_size is None else Decimal(f.bid_size),
+                    None if f.ask is None else Decimal(f.ask),
+                    None if f.ask_size is None else Decimal(f.ask_size),
                     None if f.last is None else Decimal(f.last),
                     None if f.volume is None else Decimal(f.volume),
                 )

@@ -59,10 +59,10 @@ class TickerUpdate:
     symbol: str
     seq: int
     ts: int
-    bid: Decimal
-    bid_size: Decimal
-    ask: Decimal
-    ask_size: Decimal
+    bid: Decimal | None  # None where the venue's ticker has no best bid/ask (Bybit spot)
+    bid_size: Decimal | None
+    ask: Decimal | None
+    ask_size: Decimal | None
     last: Decimal | None  # None where the venue's ticker has none (Binance bookTicker)
     volume: Decimal | None
 

@@ -86,12 +86,14 @@ class Admin:
         if isinstance(body, web.Response):
             return body
         fault = body.pop("fault", None)
-        names = ", ".join(TRIGGER_FAULTS)
+        # a dialect may add faults of its venue's own (bybit: venue_restart, resend_snapshot)
+        extra: tuple[str, ...] = getattr(self.gw.dialect, "EXTRA_TRIGGER_FAULTS", ())
+        names = ", ".join((*TRIGGER_FAULTS, *extra))
         if not isinstance(fault, str):
             return error_response(
                 400, "invalid_fault", f'body needs "fault": one of {names}, got {fault!r}'
             )
-        if fault not in TRIGGER_FAULTS:
+        if fault not in TRIGGER_FAULTS and fault not in extra:
             hint = (
                 " (a continuous setting: set it with POST /admin/faults)"
                 if fault in FAULT_NAMES

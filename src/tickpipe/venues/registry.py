@@ -7,6 +7,7 @@ from collections.abc import Callable
 from tickpipe.errors import ConfigError
 from tickpipe.venues.base import Venue
 from tickpipe.venues.binance.adapter import BinanceSpotVenue, BinanceUsdmVenue
+from tickpipe.venues.bybit.adapter import BybitLinearVenue, BybitVenue
 from tickpipe.venues.okx.adapter import OkxVenue
 from tickpipe.venues.vts.adapter import Vts1Venue
 
@@ -15,6 +16,8 @@ VENUES: dict[str, Callable[[], Venue]] = {
     "binance": BinanceSpotVenue,
     "okx": OkxVenue,
     "binance-usdm": BinanceUsdmVenue,
+    "bybit": BybitVenue,
+    "bybit-linear": BybitLinearVenue,
 }
 
 

@@ -7,6 +7,7 @@ has no module here. Every other dialect is one module built on :mod:`.base`:
 - ``okx`` (:mod:`.okx`): OKX v5 public market data, encoded with ``tickpipe.venues.okx.codec``.
 - ``binance-usdm`` (:mod:`.binance_usdm`): Binance USD-M futures, the binance dialect with the
   USD-M spec.
+- ``bybit`` (:mod:`.bybit`): Bybit v5 public spot and linear, with ``tickpipe.venues.bybit.codec``.
 
 Pick one with ``GatewayConfig(dialect=...)`` / ``tickpipe gateway --dialect NAME``; its knobs
 (``dialect_options``, ``--dialect-option NAME=VALUE``) are documented in docs/dialects.md.
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from tickpipe.gateway.markets import MarketSpec
     from tickpipe.gateway.server import Gateway
 
-DIALECTS = ("vts", "binance", "okx", "binance-usdm")
+DIALECTS = ("vts", "binance", "okx", "binance-usdm", "bybit")
 """The names ``--dialect`` accepts."""
 
 
@@ -43,6 +44,10 @@ def dialect_markets(name: str, markets: tuple[MarketSpec, ...]) -> tuple[MarketS
         from tickpipe.gateway.dialects.binance_usdm import binance_usdm_markets
 
         return binance_usdm_markets(markets)
+    if name == "bybit":
+        from tickpipe.gateway.dialects.bybit import bybit_markets
+
+        return bybit_markets(markets)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
 
 
@@ -63,4 +68,8 @@ def make_dialect(gw: Gateway) -> Dialect | None:
         from tickpipe.gateway.dialects.binance_usdm import BinanceUsdmDialect
 
         return BinanceUsdmDialect(gw)
+    if name == "bybit":
+        from tickpipe.gateway.dialects.bybit import BybitDialect
+
+        return BybitDialect(gw)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")

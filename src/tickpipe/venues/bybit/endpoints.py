@@ -5,7 +5,7 @@ Connect", "Public › Orderbook / Trade / Ticker", "Market › Get Instruments I
 
 A tickpipe channel maps to one topic (the depth is fixed at 200 levels)::
 
-    orderbook:BTCUSDT -> orderbook.200.BTCUSDT   (spot: 200 ms pushes; linear: 100 ms)
+    orderbook:BTCUSDT -> orderbook.200.BTCUSDT   (100 ms pushes, spot and linear)
     trades:BTCUSDT    -> publicTrade.BTCUSDT
     ticker:BTCUSDT    -> tickers.BTCUSDT
 
