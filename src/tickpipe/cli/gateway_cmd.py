@@ -79,7 +79,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dialect",
         default="vts",
-        choices=["vts", "binance", "okx"],
+        choices=["vts", "binance", "okx", "kraken"],
         help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public) (vts)",
     )
     p.add_argument(
