@@ -34,6 +34,8 @@ dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> 
 books/trades/tickers with seqId/prevSeqId and checksums, text ping/pong, 30 s idle close;
 /api/v5/public/instruments, /api/v5/market/books). Knobs: --dialect-option NAME=VALUE, e.g.
 max_connection_age_s=30 (docs/dialects.md).
+--dialect kraken serves them as Kraken spot WebSocket v2 (BTC-USD -> BTC/USD; /v2 book at depth
+10-1000 with CRC-32 checksums, trade, ticker, heartbeats, ping/pong; /0/public/AssetPairs).
 """
 
 
