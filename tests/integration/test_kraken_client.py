@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tickpipe import Client
+from tickpipe import BookView, Client, TickerUpdate, TradeUpdate
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.protocol.backoff import BackoffPolicy
 from tickpipe.protocol.sync import SyncConfig
@@ -90,7 +90,7 @@ async def _updated(client: Client, channel: str, n: int = 5) -> None:
     seen = 0
     async with asyncio.timeout(WAIT_S):
         async for view in feed:
-            if view.symbol == symbol and view.synced:
+            if isinstance(view, BookView) and view.symbol == symbol and view.synced:
                 seen += 1
                 if seen >= n:
                     break
@@ -111,6 +111,7 @@ async def test_books_seed_in_band_and_equal_the_truth_trades_tickers_flow(kgw: G
         async with asyncio.timeout(WAIT_S):
             trade = await anext(aiter(trades))
             tick = await anext(aiter(tickers))
+        assert isinstance(trade, TradeUpdate) and isinstance(tick, TickerUpdate)
         assert trade.symbol == "BTC/USD" and trade.side in ("buy", "sell")
         assert tick.symbol == "BTC/USD" and tick.bid < tick.ask
         await assert_books_equal_truth(client, kgw, ["BTC/USD", "ETH/USD"])
