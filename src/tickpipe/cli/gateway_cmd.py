@@ -82,7 +82,8 @@ def register(sub: Any) -> None:
         "--dialect",
         default="vts",
         choices=["vts", "binance", "okx", "kraken"],
-        help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public) (vts)",
+        help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public; "
+        "kraken: v2) (vts)",
     )
     p.add_argument(
         "--dialect-option",
