@@ -240,7 +240,7 @@ async def test_trades_and_tickers() -> None:
 @pytest.mark.parametrize(
     ("frame", "words", "symbol"),
     [
-        (subscribe("book", ["NOPE/USD"], 5), "Currency pair not supported", "NOPE/USD"),
+        (subscribe("book", ["NOPE/USD"], 5), "Currency pair not supported NOPE/USD", "NOPE/USD"),
         (subscribe("ohlc", ["BTC/USD"], 5), "Channel not supported: ohlc", None),
         (subscribe("book", ["BTC/USD"], 5, depth=7), "Invalid depth: 7", None),
         (subscribe("book", [], 5), "Must specify at least one symbol", None),

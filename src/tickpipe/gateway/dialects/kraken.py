@@ -286,7 +286,7 @@ class KrakenConn(DialectConnection["KrakenDialect"]):
     ) -> None:
         ch = f"{kind}:{sym}"
         if ch not in self.d.subs:
-            self._error(method, ERR_PAIR, req_id, clip(sym, 40))
+            self._error(method, f"{ERR_PAIR} {clip(sym, 40)}", req_id, clip(sym, 40))
             return
         if method == "subscribe":
             if ch in self.channels:
