@@ -40,6 +40,8 @@ max_connection_age_s=30 (docs/dialects.md).
 --dialect bybit serves them as Bybit v5 public spot and linear (BTC-USD -> BTCUSDT; /v5/public/spot
 and /v5/public/linear orderbook.200/publicTrade/tickers with u, client {"op":"ping"}; REST
 /v5/market/instruments-info, /v5/market/orderbook).
+--dialect kraken serves them as Kraken spot WebSocket v2 (BTC-USD -> BTC/USD; /v2 book at depth
+10-1000 with CRC-32 checksums, trade, ticker, heartbeats, ping/pong; /0/public/AssetPairs).
 """
 
 

@@ -8,6 +8,7 @@ from tickpipe.errors import ConfigError
 from tickpipe.venues.base import Venue
 from tickpipe.venues.binance.adapter import BinanceSpotVenue, BinanceUsdmVenue
 from tickpipe.venues.bybit.adapter import BybitLinearVenue, BybitVenue
+from tickpipe.venues.kraken.adapter import KrakenVenue
 from tickpipe.venues.okx.adapter import OkxVenue
 from tickpipe.venues.vts.adapter import Vts1Venue
 
@@ -18,6 +19,7 @@ VENUES: dict[str, Callable[[], Venue]] = {
     "binance-usdm": BinanceUsdmVenue,
     "bybit": BybitVenue,
     "bybit-linear": BybitLinearVenue,
+    "kraken": KrakenVenue,
 }
 
 

@@ -8,6 +8,8 @@ has no module here. Every other dialect is one module built on :mod:`.base`:
 - ``binance-usdm`` (:mod:`.binance_usdm`): Binance USD-M futures, the binance dialect with the
   USD-M spec.
 - ``bybit`` (:mod:`.bybit`): Bybit v5 public spot and linear, with ``tickpipe.venues.bybit.codec``.
+- ``kraken`` (:mod:`.kraken`): Kraken spot WebSocket v2, encoded with
+  ``tickpipe.venues.kraken.codec``.
 
 Pick one with ``GatewayConfig(dialect=...)`` / ``tickpipe gateway --dialect NAME``; its knobs
 (``dialect_options``, ``--dialect-option NAME=VALUE``) are documented in docs/dialects.md.
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from tickpipe.gateway.markets import MarketSpec
     from tickpipe.gateway.server import Gateway
 
-DIALECTS = ("vts", "binance", "okx", "binance-usdm", "bybit")
+DIALECTS = ("vts", "binance", "okx", "binance-usdm", "bybit", "kraken")
 """The names ``--dialect`` accepts."""
 
 
@@ -48,6 +50,10 @@ def dialect_markets(name: str, markets: tuple[MarketSpec, ...]) -> tuple[MarketS
         from tickpipe.gateway.dialects.bybit import bybit_markets
 
         return bybit_markets(markets)
+    if name == "kraken":
+        from tickpipe.gateway.dialects.kraken import kraken_markets
+
+        return kraken_markets(markets)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
 
 
@@ -72,4 +78,8 @@ def make_dialect(gw: Gateway) -> Dialect | None:
         from tickpipe.gateway.dialects.bybit import BybitDialect
 
         return BybitDialect(gw)
+    if name == "kraken":
+        from tickpipe.gateway.dialects.kraken import KrakenDialect
+
+        return KrakenDialect(gw)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
