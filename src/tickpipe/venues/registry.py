@@ -7,6 +7,7 @@ from collections.abc import Callable
 from tickpipe.errors import ConfigError
 from tickpipe.venues.base import Venue
 from tickpipe.venues.binance.adapter import BinanceSpotVenue
+from tickpipe.venues.coinbase.adapter import CoinbaseVenue
 from tickpipe.venues.okx.adapter import OkxVenue
 from tickpipe.venues.vts.adapter import Vts1Venue
 
@@ -14,6 +15,7 @@ VENUES: dict[str, Callable[[], Venue]] = {
     "vts": Vts1Venue,
     "binance": BinanceSpotVenue,
     "okx": OkxVenue,
+    "coinbase": CoinbaseVenue,
 }
 
 
