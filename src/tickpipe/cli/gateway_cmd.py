@@ -34,6 +34,8 @@ dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> 
 books/trades/tickers with seqId/prevSeqId and checksums, text ping/pong, 30 s idle close;
 /api/v5/public/instruments, /api/v5/market/books). Knobs: --dialect-option NAME=VALUE, e.g.
 max_connection_age_s=30 (docs/dialects.md).
+--dialect coinbase: Coinbase Advanced Trade (BTC-USD; level2, market_trades, ticker, heartbeats
+at the root; sequence_num per connection, no checksum; /api/v3/brokerage/market/products).
 """
 
 
@@ -79,7 +81,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dialect",
         default="vts",
-        choices=["vts", "binance", "okx"],
+        choices=["vts", "binance", "okx", "coinbase"],
         help="wire format served: vts (VTS/1) or a venue's (binance: spot; okx: v5 public) (vts)",
     )
     p.add_argument(

@@ -5,6 +5,7 @@ has no module here. Every other dialect is one module built on :mod:`.base`:
 
 - ``binance`` (:mod:`.binance`): Binance spot, encoded with ``tickpipe.venues.binance.codec``.
 - ``okx`` (:mod:`.okx`): OKX v5 public market data, encoded with ``tickpipe.venues.okx.codec``.
+- ``coinbase`` (:mod:`.coinbase`): Coinbase Advanced Trade, ``tickpipe.venues.coinbase.codec``.
 
 Pick one with ``GatewayConfig(dialect=...)`` / ``tickpipe gateway --dialect NAME``; its knobs
 (``dialect_options``, ``--dialect-option NAME=VALUE``) are documented in docs/dialects.md.
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from tickpipe.gateway.markets import MarketSpec
     from tickpipe.gateway.server import Gateway
 
-DIALECTS = ("vts", "binance", "okx")
+DIALECTS = ("vts", "binance", "okx", "coinbase")
 """The names ``--dialect`` accepts."""
 
 
@@ -37,6 +38,10 @@ def dialect_markets(name: str, markets: tuple[MarketSpec, ...]) -> tuple[MarketS
         from tickpipe.gateway.dialects.okx import okx_markets
 
         return okx_markets(markets)
+    if name == "coinbase":
+        from tickpipe.gateway.dialects.coinbase import coinbase_markets
+
+        return coinbase_markets(markets)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
 
 
@@ -53,4 +58,8 @@ def make_dialect(gw: Gateway) -> Dialect | None:
         from tickpipe.gateway.dialects.okx import OkxDialect
 
         return OkxDialect(gw)
+    if name == "coinbase":
+        from tickpipe.gateway.dialects.coinbase import CoinbaseDialect
+
+        return CoinbaseDialect(gw)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
