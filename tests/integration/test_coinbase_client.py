@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import pytest
 
-from tickpipe import Client
+from tickpipe import Client, TickerUpdate, TradeUpdate
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.dialects.coinbase import CoinbaseDialect
 from tickpipe.protocol.backoff import BackoffPolicy
@@ -107,8 +107,10 @@ async def test_books_seed_in_band_equal_the_truth_tickers_and_trades_flow(cgw: G
             await _advanced(client, s)
         assert books_match_truth(client, cgw) == 2
         t = await asyncio.wait_for(tickers.__anext__(), WAIT_S)
+        assert isinstance(t, TickerUpdate)
         assert t.channel == "ticker:BTC-USD" and t.bid < t.ask
         tr = await asyncio.wait_for(trades.__anext__(), WAIT_S)
+        assert isinstance(tr, TradeUpdate)
         assert tr.channel == "trades:BTC-USD" and tr.side in ("buy", "sell") and tr.size > 0
         stats = client.stats()
         assert sum(stats.gaps.values()) == 0 and stats.connections_opened == 1
@@ -149,6 +151,7 @@ async def test_a_lost_message_reseeds_every_book_of_the_connection(
         assert books_match_truth(client, cgw) == 2
         # trades kept flowing through it
         tr = await asyncio.wait_for(trades.__anext__(), WAIT_S)
+        assert isinstance(tr, TradeUpdate)
         assert tr.channel == "trades:ETH-USD"
 
 
