@@ -257,3 +257,25 @@ async def test_watch_venue_coinbase_prints_final_books_equal_to_the_truth(cgw: G
             [inst.format_price(p), inst.format_size(s)] for p, s in ta[: len(f["asks"])]
         ]
     assert any(x["event"] == "trade" for x in lines)
+
+
+async def test_reseeds_after_a_gap_keep_within_coinbase_message_rate() -> None:
+    """With Coinbase's own 8 messages a second per IP (the dialect's default), a gap on a
+    connection with five books re-seeds them all (2 messages each) without one refusal."""
+    cfg = GatewayConfig(port=0, admin_port=0, seed=7, rate=40.0, dialect="coinbase")
+    channels = [f"orderbook:{s}" for s in ("BTC-USD", "ETH-USD", "SOL-USD", "XAU-USD", "EUR-USD")]
+    async with Gateway(cfg) as g, cb_client(g) as client:
+        await client.subscribe(channels)
+        for ch in channels:
+            await _advanced(client, ch.partition(":")[2])
+        g.trigger("drop_delta", channel=channels[0])
+        await _until(
+            lambda: (
+                all(client.stats().books[c].resyncs == 1 for c in channels)
+                and all(client.books()[c].synced for c in channels)
+            ),
+            "every book re-seeded",
+        )
+        d = cast(CoinbaseDialect, g.dialect)
+        assert d.stats()["refused"]["messages"] == 0
+        assert books_match_truth(client, g) == 5
