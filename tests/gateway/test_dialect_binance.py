@@ -589,7 +589,7 @@ def test_cli_help_names_the_dialect() -> None:
         timeout=60,
         check=True,
     ).stdout
-    assert "--dialect {vts,binance,okx}" in out and "--dialect-option" in out
+    assert "--dialect {vts,binance,okx," in out and "--dialect-option" in out
 
 
 def test_cli_serves_binance_and_refuses_a_bad_option() -> None:

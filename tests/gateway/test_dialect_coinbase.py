@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +31,7 @@ from tests.gateway.dialect_helpers import (
 from tickpipe.errors import ConfigError
 from tickpipe.gateway import Gateway
 from tickpipe.gateway.dialects.coinbase import CoinbaseDialect, coinbase_symbol
+from tickpipe.gateway.testing import GatewayProcess
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
 from tickpipe.venues.coinbase import codec, endpoints
@@ -458,3 +461,34 @@ def test_subscribe_messages_of_the_codec_are_served() -> None:
     # the frames the client sends (endpoints.subscribe_messages) are what the dialect reads
     frames = endpoints.subscribe_messages([BOOK, "trades:BTC-USD"])
     assert [json.loads(f)["channel"] for f in frames] == ["heartbeats", "level2", "market_trades"]
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_serves_coinbase_and_refuses_a_bad_option() -> None:
+    help_out = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--help"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "coinbase" in help_out and "--dialect coinbase" in help_out
+    with GatewayProcess(
+        "--dialect", "coinbase", "--dialect-option", "heartbeat_interval_s=0.5"
+    ) as gp:
+        assert gp.ready["dialect"] == "coinbase" and "AAPL-USD" in gp.ready["symbols"]
+
+        async def check() -> None:
+            async with aiohttp.ClientSession() as http, http.ws_connect(gp.stream_url) as ws:
+                r = Reader(ws)
+                await sub(ws, "level2", ["BTC-USD"])
+                await r.until(Subscriptions)
+                _, snap = await r.until(BookSnapshot)
+                assert snap.symbol == "BTC-USD" and snap.bids
+
+        asyncio.run(check())
+    bad = subprocess.run(
+        [sys.executable, "-m", "tickpipe", "gateway", "--port", "0", "--no-admin",
+         "--dialect", "coinbase", "--dialect-option", "heartbeat_interval_s=-1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "heartbeat_interval_s" in bad.stderr
