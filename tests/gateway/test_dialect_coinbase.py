@@ -413,9 +413,9 @@ async def test_stop_pings_stops_heartbeats_then_they_resume() -> None:
         r = Reader(ws)  # strict: stopped heartbeats spend no sequence_num
         await sub(ws, "heartbeats")
         await sub(ws, "market_trades", ["BTC-USD"])
-        await r.until(Heartbeat)
+        _, hb = await r.until(Heartbeat)
+        beats: list[tuple[float, int]] = [(time.monotonic(), hb.counter)]
         gw.trigger("stop_pings", duration_ms=800)
-        beats: list[tuple[float, int]] = []
         trades_meanwhile = 0
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2.0:
