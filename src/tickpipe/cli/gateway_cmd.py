@@ -42,6 +42,8 @@ and /v5/public/linear orderbook.200/publicTrade/tickers with u, client {"op":"pi
 /v5/market/instruments-info, /v5/market/orderbook).
 --dialect kraken serves them as Kraken spot WebSocket v2 (BTC-USD -> BTC/USD; /v2 book at depth
 10-1000 with CRC-32 checksums, trade, ticker, heartbeats, ping/pong; /0/public/AssetPairs).
+--dialect coinbase: Coinbase Advanced Trade (BTC-USD; level2, market_trades, ticker, heartbeats
+at the root; sequence_num per connection, no checksum; /api/v3/brokerage/market/products).
 """
 
 

@@ -8,6 +8,7 @@ from tickpipe.errors import ConfigError
 from tickpipe.venues.base import Venue
 from tickpipe.venues.binance.adapter import BinanceSpotVenue, BinanceUsdmVenue
 from tickpipe.venues.bybit.adapter import BybitLinearVenue, BybitVenue
+from tickpipe.venues.coinbase.adapter import CoinbaseVenue
 from tickpipe.venues.kraken.adapter import KrakenVenue
 from tickpipe.venues.okx.adapter import OkxVenue
 from tickpipe.venues.vts.adapter import Vts1Venue
@@ -20,6 +21,7 @@ VENUES: dict[str, Callable[[], Venue]] = {
     "bybit": BybitVenue,
     "bybit-linear": BybitLinearVenue,
     "kraken": KrakenVenue,
+    "coinbase": CoinbaseVenue,
 }
 
 

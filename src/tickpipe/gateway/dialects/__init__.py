@@ -10,6 +10,7 @@ has no module here. Every other dialect is one module built on :mod:`.base`:
 - ``bybit`` (:mod:`.bybit`): Bybit v5 public spot and linear, with ``tickpipe.venues.bybit.codec``.
 - ``kraken`` (:mod:`.kraken`): Kraken spot WebSocket v2, encoded with
   ``tickpipe.venues.kraken.codec``.
+- ``coinbase`` (:mod:`.coinbase`): Coinbase Advanced Trade, ``tickpipe.venues.coinbase.codec``.
 
 Pick one with ``GatewayConfig(dialect=...)`` / ``tickpipe gateway --dialect NAME``; its knobs
 (``dialect_options``, ``--dialect-option NAME=VALUE``) are documented in docs/dialects.md.
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from tickpipe.gateway.markets import MarketSpec
     from tickpipe.gateway.server import Gateway
 
-DIALECTS = ("vts", "binance", "okx", "binance-usdm", "bybit", "kraken")
+DIALECTS = ("vts", "binance", "okx", "binance-usdm", "bybit", "kraken", "coinbase")
 """The names ``--dialect`` accepts."""
 
 
@@ -54,6 +55,10 @@ def dialect_markets(name: str, markets: tuple[MarketSpec, ...]) -> tuple[MarketS
         from tickpipe.gateway.dialects.kraken import kraken_markets
 
         return kraken_markets(markets)
+    if name == "coinbase":
+        from tickpipe.gateway.dialects.coinbase import coinbase_markets
+
+        return coinbase_markets(markets)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
 
 
@@ -82,4 +87,8 @@ def make_dialect(gw: Gateway) -> Dialect | None:
         from tickpipe.gateway.dialects.kraken import KrakenDialect
 
         return KrakenDialect(gw)
+    if name == "coinbase":
+        from tickpipe.gateway.dialects.coinbase import CoinbaseDialect
+
+        return CoinbaseDialect(gw)
     raise ConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {name!r}")
