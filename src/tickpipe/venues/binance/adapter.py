@@ -14,18 +14,17 @@ and decodes bodies and frames with :mod:`.codec`; the client shell does every I/
   ``/api/v3/depth?symbol=S&limit=N`` (``N`` = the client's ``snapshot_depth``, else 1000).
   No API key is sent (public market data). 429 and 418 carry ``Retry-After``: both pause every
   fetch for that long (the scheduler never sends into a ban).
-- Budget (:meth:`BinanceSpotVenue.snapshot_budget`): of the 6000 weight a minute, 100 are kept
-  for exchangeInfo reloads; the token bucket is sized so that its burst plus one minute of its
-  rate stays within the rest (1000 levels, weight 50: 118 a minute -> 1.475/s, burst 29), so no
-  wall-clock minute can be overspent by the snapshots alone. Configured values lower than that
-  are kept.
+- Budget (:meth:`BinanceSpotVenue.weight_budget`): the weight window as data (6000 a
+  wall-clock minute, ``X-MBX-USED-WEIGHT-1M``), of which ``RESERVED_WEIGHT`` (100) is left for
+  exchangeInfo reloads: 118 snapshots of 1000 levels (weight 50) a window, 1180 of 100 (weight
+  5). The client's snapshot scheduler spends it window by window (``client/snapshots.py``);
+  :meth:`~BinanceSpotVenue.snapshot_budget` keeps the configured token bucket unchanged.
 - Books: ``Continuity.RANGE`` (``U <= lastUpdateId + 1 <= u``, then ``U == previous u + 1``),
   REST seeding, no checksum; a book's ``seq`` is the update id ``u``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,17 +32,18 @@ from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import Continuity, Seeding
 from tickpipe.protocol.sync import SyncRules
-from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused
+from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused, WeightBudget
 from tickpipe.venues.binance.codec import Codec, CommandAck, ServerShutdown, VenueError
 from tickpipe.venues.binance.endpoints import SPOT, VenueSpec, parse_channel
 from tickpipe.venues.binance.limits import (
     SPOT_LIMITS,
     STATUS_BANNED,
     STATUS_RATE_LIMITED,
+    USED_WEIGHT_HEADER,
     Limits,
 )
 
-RESERVED_WEIGHT = 100  # weight a minute kept for exchangeInfo (20 each) and other calls
+RESERVED_WEIGHT = 100  # weight a window kept for exchangeInfo (20 each) and other calls
 
 _RULES = SyncRules(continuity=Continuity.RANGE, seeding=Seeding.REST, checksum=None)
 
@@ -123,11 +123,21 @@ class BinanceSpotVenue:
     def snapshot_budget(
         self, depth: int | None, rate_per_s: float, burst: int
     ) -> tuple[float, int]:
-        weight = self.limits.snapshot_weight(self._depth(depth))
-        per_minute = max(1, (self.limits.request_weight_per_minute - RESERVED_WEIGHT) // weight)
-        rate = per_minute * 0.75 / 60.0
-        venue_burst = max(1, per_minute - math.ceil(rate * 60.0))
-        return min(rate_per_s, rate), min(burst, venue_burst)
+        return rate_per_s, burst  # the venue's budget is the weight window (weight_budget)
+
+    def weight_budget(self, depth: int | None) -> WeightBudget:
+        """The request-weight window that ``depth``-level snapshots spend (ConfigError for a
+        depth over the documented maximum)."""
+        lim, levels = self.limits, self._depth(depth)
+        return WeightBudget(
+            weight_per_window=lim.request_weight_per_minute,
+            window_s=lim.weight_window_s,
+            aligned=True,
+            snapshot_weight=lim.snapshot_weight(levels),
+            snapshot_levels=levels,
+            reserve_weight=RESERVED_WEIGHT,
+            used_weight_header=USED_WEIGHT_HEADER,
+        )
 
     def sync_rules(self, symbol: str) -> SyncRules:
         return _RULES
