@@ -19,7 +19,9 @@ as well: up to the window's weight minus the venue's reserve, then nothing until
 window opens. The venue's used-weight header (Binance ``X-MBX-USED-WEIGHT-1M``), read by the
 REST client on every answer, corrects the count: another process on the same IP spends the
 same budget, so a reading over what this client sent means the window is fuller than
-thought (see :meth:`SnapshotScheduler.observe_used_weight`). 1000-level Binance snapshots
+thought (see :meth:`SnapshotScheduler.observe_used_weight`). So that the reading comes before
+the window is spent, the first fetch of a window goes alone until an answer with a reading
+has come back (one round trip a window). 1000-level Binance snapshots
 (weight 50) go 118 a window: 200 books seed in the first window and at the start of the next.
 
 Books that have never been synced go first: among the requests that are due, a first seed is
@@ -100,6 +102,7 @@ class TokenBucket:
 
 
 DEFAULT_GUARD_S = 0.25  # kept clear of each edge of an aligned window (clock skew, latency)
+GUARD_WINDOW_FRACTION = 1 / 8  # ... but never more than this part of a (short) window
 
 
 class WeightWindow:
@@ -116,7 +119,7 @@ class WeightWindow:
     client did not send (another process on the same IP).
     """
 
-    __slots__ = ("aligned", "guard_s", "limit", "spent", "start", "used", "window_s")
+    __slots__ = ("aligned", "guard_s", "limit", "seen", "spent", "start", "used", "window_s")
 
     def __init__(
         self,
@@ -143,6 +146,7 @@ class WeightWindow:
         self.start: float | None = None
         self.spent = 0
         self.used = 0
+        self.seen = False  # a used-weight reading came for the current window
 
     def current(self, now: float) -> float | None:
         """The start of the window ``now`` is in (None: unaligned and none open)."""
@@ -153,7 +157,7 @@ class WeightWindow:
                 self.start if self.start is not None and now < self.start + self.window_s else None
             )
         if start != self.start:
-            self.start, self.spent, self.used = start, 0, 0
+            self.start, self.spent, self.used, self.seen = start, 0, 0, False
         return start
 
     def wait_time(self, cost: int, now: float) -> float:
@@ -188,6 +192,7 @@ class WeightWindow:
         flight, which the venue may not have counted yet)."""
         if window is None or self.current(now) != window:
             return
+        self.seen = True
         if used > self.spent:
             self.used = max(self.used, used + unsettled)
 
@@ -247,6 +252,7 @@ class SnapshotScheduler:
         self._wall = wall_clock
         self.window: WeightWindow | None = None
         self._cost = 0
+        self._probe = False  # the first fetch of a window goes alone: its answer's reading
         self._sent: dict[asyncio.Task[None], float | None] = {}  # in flight -> window sent in
         if weight is not None:
             self.window = WeightWindow(
@@ -254,9 +260,10 @@ class SnapshotScheduler:
                 weight.window_s,
                 aligned=weight.aligned,
                 reserve_weight=weight.reserve_weight,
-                guard_s=min(guard_s, weight.window_s / 40),
+                guard_s=min(guard_s, weight.window_s * GUARD_WINDOW_FRACTION),
             )
             self._cost = weight.snapshot_weight
+            self._probe = weight.used_weight_header is not None
             if self._cost > self.window.limit:
                 raise ConfigError(
                     f"a snapshot costs weight {self._cost}, over the {self.window.limit} a "
@@ -368,7 +375,13 @@ class SnapshotScheduler:
                 if wait > 0:
                     await self._sleep_or_wake(wait)
                     continue
-                if len(self._in_flight) >= self._concurrency:
+                if len(self._in_flight) >= self._concurrency or (
+                    self._probe
+                    and window is not None
+                    and window.spent
+                    and not window.seen
+                    and any(w == window.start for w in self._sent.values())
+                ):
                     await self._sleep_or_wake(None)  # a finishing fetch wakes us
                     continue
                 if not self._bucket.take(now):
