@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from tickpipe import Client
+from tickpipe.errors import RateLimitedError
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.markets import MarketSpec
 from tickpipe.protocol.instruments import Instrument
@@ -166,3 +167,54 @@ async def test_another_process_spending_the_ip_budget_makes_the_client_back_off(
         await _wait_all_synced(client, symbols, 30)
         assert client.stats().snapshot_429 == 0
         assert _refused(bgw) == {"429": 0, "418": 0}
+
+
+async def test_a_418_ban_stops_every_call_for_its_length() -> None:
+    """Another user of the IP got it banned (418, ``ban_s`` 3 s): the client's first call meets
+    the ban, then nothing more is sent (snapshots nor instruments) until it ends."""
+    cfg = GatewayConfig(
+        port=0,
+        admin_port=None,
+        seed=14,
+        rate=20.0,
+        depth=120,
+        markets=_markets(4),
+        dialect="binance",
+        dialect_options=(
+            ("weight_window_s", 30.0),
+            ("weight_per_window", 100),
+            ("ban_after_429s", 1),
+            ("ban_s", 3.0),
+        ),
+    )
+    async with Gateway(cfg) as g:
+        venue = BinanceSpotVenue(
+            limits=dataclasses.replace(
+                SPOT_LIMITS, request_weight_per_minute=1000, weight_window_s=30.0
+            )
+        )  # the client believes in a larger budget than the gateway's
+        client = Client(
+            venue=venue, stream_url=g.stream_url, rest_url=g.rest_url, reconnect=FAST_RECONNECT
+        )
+        async with client:
+            url = f"{g.rest_url}/api/v3/depth?symbol=S000&limit=1000"
+            async with aiohttp.ClientSession() as other:
+                statuses = []
+                for _ in range(4):  # 50 + 50, then a 429, then the ban
+                    async with other.get(url) as r:
+                        statuses.append(r.status)
+            assert statuses[-1] == 418, statuses
+            refused_before = dict(_refused(g))
+            rest = client._rest
+            assert rest is not None
+            sent_before = rest.requests
+            t0 = time.monotonic()
+            await client.subscribe([f"orderbook:S{i:03d}" for i in range(4)])
+            await asyncio.sleep(1.5)
+            assert rest.requests - sent_before == 1  # the one that met the ban, no more
+            assert _refused(g)["418"] - refused_before["418"] == 1
+            assert rest.banned_until > time.monotonic()
+            with pytest.raises(RateLimitedError, match="not sent"):
+                await rest.venue_instruments(venue)  # any call, refused here
+            assert _refused(g)["418"] - refused_before["418"] == 1
+        assert time.monotonic() - t0 >= 1.5
