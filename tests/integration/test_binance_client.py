@@ -172,4 +172,5 @@ def test_watch_venue_binance_prints_final_books() -> None:
     assert len(final) == 1 and final[0]["channel"] == "orderbook:BTCUSDT"
     assert final[0]["synced"] is True and isinstance(final[0]["seq"], int)
     assert final[0]["bids"] and final[0]["asks"]
+    assert final[0]["exact_depth"] == 1000  # seeded by Binance's 1000-level snapshot
     assert any(x["event"] == "trade" for x in lines)
