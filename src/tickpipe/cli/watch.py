@@ -6,8 +6,9 @@ JSONL: each line is a :class:`~tickpipe.client.events.ClientEvent` ``to_dict()``
 ``ticker {channel, seq, bid, ask, last}`` and for trades channels one
 ``trade {channel, seq, price, size, side}`` per frame (prices and sizes as decimal strings;
 read through the client's bounded feeds: a reader that falls behind sees ``overflow``), and
-when it stops one ``final_book {channel, synced, seq, bids, asks}`` per accepted book channel,
-top 10 levels as decimal strings, best first.
+when it stops one ``final_book {channel, synced, seq, exact_depth, bids, asks}`` per accepted
+book channel, top 10 levels as decimal strings, best first (``exact_depth``: null for a book
+seeded whole, else the levels a side its snapshot carried: only those are known exact).
 
 ``--duration`` bounds the whole run, connecting included; SIGINT/SIGTERM stop it at once, in
 any phase. Refused channels are named on stderr with the gateway's code and the symbols it
@@ -524,6 +525,7 @@ def _final_book(client: Client, channel: str) -> dict[str, Any]:
         "channel": channel,
         "synced": view.synced,
         "seq": view.seq,
+        "exact_depth": view.exact_depth,
         "bids": bids,
         "asks": asks,
     }

@@ -139,6 +139,7 @@ class Channels:
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, BookChannel] = {}
         self.views: dict[str, BookView] = {}
+        self.exact_depth: int | None = None  # levels a side a seeding snapshot carries
         self.seqs: dict[str, SeqChannel] = {}
         self.control: ControlHandler = lambda f: None
         self.on_gap: Callable[[str], None] = lambda symbol: None  # the client's gap hook
@@ -487,7 +488,7 @@ class Channels:
                 )
                 bc = BookChannel(channel, symbol, sync)
                 self.books[channel] = bc
-                self.views[channel] = BookView(bc, self._clock, self._connected)
+                self.views[channel] = BookView(bc, self._clock, self._connected, self.exact_depth)
             bc.silent = False
             if bc.sync.state in (SyncState.IDLE, SyncState.STALE):
                 if bc.sync.start() is None:  # seeded in band: the subscription brings it

@@ -43,7 +43,7 @@ from tickpipe.client.orders import CancelReport, Order, OrderManager
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
-from tickpipe.client.venue import Venue, base_url, resolve_venue
+from tickpipe.client.venue import Venue, base_url, resolve_venue, weight_budget
 from tickpipe.client.views import BookView
 from tickpipe.errors import (
     BlindError,
@@ -271,8 +271,13 @@ class Client:
         )
         if cfg.cancel_orders_on_gap and self.venue.supports_orders:
             self._channels.on_gap = self._cancel_on_gap
-        rate_per_s, burst = self.venue.snapshot_budget(
-            cfg.snapshot_depth, cfg.snapshot_rate_per_s, cfg.snapshot_burst
+        weight = weight_budget(self.venue, cfg.snapshot_depth)  # a weight window, or None
+        rate_per_s, burst = (
+            (cfg.snapshot_rate_per_s, cfg.snapshot_burst)
+            if weight is not None
+            else self.venue.snapshot_budget(
+                cfg.snapshot_depth, cfg.snapshot_rate_per_s, cfg.snapshot_burst
+            )
         )
         self._scheduler = SnapshotScheduler(
             self._fetch_snapshot,
@@ -283,7 +288,14 @@ class Client:
             jitter_s=cfg.snapshot_jitter_s,
             clock=self._clock,
             random=self._random,
+            weight=weight,
         )
+        if weight is not None:
+            self._rest.used_weight_header = weight.used_weight_header
+            self._rest.on_used_weight = self._scheduler.observe_used_weight
+            self._channels.exact_depth = weight.snapshot_levels
+        else:
+            self._channels.exact_depth = cfg.snapshot_depth
         self._sup = Supervisor(
             stream_url=self.stream_url,
             key=self.key,

@@ -96,8 +96,13 @@ class ClientConfig:
       Books never synced are served before re-seeds of books that were.
     - ``snapshot_jitter_s`` (0.25 s): each fetch is delayed by U(0, this) so that clients that
       reconnect together do not fetch in lock step. Adds at most this to a re-seed.
-    - ``snapshot_depth`` (None = whole book): depth asked for. A partial book cannot stay
-      exact when deeper levels surface, so keep None unless the gateway has huge books.
+    - ``snapshot_depth`` (None = whole book; Binance: 1000): depth asked for. A book seeded by
+      N levels is exact only to those: ``BookView.exact_depth`` says N, ``usable(levels=L)``
+      is False for L > N, ``final_book`` carries ``exact_depth``. Cheaper under a weight
+      budget (Binance depth 100 weighs 5, not 50: 200 books seed in one window).
+    - A venue with a request-weight window (Binance: ``weight_budget``) is spent window by
+      window on top of the token bucket: up to the window's weight less the venue's reserve,
+      corrected by its used-weight header; see ``client/snapshots.py``.
 
     REST
     - ``rest_timeout_s`` (10.0 s): per request, total.

@@ -11,6 +11,12 @@
   A request that never got an answer (refused, reset, timeout) is a ``RestError`` with status 0
   and code ``unreachable``: retryable, like a 5xx.
 
+Venue budgets: when ``used_weight_header`` is set (Binance ``X-MBX-USED-WEIGHT-1M``), its value
+on every answer (errors included) is passed to ``on_used_weight`` (the snapshot scheduler's
+count of the weight window). A rate-limit status other than 429 (Binance's ``418``: the IP is
+banned) stops every call of this client for its ``Retry-After``: until then a call raises
+:class:`~tickpipe.errors.RateLimitedError` at once, without sending anything.
+
 Against a hostile or broken gateway (docs/security.md, "Client against a hostile gateway"):
 
 - every answer body is read incrementally and refused past ``max_body_bytes`` (a
@@ -135,6 +141,9 @@ class RestClient:
         self.bodies_refused = 0  # answers over max_body_bytes
         self.retry_after_fixed = 0  # Retry-After values clamped or replaced
         self._logged: set[str] = set()
+        self.used_weight_header: str | None = None  # set by the client for a weight budget
+        self.on_used_weight: Callable[[int], None] | None = None
+        self.banned_until = 0.0  # monotonic: no call is sent before this (after a 418)
 
     def _log_once(self, kind: str, message: str) -> None:
         if kind not in self._logged:
@@ -193,6 +202,14 @@ class RestClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         url = URL(self.base_url + path_q, encoded=True)
+        banned_s = self.banned_until - time.monotonic()
+        if banned_s > 0:
+            raise RateLimitedError(
+                f"not sent: the venue banned this client, {banned_s:.1f}s left",
+                banned_s,
+                method=method,
+                path=path_q,
+            )
         self.requests += 1
         try:
             async with self._get_session().request(
@@ -200,6 +217,10 @@ class RestClient:
             ) as resp:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
+                if self.used_weight_header is not None and self.on_used_weight is not None:
+                    used = resp.headers.get(self.used_weight_header)
+                    if used is not None and used.isascii() and used.isdigit() and len(used) < 16:
+                        self.on_used_weight(int(used))
                 cap = self.max_body_bytes
                 if status >= 400:
                     cap = min(cap, ERROR_BODY_BYTES)
@@ -242,6 +263,9 @@ class RestClient:
                     self.retry_after_fixed += 1
                     self._log_once("retry_after", note)
                     message = f"{message} ({note})" if message else note
+                if status != 429:  # a ban (Binance 418): every call stops for its length
+                    self.banned_until = max(self.banned_until, time.monotonic() + delay)
+                    log.warning("%s answered %d: no call for %.1fs", self.base_url, status, delay)
                 raise RateLimitedError(message, delay, method=method, path=path_q)
             if status == 404 and code == "unknown_order":
                 raise UnknownOrderError(status, code, message, method=method, path=path_q)

@@ -16,10 +16,18 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from tickpipe.errors import ConfigError
-from tickpipe.venues.base import Venue
+from tickpipe.venues.base import Venue, WeightBudget
 from tickpipe.venues.registry import VENUES, venue_named
 
-__all__ = ["VENUES", "Venue", "base_url", "client_ping", "resolve_venue", "resubscribe_budget"]
+__all__ = [
+    "VENUES",
+    "Venue",
+    "base_url",
+    "client_ping",
+    "resolve_venue",
+    "resubscribe_budget",
+    "weight_budget",
+]
 
 DEFAULT_RESUBSCRIBES_PER_S = 1.0
 DEFAULT_RESUBSCRIBE_BURST = 10
@@ -46,6 +54,28 @@ def resubscribe_budget(venue: Venue) -> tuple[float, int]:
     if not isinstance(burst, int) or burst < 1:
         burst = DEFAULT_RESUBSCRIBE_BURST
     return float(rate), burst
+
+
+def weight_budget(venue: Venue, depth: int | None) -> WeightBudget | None:
+    """The venue's request-weight window for ``depth``-level snapshots (its optional
+    ``weight_budget(depth)``), or None: then the scheduler's token bucket from
+    ``snapshot_budget`` is the only budget. ConfigError when the stated budget cannot pay for
+    one snapshot a window after its reserve (or a depth the venue does not serve)."""
+    method = getattr(venue, "weight_budget", None)
+    if method is None:
+        return None
+    budget = method(depth)
+    if not isinstance(budget, WeightBudget):
+        return None
+    spendable = budget.weight_per_window - budget.reserve_weight
+    if not (budget.window_s > 0 and budget.snapshot_weight >= 1 and budget.snapshot_levels >= 1):
+        raise ConfigError(f"venue weight budget is not usable: {budget!r}")
+    if budget.snapshot_weight > spendable:
+        raise ConfigError(
+            f"a {budget.snapshot_levels}-level snapshot costs weight {budget.snapshot_weight}, "
+            f"over the {spendable} a {budget.window_s:g} s window leaves after its reserve"
+        )
+    return budget
 
 
 def resolve_venue(venue: str | Venue) -> Venue:

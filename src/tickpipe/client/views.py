@@ -30,16 +30,26 @@ class BookView:
       ``heartbeat``, ``disconnected``, ``silent``, ...).
     - ``synced``: True only while the book is known to equal the gateway's at ``seq``. A
       silent book stays synced (quiet is not wrong) but is not :meth:`usable`.
+    - ``exact_depth``: None when the book was seeded whole; else the levels a side its
+      snapshot carried (``snapshot_depth``; Binance: 1000 unless set): only that many best
+      levels are known exact. Deeper levels come from updates alone, and a level that lay
+      deeper at seeding and has not changed since is missing, also once the price has moved
+      into it (as the venues document for their own snapshots).
     """
 
-    __slots__ = ("_bc", "_clock", "_connected")
+    __slots__ = ("_bc", "_clock", "_connected", "exact_depth")
 
     def __init__(
-        self, bc: BookChannel, clock: Callable[[], float], connected: Callable[[], bool]
+        self,
+        bc: BookChannel,
+        clock: Callable[[], float],
+        connected: Callable[[], bool],
+        exact_depth: int | None = None,
     ) -> None:
         self._bc = bc
         self._clock = clock
         self._connected = connected
+        self.exact_depth = exact_depth
 
     @property
     def channel(self) -> str:
@@ -81,9 +91,12 @@ class BookView:
         last = self._bc.last_update
         return None if last is None else self._clock() - last
 
-    def usable(self, max_age_s: float | None = None) -> bool:
-        """Synced, not silent, the stream up, and (if given) updated within ``max_age_s``."""
+    def usable(self, max_age_s: float | None = None, levels: int | None = None) -> bool:
+        """Synced, not silent, the stream up, (if given) updated within ``max_age_s``, and (if
+        given) seeded exact to at least ``levels`` levels a side (see ``exact_depth``)."""
         if not self.synced or self._bc.silent or not self._connected():
+            return False
+        if levels is not None and self.exact_depth is not None and levels > self.exact_depth:
             return False
         if max_age_s is not None:
             age = self.age_s

@@ -24,7 +24,9 @@ Optional attributes the shell reads with defaults (``client.venue``), so that ve
 them need not declare them: ``client_ping`` (bytes the shell sends as a text frame every
 ``client_ping_interval_s`` seconds; None: the venue pings, the shell never does) and
 ``resubscribes_per_s`` / ``resubscribe_burst`` (the token bucket over re-seeds by
-re-subscribing, from the venue's subscribe-message limits).
+re-subscribing, from the venue's subscribe-message limits), and ``weight_budget(depth)`` (a
+:class:`WeightBudget`: a REST request-weight window, which the snapshot scheduler then spends
+instead of the token bucket of ``snapshot_budget``).
 """
 
 from __future__ import annotations
@@ -86,6 +88,32 @@ class ConnectionGap:
 @dataclass(frozen=True, slots=True)
 class Closing:
     """The venue will close this connection soon (Binance ``serverShutdown``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightBudget:
+    """A venue's REST budget as request weight per window (Binance: 6000 a wall-clock minute),
+    for ``depth``-level snapshots. Units are in the names.
+
+    - ``weight_per_window``: weight the venue admits per window (per IP or key).
+    - ``window_s``: the window's length; ``aligned``: windows start on multiples of
+      ``window_s`` of the wall clock (Binance's minute), else at the first request after the
+      previous window ended.
+    - ``snapshot_weight``: weight of one snapshot at the depth asked; ``snapshot_levels``: the
+      levels a side that snapshot carries (a book seeded by it is exact only to that many).
+    - ``reserve_weight``: weight a window left unspent by snapshots, for the venue's other
+      calls (instruments reloads).
+    - ``used_weight_header``: the answer header carrying the weight used so far in the window
+      (Binance ``X-MBX-USED-WEIGHT-1M``), or None.
+    """
+
+    weight_per_window: int
+    window_s: float
+    aligned: bool
+    snapshot_weight: int
+    snapshot_levels: int
+    reserve_weight: int = 0
+    used_weight_header: str | None = None
 
 
 class Venue(Protocol):

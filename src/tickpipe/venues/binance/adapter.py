@@ -17,11 +17,11 @@ I/O. One class, :class:`BinanceVenue`, parameterised by the market's ``endpoints
   ``/api/v3/depth?symbol=S&limit=N`` (``N`` = the client's ``snapshot_depth``, else 1000).
   No API key is sent (public market data). 429 and 418 carry ``Retry-After``: both pause every
   fetch for that long (the scheduler never sends into a ban).
-- Budget (:meth:`BinanceSpotVenue.snapshot_budget`): of the 6000 weight a minute, 100 are kept
-  for exchangeInfo reloads; the token bucket is sized so that its burst plus one minute of its
-  rate stays within the rest (1000 levels, weight 50: 118 a minute -> 1.475/s, burst 29), so no
-  wall-clock minute can be overspent by the snapshots alone. Configured values lower than that
-  are kept.
+- Budget (:meth:`BinanceSpotVenue.weight_budget`): the weight window as data (6000 a
+  wall-clock minute, ``X-MBX-USED-WEIGHT-1M``), of which ``RESERVED_WEIGHT`` (100) is left for
+  exchangeInfo reloads: 118 snapshots of 1000 levels (weight 50) a window, 1180 of 100 (weight
+  5). The client's snapshot scheduler spends it window by window (``client/snapshots.py``);
+  :meth:`~BinanceSpotVenue.snapshot_budget` keeps the configured token bucket unchanged.
 - Books: ``Continuity.RANGE`` (``U <= lastUpdateId + 1 <= u``, then ``U == previous u + 1``),
   REST seeding, no checksum; a book's ``seq`` is the update id ``u``.
 
@@ -34,8 +34,8 @@ USD-M futures (``endpoints.USDM``, ``limits.USDM_LIMITS``):
 - Heartbeat: server pings every 180 s, pong within 600 s: the watchdog (2.5 x 180 s = 450 s)
   reads any incoming frame, data or ping, so a link carrying data is never called dead for
   want of pings; a silent one is, inside Binance's own pong deadline.
-- Budget: 2400 weight a minute, 100 kept as above; 1000 levels weigh 20: 115 a minute ->
-  1.4375/s, burst 28. 429/418 with ``Retry-After`` as spot.
+- Budget: the same weight window on 2400 weight a minute, 100 kept as above; 1000 levels
+  weigh 20: 115 snapshots a window. 429/418 with ``Retry-After`` as spot.
 - Books: ``Continuity.LINK``: an event is next when its ``pu`` equals the book's last ``u``
   (``U`` is not ``pu + 1`` on USD-M: ids of other updates fall between two events). Bridging a
   snapshot at ``lastUpdateId`` drops ``u <= lastUpdateId`` and takes the first event with
@@ -47,14 +47,13 @@ USD-M futures (``endpoints.USDM``, ``limits.USDM_LIMITS``):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.sync import SyncRules
-from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused
+from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused, WeightBudget
 from tickpipe.venues.binance.codec import Codec, CommandAck, ServerShutdown, VenueError
 from tickpipe.venues.binance.endpoints import SPOT, USDM, VenueSpec, parse_channel
 from tickpipe.venues.binance.limits import (
@@ -62,10 +61,11 @@ from tickpipe.venues.binance.limits import (
     STATUS_BANNED,
     STATUS_RATE_LIMITED,
     USDM_LIMITS,
+    USED_WEIGHT_HEADER,
     Limits,
 )
 
-RESERVED_WEIGHT = 100  # weight a minute kept for exchangeInfo (spot 20, USD-M 1) and other calls
+RESERVED_WEIGHT = 100  # weight a window kept for exchangeInfo (spot 20, USD-M 1) and other calls
 
 
 class BinanceVenue:
@@ -145,11 +145,21 @@ class BinanceVenue:
         self, depth: int | None, rate_per_s: float, burst: int
     ) -> tuple[float, int]:
         self.spec.snapshot_target("BTCUSDT", self._depth(depth))  # ConfigError: not a valid limit
-        weight = self.limits.snapshot_weight(self._depth(depth))
-        per_minute = max(1, (self.limits.request_weight_per_minute - RESERVED_WEIGHT) // weight)
-        rate = per_minute * 0.75 / 60.0
-        venue_burst = max(1, per_minute - math.ceil(rate * 60.0))
-        return min(rate_per_s, rate), min(burst, venue_burst)
+        return rate_per_s, burst  # the venue's budget is the weight window (weight_budget)
+
+    def weight_budget(self, depth: int | None) -> WeightBudget:
+        """The request-weight window that ``depth``-level snapshots spend (ConfigError for a
+        depth over the documented maximum)."""
+        lim, levels = self.limits, self._depth(depth)
+        return WeightBudget(
+            weight_per_window=lim.request_weight_per_minute,
+            window_s=lim.weight_window_s,
+            aligned=True,
+            snapshot_weight=lim.snapshot_weight(levels),
+            snapshot_levels=levels,
+            reserve_weight=RESERVED_WEIGHT,
+            used_weight_header=USED_WEIGHT_HEADER,
+        )
 
     def sync_rules(self, symbol: str) -> SyncRules:
         return self._rules

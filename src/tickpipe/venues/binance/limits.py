@@ -54,6 +54,10 @@ class Limits:
     server_ping_interval_s: float
     pong_timeout_s: float
     depth_weights: tuple[tuple[int, int], ...]  # (largest limit, weight), ascending
+    # the window ``request_weight_per_minute`` is counted over, aligned on the wall clock
+    # ([spot-enums] REQUEST_WEIGHT interval MINUTE, intervalNum 1); shorter only for rehearsals
+    # against the dialect's ``weight_window_s`` option
+    weight_window_s: float = 60.0
 
     def snapshot_weight(self, depth: int) -> int:
         """Request weight of one depth snapshot of ``depth`` levels (ConfigError if out of
@@ -64,8 +68,8 @@ class Limits:
         raise ConfigError(f"snapshot depth {depth} is above the documented maximum")
 
     def snapshots_per_minute(self, depth: int) -> int:
-        """How many ``depth``-level snapshots one minute's weight budget pays for (with
-        nothing else spent): spot 1000 levels -> 6000 // 50 = 120."""
+        """How many ``depth``-level snapshots one window's weight budget pays for (with
+        nothing else spent): spot 1000 levels -> 6000 // 50 = 120 a minute."""
         return self.request_weight_per_minute // self.snapshot_weight(depth)
 
 
