@@ -144,13 +144,13 @@ class BinanceVenue:
     def snapshot_budget(
         self, depth: int | None, rate_per_s: float, burst: int
     ) -> tuple[float, int]:
-        self.spec.snapshot_target("BTCUSDT", self._depth(depth))  # ConfigError: not a valid limit
         return rate_per_s, burst  # the venue's budget is the weight window (weight_budget)
 
     def weight_budget(self, depth: int | None) -> WeightBudget:
         """The request-weight window that ``depth``-level snapshots spend (ConfigError for a
         depth over the documented maximum)."""
         lim, levels = self.limits, self._depth(depth)
+        self.spec.snapshot_target("BTCUSDT", levels)  # ConfigError: not a limit the venue takes
         return WeightBudget(
             weight_per_window=lim.request_weight_per_minute,
             window_s=lim.weight_window_s,
@@ -170,8 +170,8 @@ class BinanceSpotVenue(BinanceVenue):
 
     title = "Binance spot"
 
-    def __init__(self) -> None:
-        super().__init__(SPOT, SPOT_LIMITS)
+    def __init__(self, limits: Limits = SPOT_LIMITS) -> None:
+        super().__init__(SPOT, limits)
 
 
 class BinanceUsdmVenue(BinanceVenue):
@@ -179,5 +179,5 @@ class BinanceUsdmVenue(BinanceVenue):
 
     title = "Binance USD-M futures"
 
-    def __init__(self) -> None:
-        super().__init__(USDM, USDM_LIMITS)
+    def __init__(self, limits: Limits = USDM_LIMITS) -> None:
+        super().__init__(USDM, limits)
