@@ -19,7 +19,15 @@ from tickpipe.errors import ConfigError
 from tickpipe.venues.base import Venue
 from tickpipe.venues.registry import VENUES, venue_named
 
-__all__ = ["VENUES", "Venue", "base_url", "client_ping", "resolve_venue", "resubscribe_budget"]
+__all__ = [
+    "VENUES",
+    "Venue",
+    "base_url",
+    "client_ping",
+    "max_connection_age",
+    "resolve_venue",
+    "resubscribe_budget",
+]
 
 DEFAULT_RESUBSCRIBES_PER_S = 1.0
 DEFAULT_RESUBSCRIBE_BURST = 10
@@ -46,6 +54,16 @@ def resubscribe_budget(venue: Venue) -> tuple[float, int]:
     if not isinstance(burst, int) or burst < 1:
         burst = DEFAULT_RESUBSCRIBE_BURST
     return float(rate), burst
+
+
+def max_connection_age(venue: Venue) -> float | None:
+    """Seconds after which the venue closes every connection (optional attribute
+    ``max_connection_age_s``: Binance 86,400); None (the default) when it keeps them open.
+    The supervisor rotates to a new connection before that age."""
+    age = getattr(venue, "max_connection_age_s", None)
+    if isinstance(age, bool) or not isinstance(age, int | float) or not age > 0:
+        return None
+    return float(age) if age != float("inf") else None
 
 
 def resolve_venue(venue: str | Venue) -> Venue:
