@@ -22,8 +22,9 @@ connections carry the same channels. The old one's listener then calls :meth:`on
 the new one's :meth:`on_text_new`; each channel has exactly one feeding connection, the old
 one until the channel *moves*. A ticker or trades channel moves on the new connection's first
 value for it. A LIVE book whose venue numbers its updates per book (``Continuity.SEQ``,
-``RANGE``, ``LINK``) moves when the new connection's update *follows* the book's current id
-(the same rule as any update): the new connection's updates are held (newest
+``RANGE``, ``LINK``) moves when the new connection reaches the book's current id (its copy of
+the book's last update, or an update that follows it by the book's own rule): the new
+connection's updates are held (newest
 ``max_buffered_deltas``) while the old one still feeds the book, those the book already has are
 dropped, and on the first that follows the book's id the book's input switches and the held
 updates are applied, so the book is never re-seeded and never stops being LIVE (a snapshot the
@@ -588,6 +589,10 @@ class Channels:
                     step = Step.NEXT  # the book's own path reports it as a bad frame
             if step is Step.COVERED:
                 held.popleft()  # the old connection brought it already
+                last = d.seq if type(d) is frames.Delta else d.last_id  # type: ignore[union-attr]
+                if last == seq:  # the same update as the book's last: the new stream is level
+                    self._move_held(ch, snapshot=False)
+                    return
             elif step is Step.NEXT:
                 self._move_held(ch, snapshot=False)
                 return
