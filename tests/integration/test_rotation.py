@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -47,8 +48,8 @@ def short_lived_binance() -> BinanceSpotVenue:
 
 
 def disconnects(g: Gateway) -> dict[str, int]:
-    assert g.dialect is not None
-    return dict(g.dialect.disconnects)
+    stats = g.dialect.stats() if g.dialect is not None else {}
+    return dict(stats["disconnects"])
 
 
 async def wait_rotations(client: Client, n: int) -> None:
@@ -92,7 +93,7 @@ async def test_three_rotations_books_stay_live_and_exact(cut_gw: Gateway) -> Non
         assert client.stats().connections_opened >= 4
         # tickers and trades kept flowing on the new connection
         t = await asyncio.wait_for(client.tickers().__anext__(), WAIT_S)
-        assert t.channel == "ticker:BTCUSDT"
+        assert getattr(t, "channel", None) == "ticker:BTCUSDT"
         await rec.close()
 
 
@@ -141,4 +142,30 @@ async def test_okx_in_band_rotation_joins_books_by_seq_id() -> None:
                 assert c.book(s).state == "live"
             assert c._sup is not None and c._sup.resubscribes == resubs
             assert assert_books_match_truth(c, g) == len(syms)
+            await rec.close()
+
+
+async def test_server_shutdown_notice_rotates_at_once() -> None:
+    """Binance's ``serverShutdown`` (the ``Closing`` value) on a connection the venue keeps
+    24 h: the client rotates now, books stay live, the noticed connection is closed by it."""
+    cfg = GatewayConfig(port=0, admin_port=0, seed=13, rate=40.0, dialect="binance")
+    async with Gateway(cfg) as g:
+        kw: dict[str, Any] = {"reconnect": FAST_RECONNECT, "snapshot_jitter_s": 0.02}
+        async with Client(venue="binance", stream_url=g.stream_url, rest_url=g.rest_url, **kw) as c:
+            await c.subscribe(["orderbook:BTCUSDT", "orderbook:ETHUSDT"])
+            for s in ("BTCUSDT", "ETHUSDT"):
+                await c.wait_synced(s, timeout=WAIT_S)
+            rec = Recorder(c)
+            await asyncio.sleep(0.2)
+            rec.events.clear()
+            dialect: Any = g.dialect
+            (conn,) = dialect.conns.values()
+            conn.enqueue(dialect.codec.encode_server_shutdown(time.time_ns()))
+            await wait_rotations(c, 1)
+            await asyncio.sleep(0.5)
+            for name in ("stale", "gap", "synced", "disconnected"):
+                assert rec.named(name) == [], rec.named(name)
+            assert disconnects(g).get("client closed", 0) == 1
+            assert [x.id for x in dialect.conns.values()] != [conn.id]  # a new one carries on
+            assert assert_books_match_truth(c, g) == 2
             await rec.close()
