@@ -356,8 +356,9 @@ class Supervisor:
                 self.metrics.reconnects += 1
         finally:
             self.state = "auth_failed" if isinstance(self.fatal, AuthError) else "closed"
-            if self.conn is not None:
-                self.conn.abort("client")
+            for c in (self._next_conn, self.conn):
+                if c is not None:
+                    c.abort("client")
 
     async def _connect(self, *, primary: bool = True) -> Connection:
         """Connect (and auth, where the venue asks for it). ``primary``: the session's
@@ -536,7 +537,12 @@ class Supervisor:
             except (StreamError, OSError, TimeoutError, WSError) as exc:
                 log.warning("rotation: the next connection to %s failed: %s", self.url, exc)
                 return None
-            return await self._hand_over(old, new)
+            try:
+                return await self._hand_over(old, new)
+            except BaseException:  # cancelled (the client closes): the new one goes too
+                self.channels.end_rotation()
+                new.abort("client")
+                raise
         finally:
             self._next_conn = None
             self._not_rotating.set()
@@ -581,6 +587,8 @@ class Supervisor:
         new.listener._on_text = ch.on_text
         old.listener._on_text = ch.drop_text
         self.conn = new
+        if new.watchdog is not None:  # its frames flowed during the handover: alive now
+            new.watchdog.on_ping(self.clock())
         self.rotations += 1
         old.abort("rotated")
         log.info(
