@@ -169,3 +169,35 @@ async def test_server_shutdown_notice_rotates_at_once() -> None:
             assert [x.id for x in dialect.conns.values()] != [conn.id]  # a new one carries on
             assert assert_books_match_truth(c, g) == 2
             await rec.close()
+
+
+async def test_quiet_book_moves_at_the_deadline_without_a_reseed(cut_gw: Gateway) -> None:
+    """A book with no update during the handover cannot be joined by ids: at
+    ``rotation_handover_timeout_s`` it moves anyway (its next update is checked as any), and
+    the rotation still ends before the venue's cut."""
+    client = Client(
+        venue=short_lived_binance(),
+        stream_url=cut_gw.stream_url,
+        rest_url=cut_gw.rest_url,
+        reconnect=FAST_RECONNECT,
+        snapshot_jitter_s=0.02,
+        rotation_margin_s=MARGIN_S,
+        rotation_handover_timeout_s=0.5,
+    )
+    async with client:
+        await client.subscribe(["orderbook:BTCUSDT", "orderbook:ETHUSDT"])
+        for s in ("BTCUSDT", "ETHUSDT"):
+            await client.wait_synced(s, timeout=WAIT_S)
+        rec = Recorder(client)
+        await asyncio.sleep(0.2)
+        rec.events.clear()
+        cut_gw.trigger("silence_channel", channel="orderbook:ETHUSDT")
+        await wait_rotations(client, 1)
+        cut_gw.set_faults(silence_channel=[])  # it speaks again: gap-free (merged changes)
+        await asyncio.sleep(1.0)
+        for name in ("stale", "gap", "synced", "disconnected"):
+            assert rec.named(name) == [], rec.named(name)
+        assert disconnects(cut_gw).get("max_age", 0) == 0
+        assert client.book("ETHUSDT").state == "live"
+        assert assert_books_match_truth(client, cut_gw) == 2
+        await rec.close()

@@ -33,8 +33,9 @@ per-book ids (Kraken, Coinbase: ids cannot tell where the two streams meet), mov
 in-band snapshot the subscription brings then replaces the LIVE book (it stays LIVE, a
 ``synced`` event says so). :meth:`finish_rotation` moves what is left when the supervisor ends
 the handover (every channel moved, its timeout, or the old connection died early): a held
-in-band snapshot seeds the book; a book that could not be bridged re-seeds (``stale`` with
-reason ``rotation``, then ``synced``), the one visible case.
+in-band snapshot seeds the book; a quiet book (nothing held) just moves, its next update checked
+as any; a book whose held updates could not be joined re-seeds (``stale`` with reason
+``rotation``, then ``synced``), the one visible case.
 """
 
 from __future__ import annotations
@@ -615,10 +616,12 @@ class Channels:
         in-band snapshot is seeded from it; one that could not be bridged re-seeds."""
         for ch in list(self._rot_left):
             bc = self.books.get(ch)
-            if bc is None or ch in self._rot_snap or not self._bridgeable(bc):
+            held = self._rot_held.get(ch) or deque()
+            if bc is None or ch in self._rot_snap or not self._bridgeable(bc) or not held:
+                # nothing of the new connection to join yet (a quiet book): its first update
+                # is checked by the book's own rule like any
                 self._move_held(ch, snapshot=True)
                 continue
-            held = self._rot_held.get(ch) or deque()
             self._moved(ch)
             self._reseed(bc, "rotation")
             for d in held:
