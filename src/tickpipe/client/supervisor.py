@@ -466,11 +466,16 @@ class Supervisor:
                     if self._client_ping is not None
                     else None
                 )
+                watch = asyncio.create_task(self._watch(conn), name="tickpipe watch")
                 try:
-                    await self._watch(conn)
-                    nxt = await rotator  # the connection that took over, or None
+                    # the old connection's close is not waited for once the next one took over
+                    await asyncio.wait([watch, rotator], return_when=asyncio.FIRST_COMPLETED)
+                    nxt = rotator.result() if rotator.done() else None
+                    if nxt is None:
+                        await watch
+                        nxt = await rotator  # the connection that took over, or None
                 finally:
-                    for task in (rotator, pinger):
+                    for task in (watch, rotator, pinger):
                         if task is not None and not task.done():
                             task.cancel()
                             with contextlib.suppress(asyncio.CancelledError):
