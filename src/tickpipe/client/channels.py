@@ -481,6 +481,11 @@ class Channels:
     def rotating(self) -> bool:
         return bool(self._rot_left) or bool(self._rot_moved)
 
+    @property
+    def rotation_left(self) -> int:
+        """Channels still fed by the old connection."""
+        return len(self._rot_left)
+
     def begin_rotation(self) -> None:
         """Every active channel is fed by the old connection until it moves to the new one."""
         self._rot_left = set(self.books) | set(self.seqs)

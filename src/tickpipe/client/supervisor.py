@@ -581,13 +581,17 @@ class Supervisor:
             for w in waits:
                 w.cancel()
             self._rotation_refused = None
-        if new.closed.done() or refused.is_set() or self._closing:
+        if self._closing:
+            ch.end_rotation()
+            new.abort("client")
+            return None
+        if new.closed.done() or refused.is_set():
             ch.abort_rotation()
             old.listener._on_text = ch.on_text
             new.abort("client")
             log.warning("rotation: the next connection failed before taking over: kept the old")
             return None
-        left = len(ch._rot_left)
+        left = ch.rotation_left
         ch.finish_rotation()
         new.listener._on_text = ch.on_text
         old.listener._on_text = ch.drop_text
