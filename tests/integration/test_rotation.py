@@ -201,3 +201,36 @@ async def test_quiet_book_moves_at_the_deadline_without_a_reseed(cut_gw: Gateway
         assert client.book("ETHUSDT").state == "live"
         assert assert_books_match_truth(client, cut_gw) == 2
         await rec.close()
+
+
+async def test_cut_during_the_handover_promotes_the_new_connection(cut_gw: Gateway) -> None:
+    """The venue cuts the old connection before every channel moved (a quiet book keeps the
+    handover open): the new connection takes over there and then, nothing goes blind."""
+    client = Client(
+        venue=short_lived_binance(),
+        stream_url=cut_gw.stream_url,
+        rest_url=cut_gw.rest_url,
+        reconnect=FAST_RECONNECT,
+        snapshot_jitter_s=0.02,
+        rotation_margin_s=MARGIN_S,
+        rotation_handover_timeout_s=WAIT_S,  # longer than the cut: the cut ends the handover
+    )
+    async with client:
+        await client.subscribe(["orderbook:BTCUSDT", "orderbook:ETHUSDT"])
+        for s in ("BTCUSDT", "ETHUSDT"):
+            await client.wait_synced(s, timeout=WAIT_S)
+        rec = Recorder(client)
+        await asyncio.sleep(0.2)
+        rec.events.clear()
+        cut_gw.trigger("silence_channel", channel="orderbook:ETHUSDT")
+        await wait_rotations(client, 1)
+        async with asyncio.timeout(WAIT_S):  # the venue's cut ended it
+            while disconnects(cut_gw).get("max_age", 0) < 1:
+                await asyncio.sleep(0.05)
+        cut_gw.set_faults(silence_channel=[])
+        await asyncio.sleep(1.0)
+        for name in ("stale", "gap", "synced", "disconnected", "reconnecting"):
+            assert rec.named(name) == [], rec.named(name)
+        assert client.connected
+        assert assert_books_match_truth(client, cut_gw) == 2
+        await rec.close()
