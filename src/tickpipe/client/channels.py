@@ -16,6 +16,26 @@ behind the dispatcher's coalescing, bounded queues.
 
 One book's trouble stays in that book: a gap, a bad frame or a failed snapshot touches only
 the :class:`~tickpipe.protocol.sync.BookSync` of its channel.
+
+Rotation (a planned change of connection, see ``client/supervisor.py``): for a while two
+connections carry the same channels. The old one's listener then calls :meth:`on_text_old`,
+the new one's :meth:`on_text_new`; each channel has exactly one feeding connection, the old
+one until the channel *moves*. A ticker or trades channel moves on the new connection's first
+value for it. A LIVE book whose venue numbers its updates per book (``Continuity.SEQ``,
+``RANGE``, ``LINK``) moves when the new connection reaches the book's current id (its copy of
+the book's last update, or an update that follows it by the book's own rule): the new
+connection's updates are held (newest
+``max_buffered_deltas``) while the old one still feeds the book, those the book already has are
+dropped, and on the first that follows the book's id the book's input switches and the held
+updates are applied, so the book is never re-seeded and never stops being LIVE (a snapshot the
+new subscription brings is kept aside, unused). A book that is not LIVE, or whose venue has no
+per-book ids (Kraken, Coinbase: ids cannot tell where the two streams meet), moves at once: an
+in-band snapshot the subscription brings then replaces the LIVE book (it stays LIVE, a
+``synced`` event says so). :meth:`finish_rotation` moves what is left when the supervisor ends
+the handover (every channel moved, its timeout, or the old connection died early): a held
+in-band snapshot seeds the book; a quiet book (nothing held) just moves, its next update checked
+as any; a book whose held updates could not be joined re-seeds (``stale`` with reason
+``rotation``, then ``synced``), the one visible case.
 """
 
 from __future__ import annotations
@@ -23,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
@@ -43,8 +64,15 @@ from tickpipe.client.views import BookView
 from tickpipe.errors import FrameError
 from tickpipe.protocol import frames
 from tickpipe.protocol.book import Level
+from tickpipe.protocol.continuity import Step, follows_ids
 from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
+from tickpipe.protocol.normalised import (
+    BookDelta,
+    BookSnapshot,
+    Continuity,
+    TickerEvent,
+    TradeEvent,
+)
 from tickpipe.protocol.seqtrack import SeqResult, SeqTracker
 from tickpipe.protocol.sync import (
     BookSync,
@@ -63,6 +91,22 @@ from tickpipe.venues.base import Venue
 log = logging.getLogger("tickpipe.client.channels")
 
 _FEEDABLE = (SyncState.SYNCING, SyncState.LIVE, SyncState.RESYNCING)
+_PER_BOOK_IDS = (Continuity.SEQ, Continuity.RANGE, Continuity.LINK)
+_HeldDelta = BookDelta | frames.Delta
+
+
+def _channel_of(f: object) -> str | None:
+    """The channel a decoded value belongs to; None for a control value."""
+    tp = type(f)
+    if tp is frames.Delta or tp is frames.Ticker or tp is frames.Trade:
+        return f.channel  # type: ignore[attr-defined,no-any-return]
+    if tp is BookDelta or tp is BookSnapshot:
+        return "orderbook:" + f.symbol  # type: ignore[attr-defined,no-any-return]
+    if tp is TickerEvent:
+        return "ticker:" + f.symbol  # type: ignore[attr-defined,no-any-return]
+    if tp is TradeEvent:
+        return "trades:" + f.symbol  # type: ignore[attr-defined,no-any-return]
+    return None
 
 
 class BookChannel:
@@ -142,6 +186,16 @@ class Channels:
         self.exact_depth: int | None = None  # levels a side a seeding snapshot carries
         self.seqs: dict[str, SeqChannel] = {}
         self.control: ControlHandler = lambda f: None
+        # control values read on a rotation's new connection (set by the supervisor)
+        self.control_new: ControlHandler = lambda f: None
+        # rotation (see the module docstring): channels still to move to the new connection,
+        # the moved ones, and per book the new connection's held updates and snapshot
+        self._rot_left: set[str] = set()
+        self._rot_moved: set[str] = set()
+        self._rot_held: dict[str, deque[_HeldDelta]] = {}
+        self._rot_snap: dict[str, BookSnapshot] = {}
+        self.rotation_ready = asyncio.Event()  # set when every channel has moved
+        self.rotation_reseeds = 0  # books a rotation could not bridge (re-seeded)
         self.on_gap: Callable[[str], None] = lambda symbol: None  # the client's gap hook
         # in-band seeding (set by the supervisor): carry out a ResubscribeRequest, and watch
         # for the snapshot a (re)subscribe brings (channel, epoch)
@@ -181,8 +235,13 @@ class Channels:
             self.control(f)
 
     def _route(self, f: object) -> None:
-        """One value of a frame that carried several."""
-        if isinstance(f, BookDelta):
+        """One value of a frame that carried several (or of a rotation's frame)."""
+        tp = type(f)
+        if tp is frames.Delta:
+            self._on_delta(f)  # type: ignore[arg-type]
+        elif tp is frames.Ticker or tp is frames.Trade:
+            self._on_seq(f)  # type: ignore[arg-type]
+        elif isinstance(f, BookDelta):
             self._on_update(f)
         elif isinstance(f, TickerEvent | TradeEvent):
             self._on_venue_seq(f)
@@ -417,6 +476,197 @@ class Channels:
         if bc is not None and bc.sync.state in _FEEDABLE:
             bc.sync.on_bad_frame()
             self._drain(bc)
+
+    # -- rotation: two connections, each channel fed by one ------------------------------------
+    @property
+    def rotating(self) -> bool:
+        return bool(self._rot_left) or bool(self._rot_moved)
+
+    @property
+    def rotation_left(self) -> int:
+        """Channels still fed by the old connection."""
+        return len(self._rot_left)
+
+    def begin_rotation(self) -> None:
+        """Every active channel is fed by the old connection until it moves to the new one."""
+        self._rot_left = set(self.books) | set(self.seqs)
+        self._rot_moved = set()
+        self._rot_held = {}
+        self._rot_snap = {}
+        self.rotation_ready = asyncio.Event()
+        if not self._rot_left:
+            self.rotation_ready.set()
+
+    def on_text_old(self, data: bytes | memoryview) -> None:
+        """A frame of the old connection while rotating."""
+        self._rotation_text(data, new=False)
+
+    def on_text_new(self, data: bytes | memoryview) -> None:
+        """A frame of the new connection while rotating."""
+        self._rotation_text(data, new=True)
+
+    def drop_text(self, data: bytes | memoryview) -> None:
+        """A frame of a connection being closed after a rotation: every channel has moved."""
+        self.metrics.frames += 1
+        self.metrics.bytes += len(data)
+
+    def _rotation_text(self, data: bytes | memoryview, *, new: bool) -> None:
+        m = self.metrics
+        m.frames += 1
+        m.bytes += len(data)
+        try:
+            f = self._decode(data)
+        except FrameError as exc:  # only the connection feeding the channel can break it
+            if exc.channel is None or (exc.channel in self._rot_moved) == new:
+                self.bad_frame(exc)
+            return
+        for item in f if type(f) is list else (f,):  # type: ignore[attr-defined]
+            ch = _channel_of(item)
+            if ch is None:
+                (self.control_new if new else self.control)(item)
+            elif ch in self._rot_moved:
+                if new:
+                    self._route(item)
+                # else: the old connection's copy of a moved channel, dropped
+            elif not new:
+                self._route(item)
+                if ch in self._rot_held:
+                    self._try_move(ch)
+            else:
+                self._offer(ch, item)
+
+    def _bridgeable(self, bc: BookChannel) -> bool:
+        """Can the new connection's updates be joined to this book by their ids?"""
+        sync = bc.sync
+        return (
+            sync.state is SyncState.LIVE
+            and sync.seq is not None
+            and sync.rules.continuity in _PER_BOOK_IDS
+        )
+
+    def _moved(self, ch: str) -> None:
+        self._rot_moved.add(ch)
+        self._rot_left.discard(ch)
+        self._rot_held.pop(ch, None)
+        self._rot_snap.pop(ch, None)
+        if not self._rot_left:
+            self.rotation_ready.set()
+
+    def _offer(self, ch: str, item: object) -> None:
+        """A value of the new connection for a channel the old one still feeds."""
+        bc = self.books.get(ch)
+        if bc is None or ch not in self._rot_left or not self._bridgeable(bc):
+            # a ticker or trades channel, a book not LIVE or without per-book ids (or a channel
+            # subscribed after the rotation began): the new connection takes over at once
+            self._moved(ch)
+            self._route(item)
+            return
+        if type(item) is BookSnapshot:  # the subscription's in-band snapshot: kept aside
+            self._rot_snap[ch] = item
+            self._rot_held[ch] = deque(maxlen=self._sync_config.max_buffered_deltas)
+            return
+        held = self._rot_held.get(ch)
+        if held is None:
+            held = self._rot_held[ch] = deque(maxlen=self._sync_config.max_buffered_deltas)
+        held.append(item)  # type: ignore[arg-type]
+        self._try_move(ch)
+
+    def _try_move(self, ch: str) -> None:
+        """Move a book when the new connection's held updates follow its current id."""
+        bc = self.books.get(ch)
+        held = self._rot_held.get(ch)
+        if bc is None or held is None:
+            return
+        if not self._bridgeable(bc):  # it broke on the old connection meanwhile
+            self._move_held(ch, snapshot=True)
+            return
+        sync = bc.sync
+        seq = sync.seq
+        assert seq is not None
+        rule = sync.rules.continuity
+        while held:
+            d = held[0]
+            if type(d) is frames.Delta:
+                step = Step.NEXT if d.seq == seq + 1 else Step.COVERED if d.seq <= seq else Step.GAP
+            else:
+                assert isinstance(d, BookDelta)
+                try:
+                    step = follows_ids(rule, seq, d.first_id, d.last_id, d.prev_id, ch)
+                except FrameError:
+                    step = Step.NEXT  # the book's own path reports it as a bad frame
+            if step is Step.COVERED:
+                held.popleft()  # the old connection brought it already
+                last = d.seq if type(d) is frames.Delta else d.last_id  # type: ignore[union-attr]
+                if last == seq:  # the same update as the book's last: the new stream is level
+                    self._move_held(ch, snapshot=False)
+                    return
+            elif step is Step.NEXT:
+                self._move_held(ch, snapshot=False)
+                return
+            else:
+                return  # the new connection is ahead: the old one catches up first
+
+    def _move_held(self, ch: str, *, snapshot: bool) -> None:
+        """Move ``ch`` and apply what the new connection brought meanwhile (its held snapshot
+        first when ``snapshot``)."""
+        held = self._rot_held.get(ch) or deque()
+        snap = self._rot_snap.get(ch) if snapshot else None
+        self._moved(ch)
+        if snap is not None:
+            self._route(snap)
+        for d in held:
+            self._route(d)
+
+    def finish_rotation(self) -> None:
+        """The handover ends: every channel left moves now. A book with the new connection's
+        in-band snapshot is seeded from it; one that could not be bridged re-seeds."""
+        for ch in list(self._rot_left):
+            bc = self.books.get(ch)
+            held = self._rot_held.get(ch) or deque()
+            if bc is None or ch in self._rot_snap or not self._bridgeable(bc) or not held:
+                # nothing of the new connection to join yet (a quiet book): its first update
+                # is checked by the book's own rule like any
+                self._move_held(ch, snapshot=True)
+                continue
+            self._moved(ch)
+            self._reseed(bc, "rotation")
+            for d in held:
+                self._route(d)
+        self.end_rotation()
+
+    def abort_rotation(self) -> None:
+        """The new connection failed: the old one feeds everything again; channels that had
+        moved lost the old connection's values meanwhile, so their books re-seed."""
+        for ch in self._rot_moved:
+            bc = self.books.get(ch)
+            if bc is not None:
+                self._reseed(bc, "rotation")
+            else:
+                sc = self.seqs.get(ch)
+                if sc is not None:
+                    sc.tracker.rebaseline()
+        self.end_rotation()
+
+    def end_rotation(self) -> None:
+        self._rot_left = set()
+        self._rot_moved = set()
+        self._rot_held = {}
+        self._rot_snap = {}
+
+    def _reseed(self, bc: BookChannel, reason: str) -> None:
+        """Seed a subscribed book again on the current connection (stale until it is)."""
+        sync = bc.sync
+        if sync.state is SyncState.IDLE:
+            return
+        was = sync.state
+        sync.on_stream_lost(reason)
+        self._drain(bc)
+        if was is not SyncState.STALE:
+            self.emit(Stale(channel=bc.channel, reason=reason))
+        self.rotation_reseeds += 1
+        if sync.start() is None:  # in band: the subscription brings it, or a re-subscribe
+            self.await_stream_snapshot(bc.channel, sync.epoch)
+        self._drain(bc)
 
     # -- BookSync events -> the outside world ------------------------------------------------
     def _drain(self, bc: BookChannel) -> None:

@@ -124,6 +124,7 @@ class ClientStats:
     channel_seqs: dict[str, int | None] = field(default_factory=dict)
     ticker_gaps: int = 0
     callback_error_counts: dict[str, int] = field(default_factory=dict)
+    rotations: int = 0  # planned connection changes (venues that cut connections at an age)
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> str:
@@ -791,6 +792,7 @@ class Client:
             resyncs=m.resyncs,
             reconnects=m.reconnects,
             connections_opened=sup.connections_opened if sup is not None else 0,
+            rotations=sup.rotations if sup is not None else 0,
             backoff_delay_s=sup.current_delay_s if sup is not None else 0.0,
             snapshot_requests=sch.requests if sch is not None else 0,
             snapshot_429=sch.rate_limited if sch is not None else 0,

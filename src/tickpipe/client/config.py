@@ -72,6 +72,16 @@ class ClientConfig:
       held 76,212 frames and blocked the loop 4.9 s. Lower: snappier REST and timers under a
       flood, a little more loop overhead; the rest of a read is copied (~0.1 µs a frame).
     - ``subscribe_timeout_s`` (10.0 s): wait for ``subscribed`` after a subscribe.
+    - ``rotation_margin_s`` (600.0 s): for a venue that closes every connection at a fixed
+      age (the adapter's ``max_connection_age_s``: Binance 24 h), the next connection is
+      opened this long before the cut (at most half the age before it), every channel handed
+      over to it and the old one closed by the client: no blind spell. Longer leaves more time
+      for a failed try to be retried (every ``max(0.5, min(10, time left / 4))`` s); costs
+      one more connection for the handover's few hundred ms, once per age.
+    - ``rotation_handover_timeout_s`` (30.0 s): the most a rotation's handover waits for
+      every channel to move to the new connection; then the rest move at once (a book that
+      could not be joined by its update ids re-seeds, ``stale`` reason ``rotation``). Bounds
+      the time two connections carry the same channels (twice the bytes meanwhile).
 
     Books and channels
     - ``sync``: per-book :class:`~tickpipe.protocol.sync.SyncConfig` (keeps the newest 10,000
@@ -141,6 +151,8 @@ class ClientConfig:
     max_frame_bytes: int = 1 << 20
     read_slice_s: float = 0.005
     subscribe_timeout_s: float = 10.0
+    rotation_margin_s: float = 600.0
+    rotation_handover_timeout_s: float = 30.0
     sync: SyncConfig = field(default_factory=SyncConfig)
     stale_after_s: float | None = None
     stream_snapshot_timeout_s: float = 10.0
@@ -170,6 +182,8 @@ class ClientConfig:
             "read_slice_s",
             "rest_timeout_s",
             "stream_snapshot_timeout_s",
+            "rotation_margin_s",
+            "rotation_handover_timeout_s",
         ):
             _positive(name, getattr(self, name))
         for opt in ("heartbeat_timeout_s", "stale_after_s"):

@@ -18,6 +18,32 @@ so for a while during a deploy. Everything else the network can do (refused, res
 timeout, close codes 1001/1008/1011, heartbeat loss) is retried with backoff. Failed tries
 before the first connection are reported as ``connect_retry``; ``reconnecting`` is only for
 reconnects after a connection was lost.
+
+Rotation: venues that close every connection at a fixed age (Binance: 24 h; the adapter's
+``max_connection_age_s``, read by ``client/venue.py``) or announce a close (the ``Closing``
+control value: Binance ``serverShutdown``, OKX notice 64008) get a *planned* change of
+connection, never a blind spell. Beside each session a task (:meth:`Supervisor._rotation`)
+waits until ``max_age - min(rotation_margin_s, max_age / 2)`` or the notice, then:
+
+1. opens the next connection while the old one keeps feeding every book (its frames go to
+   ``Channels.on_text_old``, the new one's to ``Channels.on_text_new``) and subscribes every
+   wanted channel on it (request kind ``rotate``: its answer restarts nothing);
+2. each channel *moves* to the new connection by itself (``client/channels.py``): a LIVE book
+   when an update of the new connection follows the book's current update id, so it is joined
+   without a re-seed and never leaves LIVE; tickers and trades on their first value;
+3. when every channel has moved (or ``rotation_handover_timeout_s`` passed, or the old
+   connection ended first), what is left is moved (a book that could not be joined re-seeds:
+   ``stale`` reason ``rotation``, the only visible case), the new connection becomes the
+   session's, and the old one is closed by us (1000) before the venue's cut.
+
+Why join by ids and not seed a second set of books: no snapshot is spent (a REST venue's weight
+budget stays for real re-seeds: 200 Binance books would cost 10,000 weight a rotation) and the
+book the user reads is the same object throughout, its update id only moving forward. Venues
+whose updates carry no per-book ids (Kraken, Coinbase) cannot be joined so: their books move at
+once and the new subscription's in-band snapshot replaces each (still LIVE). User subscribes
+and unsubscribes wait for a rotation in progress. If the new connection cannot be made (or its
+subscribe is refused) the old one carries on as before, and the rotation is tried again later;
+if the old one is cut meanwhile, the session goes blind and reconnects as for any loss.
 """
 
 from __future__ import annotations
@@ -28,7 +54,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from picows import WSCloseCode, WSError, WSHandshakeError, WSMsgType, WSTransport, ws_connect
 
@@ -51,7 +77,7 @@ from tickpipe.client.metrics import Metrics
 from tickpipe.client.orders import OrderManager
 from tickpipe.client.reader import ConnectionSink, StreamListener
 from tickpipe.client.snapshots import TokenBucket
-from tickpipe.client.venue import client_ping, resubscribe_budget
+from tickpipe.client.venue import client_ping, max_connection_age, resubscribe_budget
 from tickpipe.errors import AuthError, FrameError, HandshakeRejected, StreamError
 from tickpipe.protocol import frames
 from tickpipe.protocol.backoff import Backoff
@@ -138,6 +164,7 @@ class Connection(ConnectionSink):
         self.heartbeat_age_at_loss: float | None = None
         self.session = ""
         self.connected_at = 0.0
+        self.closing_notice = asyncio.Event()  # the venue announced it will close (Closing)
 
     # -- ConnectionSink (called from picows callbacks) --------------------------------------
     def on_text(self, data: bytes | memoryview) -> None:
@@ -200,7 +227,7 @@ class Connection(ConnectionSink):
             self.lost_reason = reason
         t = self.transport
         if t is not None and not t.is_disconnected:
-            if reason == "client":
+            if reason in ("client", "rotated"):
                 t.send_close(WSCloseCode.OK)
                 t.disconnect(graceful=True)
             else:
@@ -267,6 +294,15 @@ class Supervisor:
         self.pings_sent = 0  # client pings (venues whose client pings)
         channels.resubscribe = self._schedule_resubscribe
         channels.await_stream_snapshot = self._await_stream_snapshot
+        # rotation (module docstring): the venue's connection age, the next connection while
+        # it is being handed over, and an event set while no rotation is in progress
+        self._max_age_s = max_connection_age(venue)
+        self._next_conn: Connection | None = None
+        self._not_rotating = asyncio.Event()
+        self._not_rotating.set()
+        self._rotation_refused: asyncio.Event | None = None
+        self.rotations = 0  # planned connection changes completed
+        channels.control_new = self._on_control_new
 
     # -- queries -------------------------------------------------------------------------------
     @property
@@ -320,14 +356,21 @@ class Supervisor:
                 self.metrics.reconnects += 1
         finally:
             self.state = "auth_failed" if isinstance(self.fatal, AuthError) else "closed"
-            if self.conn is not None:
-                self.conn.abort("client")
+            for c in (self._next_conn, self.conn):
+                if c is not None:
+                    c.abort("client")
 
-    async def _connect(self) -> Connection:
-        self.state = "connecting"
+    async def _connect(self, *, primary: bool = True) -> Connection:
+        """Connect (and auth, where the venue asks for it). ``primary``: the session's
+        connection; else the next one of a rotation, read by ``Channels.on_text_new``."""
         conn = Connection(self)
-        self.conn = conn
+        if primary:
+            self.state = "connecting"
+            self.conn = conn
+        else:
+            self._next_conn = conn
         cfg = self.config
+        on_text = self.channels.on_text if primary else self.channels.on_text_new
 
         def factory() -> StreamListener:
             lst = StreamListener(
@@ -338,7 +381,7 @@ class Supervisor:
             )
             conn.listener = lst
             if not self.venue.awaits_open_answer:
-                lst._on_text = self.channels.on_text  # up at once: the hot path from frame one
+                lst._on_text = on_text  # up at once: the hot path from frame one
             return lst
 
         try:
@@ -353,13 +396,13 @@ class Supervisor:
                 timeout=cfg.connect_timeout_s,
             )
         except WSHandshakeError as exc:
-            self.conn = None
+            self._forget(conn)
             rejected = rejected_upgrade(self.url, exc)
             if rejected is not None:
                 raise rejected from exc
             raise
         except BaseException:
-            self.conn = None
+            self._forget(conn)
             raise
         conn.transport = transport
         self.connections_opened += 1
@@ -375,7 +418,7 @@ class Supervisor:
                 auth = Opened("", venue.heartbeat_ms)
         except BaseException:
             conn.abort("client")
-            self.conn = None
+            self._forget(conn)
             raise
         conn.session = auth.session
         self.heartbeat_ms = auth.heartbeat_ms
@@ -383,8 +426,14 @@ class Supervisor:
         conn.watchdog = HeartbeatWatchdog(cfg.heartbeat_timeout(auth.heartbeat_ms), now)
         conn.connected_at = now
         assert conn.listener is not None
-        conn.listener._on_text = self.channels.on_text  # the hot path, no extra hop
+        conn.listener._on_text = on_text  # the hot path, no extra hop
         return conn
+
+    def _forget(self, conn: Connection) -> None:
+        if self.conn is conn:
+            self.conn = None
+        if self._next_conn is conn:
+            self._next_conn = None
 
     async def _session(self, conn: Connection) -> None:
         """Run one authenticated connection until it ends, then go blind."""
@@ -407,21 +456,170 @@ class Supervisor:
         self._up.set()
         if not self.ready.done():
             self.ready.set_result(None)
-        pinger = (
-            asyncio.create_task(self._ping(conn, *self._client_ping), name="tickpipe client ping")
-            if self._client_ping is not None
-            else None
-        )
         try:
-            await self._watch(conn)
+            while True:  # one connection after another while rotations hand over
+                rotator = asyncio.create_task(self._rotation(conn), name="tickpipe rotation")
+                pinger = (
+                    asyncio.create_task(
+                        self._ping(conn, *self._client_ping), name="tickpipe client ping"
+                    )
+                    if self._client_ping is not None
+                    else None
+                )
+                watch = asyncio.create_task(self._watch(conn), name="tickpipe watch")
+                try:
+                    # the old connection's close is not waited for once the next one took over
+                    await asyncio.wait([watch, rotator], return_when=asyncio.FIRST_COMPLETED)
+                    nxt = rotator.result() if rotator.done() else None
+                    if nxt is None:
+                        await watch
+                        nxt = await rotator  # the connection that took over, or None
+                finally:
+                    for task in (watch, rotator, pinger):
+                        if task is not None and not task.done():
+                            task.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await task
+                if nxt is None:
+                    break
+                conn = nxt
         finally:
             self._up.clear()
-            if pinger is not None:
-                pinger.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pinger
             self._cancel_seed_timers()
             await self._go_blind(conn)
+
+    # -- rotation: a planned change of connection (module docstring) ---------------------------
+    def rotate_after_s(self) -> float | None:
+        """Age of a connection at which the next one is opened (None: the venue keeps
+        connections open; only a ``Closing`` notice rotates)."""
+        age = self._max_age_s
+        if age is None:
+            return None
+        return age - min(self.config.rotation_margin_s, age / 2)
+
+    async def _rotation(self, old: Connection) -> Connection | None:
+        """Beside the session on ``old``: at the planned age (or on a ``Closing`` notice) hand
+        every channel over to a new connection and close ``old``. Returns the new connection,
+        or None when ``old`` ended first (the session then goes blind as for any loss)."""
+        rotate_after = self.rotate_after_s()
+        due = None if rotate_after is None else old.connected_at + rotate_after
+        while not old.closed.done() and not self._closing:
+            wait = None if due is None else due - self.clock()
+            if wait is None or wait > 0:
+                notice = asyncio.ensure_future(old.closing_notice.wait())
+                either: list[asyncio.Future[Any]] = [notice, old.closed]
+                try:
+                    await asyncio.wait(either, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    notice.cancel()
+                if old.closed.done() or self._closing:
+                    return None
+            new = await self._open_next(old)
+            if new is not None:
+                return new
+            # the next connection failed: the old one carries on; try again a little later
+            old.closing_notice.clear()
+            due = self.clock() + self._rotation_retry_s(old)
+        return None
+
+    def _rotation_retry_s(self, old: Connection) -> float:
+        """Delay before another try at a failed rotation: a quarter of the time left before
+        the venue's cut (0.5 s .. 10 s)."""
+        if self._max_age_s is None:
+            return 5.0
+        left = old.connected_at + self._max_age_s - self.clock()
+        return max(0.5, min(10.0, left / 4))
+
+    async def _open_next(self, old: Connection) -> Connection | None:
+        """Connect the next connection, subscribe every wanted channel on it, hand the channels
+        over, close ``old``. None (the old one untouched) when the new one failed."""
+        self._not_rotating.clear()
+        try:
+            try:
+                new = await self._connect(primary=False)
+            except asyncio.CancelledError:
+                raise
+            except (StreamError, OSError, TimeoutError, WSError) as exc:
+                log.warning("rotation: the next connection to %s failed: %s", self.url, exc)
+                return None
+            try:
+                return await self._hand_over(old, new)
+            except BaseException:  # cancelled (the client closes): the new one goes too
+                self.channels.end_rotation()
+                new.abort("client")
+                raise
+        finally:
+            self._next_conn = None
+            self._not_rotating.set()
+
+    async def _hand_over(self, old: Connection, new: Connection) -> Connection | None:
+        ch = self.channels
+        assert old.listener is not None and new.listener is not None
+        refused = self._rotation_refused = asyncio.Event()
+        ch.begin_rotation()
+        old.listener._on_text = ch.on_text_old
+        wanted = list(self.wanted)
+        try:
+            if wanted:
+                req_id = self._next_id
+                self._next_id += 1
+                self._requests[req_id] = ("rotate", list(wanted))
+                _send_frames(new, self.venue.subscribe_frame(wanted, req_id))
+        except StreamError:
+            refused.set()
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(ch.rotation_ready.wait()),
+            asyncio.ensure_future(refused.wait()),
+        ]
+        try:
+            await asyncio.wait(
+                [*waits, old.closed, new.closed],
+                timeout=self.config.rotation_handover_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for w in waits:
+                w.cancel()
+            self._rotation_refused = None
+        if self._closing:
+            ch.end_rotation()
+            new.abort("client")
+            return None
+        if new.closed.done() or refused.is_set():
+            ch.abort_rotation()
+            old.listener._on_text = ch.on_text
+            new.abort("client")
+            log.warning("rotation: the next connection failed before taking over: kept the old")
+            return None
+        left = ch.rotation_left
+        ch.finish_rotation()
+        new.listener._on_text = ch.on_text
+        old.listener._on_text = ch.drop_text
+        self.conn = new
+        if new.watchdog is not None:  # its frames flowed during the handover: alive now
+            new.watchdog.on_ping(self.clock())
+        self.rotations += 1
+        old.abort("rotated")
+        log.info(
+            "rotated to a new connection to %s (%d channels, %d moved by the deadline)",
+            self.url,
+            len(wanted),
+            left,
+        )
+        return new
+
+    def _on_control_new(self, f: object) -> None:
+        """A control value read on a rotation's new connection: its pongs feed its own
+        watchdog; answers by request id are handled as any."""
+        nxt = self._next_conn
+        if isinstance(f, Pong):
+            if nxt is not None and nxt.watchdog is not None:
+                nxt.watchdog.on_ping(self.clock())
+        elif isinstance(f, Closing):
+            if nxt is not None:
+                nxt.closing_notice.set()  # rotated away from again once it took over
+        else:
+            self._on_control(f)
 
     async def _ping(self, conn: Connection, frame: bytes, interval_s: float) -> None:
         """Venues whose client pings (OKX ``ping``): one every ``interval_s`` while up."""
@@ -557,9 +755,9 @@ class Supervisor:
             log.warning("%s connection sequence skipped: every book re-seeds", self.venue.name)
             self.channels.connection_gap()
         elif isinstance(f, Closing):
-            log.info("%s announced it will close the connection: reconnecting", self.venue.name)
+            log.info("%s announced it will close the connection: rotating", self.venue.name)
             if self.conn is not None:
-                self.conn.abort("closing")
+                self.conn.closing_notice.set()  # the rotation task opens the next one now
         else:
             self.metrics.unexpected_frames += 1
 
@@ -573,8 +771,8 @@ class Supervisor:
             self.metrics.unexpected_frames += 1
             return
         kind, channels = req
-        if kind.startswith("reseed"):
-            return  # a re-seed's own unsubscribe or subscribe: the book is waiting already
+        if kind.startswith("reseed") or kind == "rotate":
+            return  # a re-seed's or a rotation's own request: nothing restarts
         p = self._pending.pop(f.id, None)  # type: ignore[arg-type]
         result = p.result if p is not None else SubscribeResult()
         if kind == "unsubscribe":
@@ -642,6 +840,11 @@ class Supervisor:
             return
         kind, channels = req
         partial = self._partial.pop(f.id, None)  # type: ignore[arg-type]
+        if kind == "rotate":
+            log.warning("%s refused a rotation's subscribe: %s", self.venue.name, f.message)
+            if self._rotation_refused is not None:
+                self._rotation_refused.set()
+            return
         if kind.startswith("reseed"):
             # the book waits for its snapshot; with none it re-subscribes, backed off
             log.warning("%s refused a re-seed of %s: %s", self.venue.name, channels, f.message)
@@ -661,7 +864,9 @@ class Supervisor:
 
     def _on_subscribed(self, f: frames.Subscribed) -> None:
         if f.id is not None:
-            self._requests.pop(f.id, None)
+            req = self._requests.pop(f.id, None)
+            if req is not None and req[0] == "rotate":
+                return  # a rotation's subscribe: the channels are active already
         accepted: list[str] = []
         refused: dict[str, str] = {}
         for ch in f.channels:
@@ -821,6 +1026,10 @@ class Supervisor:
         self, kind: Literal["subscribe", "unsubscribe"], channels: list[str]
     ) -> SubscribeResult:
         timeout = self.config.subscribe_timeout_s
+        try:  # a rotation in progress subscribes what is wanted at its start: wait for it
+            await asyncio.wait_for(self._not_rotating.wait(), timeout)
+        except TimeoutError:
+            raise StreamError(f"{kind} {channels}: a rotation took over {timeout}s") from None
         conn = await self.wait_up(timeout)
         pending = _Pending(kind, asyncio.get_running_loop().create_future(), channels=channels)
         self._send_subscribe(conn, channels, pending)
@@ -835,6 +1044,8 @@ class Supervisor:
         for h in self._resub_timers.values():
             h.cancel()
         self._resub_timers.clear()
+        if self._next_conn is not None:
+            self._next_conn.abort("client")
         if self.conn is not None:
             self.conn.abort("client")
 

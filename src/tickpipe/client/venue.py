@@ -24,6 +24,7 @@ __all__ = [
     "Venue",
     "base_url",
     "client_ping",
+    "max_connection_age",
     "resolve_venue",
     "resubscribe_budget",
     "weight_budget",
@@ -76,6 +77,16 @@ def weight_budget(venue: Venue, depth: int | None) -> WeightBudget | None:
             f"over the {spendable} a {budget.window_s:g} s window leaves after its reserve"
         )
     return budget
+
+
+def max_connection_age(venue: Venue) -> float | None:
+    """Seconds after which the venue closes every connection (optional attribute
+    ``max_connection_age_s``: Binance 86,400); None (the default) when it keeps them open.
+    The supervisor rotates to a new connection before that age."""
+    age = getattr(venue, "max_connection_age_s", None)
+    if isinstance(age, bool) or not isinstance(age, int | float) or not age > 0:
+        return None
+    return float(age) if age != float("inf") else None
 
 
 def resolve_venue(venue: str | Venue) -> Venue:

@@ -87,6 +87,8 @@ class BinanceVenue:
         self.stream_path: str | None = spec.raw_stream_path
         self.rest_base_url = spec.rest_base_url
         self.heartbeat_ms: int | None = int(limits.server_ping_interval_s * 1000)
+        # every connection is closed at this age: the client rotates before it
+        self.max_connection_age_s: float | None = limits.ws_connection_lifetime_s
         self._codec = Codec(spec)
         self._rules = SyncRules(continuity=spec.continuity, seeding=spec.seeding, checksum=None)
         self.decode: Callable[[Any], object] = self._decode

@@ -68,6 +68,8 @@ class OkxVenue:
     auth_close_code: int | None = None
     rate_limit_statuses: tuple[int, ...] = (429,)
     client_ping: bytes | None = endpoints.PING_MESSAGE
+    # no documented periodic cut (a 64008 notice rotates): None, or a value to rehearse with
+    max_connection_age_s: float | None = limits.WS_FORCED_DISCONNECT_S
 
     def __init__(
         self,
