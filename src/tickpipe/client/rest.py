@@ -38,6 +38,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from tickpipe.client.recorder import Recorder
 from tickpipe.errors import FrameError, RateLimitedError, RestError, UnknownOrderError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
@@ -135,6 +136,7 @@ class RestClient:
         self.bodies_refused = 0  # answers over max_body_bytes
         self.retry_after_fixed = 0  # Retry-After values clamped or replaced
         self._logged: set[str] = set()
+        self.recorder: Recorder | None = None  # tickpipe record: every answer as received
 
     def _log_once(self, kind: str, message: str) -> None:
         if kind not in self._logged:
@@ -207,6 +209,8 @@ class RestClient:
                 if over:
                     resp.close()  # drop the connection: the rest of the body is never read
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if self.recorder is not None:
+                self.recorder.rest(method, path_q, UNREACHABLE, b"", None)
             raise RestError(
                 UNREACHABLE,
                 "unreachable",
@@ -214,6 +218,8 @@ class RestClient:
                 method=method,
                 path=path_q,
             ) from exc
+        if self.recorder is not None:
+            self.recorder.rest(method, path_q, status, raw, retry_after)
         if over and status < 400:
             self.bodies_refused += 1
             self._log_once(BODY_TOO_LARGE, f"answer body over {self.max_body_bytes} bytes refused")
