@@ -59,8 +59,7 @@ def register(sub: Any) -> None:
         type=float,
         default=DEFAULT_ROTATE_MB,
         metavar="MB",
-        help="start a new part once one holds this many MiB, compressed "
-        "(default: %(default)g)",
+        help="start a new part once one holds this many MiB, compressed (default: %(default)g)",
     )
     add_observe_args(p)
     p.set_defaults(func=run)
@@ -126,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
     def on_overflow(dropped: int) -> None:
         p = holder.get("printer")
         if p is not None:
-            p.write({"event": "overflow", "t": time.time(), "queue": "recording",
-                     "dropped": dropped})  # fmt: skip
+            p.write(
+                {"event": "overflow", "t": time.time(), "queue": "recording", "dropped": dropped}
+            )
 
     try:
         client = Client(

@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     printer = None if args.quiet else Printer(sys.stdout, jsonl=args.jsonl)
     sink = PrintSink(printer, tables)
     replay = Replay(sink, speed)
+    if tables is not None:
+        tables.wall_ns = lambda: replay.wall_ns
     try:
         stats = asyncio.run(replay.run(parts))
     except fmt.FormatError as exc:

@@ -137,7 +137,18 @@ class End(msgspec.Struct, tag="z", array_like=True, frozen=True):
     reason: str
 
 
-Record = Header | Frame | OpenFrame | Rest | SnapshotDelivered | Connection | Sent | Event | Overflow | End
+Record = (
+    Header
+    | Frame
+    | OpenFrame
+    | Rest
+    | SnapshotDelivered
+    | Connection
+    | Sent
+    | Event
+    | Overflow
+    | End
+)
 TIMED = (Frame, OpenFrame, Rest, SnapshotDelivered, Connection, Sent, Event, Overflow, End)
 
 _encoder = msgspec.msgpack.Encoder()
@@ -226,7 +237,12 @@ def decode_part(data: bytes) -> DecodedPart:
     header: Header | None = None
     part: DecodedPart | None = None
     for raw, complete in iter_chunks(data):
-        recs, used = split_records(raw)
+        try:
+            recs, used = split_records(raw)
+        except FormatError as exc:
+            if header is None:
+                raise FormatError(f"not a tickpipe recording ({exc})") from None
+            raise
         if header is None:
             if not recs or not isinstance(recs[0], Header) or recs[0].magic != MAGIC:
                 raise FormatError("not a tickpipe recording (no header record)")

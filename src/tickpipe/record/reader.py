@@ -42,7 +42,10 @@ class PartReader:
             raw, complete = next(self._chunks)
         except StopIteration:
             raise fmt.FormatError(f"{path}: empty file, not a tickpipe recording") from None
-        recs, used = fmt.split_records(raw)
+        try:
+            recs, used = fmt.split_records(raw)
+        except fmt.FormatError as exc:
+            raise fmt.FormatError(f"{path}: not a tickpipe recording ({exc})") from None
         if not recs or not isinstance(recs[0], fmt.Header) or recs[0].magic != fmt.MAGIC:
             raise fmt.FormatError(f"{path}: not a tickpipe recording (no header record)")
         self.header: fmt.Header = recs[0]

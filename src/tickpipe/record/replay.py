@@ -131,6 +131,7 @@ class Replay:
         self.sink = sink
         self.speed = speed
         self.mono_ns = 0
+        self.wall_ns = 0  # recorded wall time of the record being replayed
         self.wall = 0.0
         self.connected = False
         self.stats = ReplayStats()
@@ -252,7 +253,8 @@ class Replay:
         """One record; False at the recording's End."""
         assert self.channels is not None and self._sup is not None
         self.mono_ns = rec.mono_ns  # type: ignore[union-attr]
-        self.wall = rec.wall_ns / 1e9  # type: ignore[union-attr]
+        self.wall_ns = rec.wall_ns  # type: ignore[union-attr]
+        self.wall = self.wall_ns / 1e9
         tp = type(rec)
         if tp is fmt.Frame:
             self.stats.frames += 1
