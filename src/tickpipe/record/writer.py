@@ -245,14 +245,14 @@ class RecordingWriter:
         q = self._q
         while q:
             batch: list[fmt.Record] = []
-            dropped = self.dropped
+            dropped = self.dropped  # records dropped came after every record queued now
+            popleft = q.popleft
+            for _ in range(min(len(q), self.flush_records)):
+                batch.append(popleft())
             if dropped != self._dropped_written:
                 now_m, now_w = time.monotonic_ns(), time.time_ns()
                 batch.append(fmt.Overflow(now_m, now_w, dropped - self._dropped_written))
                 self._dropped_written = dropped
-            popleft = q.popleft
-            for _ in range(min(len(q), self.flush_records)):
-                batch.append(popleft())
             self.frames += sum(1 for r in batch if type(r) is fmt.Frame)
             raw = fmt.encode_records(batch)
             if self._part_bytes >= self.rotate_bytes:
