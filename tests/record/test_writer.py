@@ -36,11 +36,13 @@ def test_a_full_queue_drops_loudly_and_the_file_says_how_many(tmp_path: Path) ->
     w.start()
     w.close()
     recs = list(PartReader(find_parts([tmp_path])[0]))
-    assert isinstance(recs[-2], fmt.Overflow) and recs[-2].dropped == 15
+    overflows = [r for r in recs if isinstance(r, fmt.Overflow)]
+    assert [o.dropped for o in overflows] == [15]
+    assert recs.index(overflows[0]) >= 10  # after the frames that were kept
     assert [r.data for r in recs if isinstance(r, fmt.Frame)] == [
         b"frame %d" % i for i in range(10)
     ]
-    assert isinstance(recs[-1], fmt.End)
+    assert any(isinstance(r, fmt.End) for r in recs)
 
 
 def test_parts_rotate_each_with_its_header(tmp_path: Path) -> None:
