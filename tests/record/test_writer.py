@@ -65,3 +65,18 @@ def test_parts_rotate_each_with_its_header(tmp_path: Path) -> None:
         assert not r.truncated
     assert frames == 400
     assert PartReader(parts[-1]).header.instruments_body == b'{"instruments":[]}'
+
+
+def test_replay_refuses_parts_of_two_recordings(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    for _ in range(2):
+        w = writer(tmp_path)
+        w.start()
+        w.close()
+        time.sleep(0.01)  # another millisecond: another recording's name
+    r = subprocess.run([sys.executable, "-m", "tickpipe", "replay", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "2 recordings" in r.stderr, r.stderr

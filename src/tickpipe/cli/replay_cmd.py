@@ -131,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
         parts = [PartReader(p) for p in paths]
     except (ConfigError, fmt.FormatError, OSError) as exc:
         return _usage(str(exc))
+    runs = {p.header.started_wall_ns for p in parts}
+    if len(runs) > 1:
+        return _usage(
+            f"the PATHs hold parts of {len(runs)} recordings: replay one at a time "
+            f"({', '.join(str(p.path) for p in parts if p.header.part == 1)})"
+        )
     tables = None
     if args.parquet is not None:
         from tickpipe.record.parquet import ParquetTables

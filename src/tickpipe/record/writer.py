@@ -88,7 +88,8 @@ class RecordingWriter:
         self._ended = False
         self._overflowing = False
         self.started_wall_ns = time.time_ns()
-        self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.started_wall_ns / 1e9))
+        secs, ns = divmod(self.started_wall_ns, 1_000_000_000)
+        self._stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(secs)) + f".{ns // 1_000_000:03d}Z"
         self.parts: list[Path] = []
         self.records = 0  # written
         self.frames = 0  # stream frames queued
