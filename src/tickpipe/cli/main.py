@@ -10,7 +10,7 @@ from tickpipe import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tickpipe.cli import demo, gateway_cmd, watch
+    from tickpipe.cli import demo, gateway_cmd, record_cmd, replay_cmd, watch
 
     parser = argparse.ArgumentParser(
         prog="tickpipe",
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     watch.register(sub)
     gateway_cmd.register(sub)
+    record_cmd.register(sub)
+    replay_cmd.register(sub)
     return parser
 
 

@@ -46,6 +46,7 @@ from tickpipe.client.client import DEFAULT_REST_URL, DEFAULT_STREAM_URL, Client
 from tickpipe.client.credentials import DEFAULT_KEY, DEFAULT_SECRET, resolve_credentials
 from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
 from tickpipe.client.events import AuthFailed, ClientEvent
+from tickpipe.client.views import BookView
 from tickpipe.errors import AuthError, ConfigError, StreamError
 from tickpipe.venues.registry import VENUES, venue_named
 
@@ -230,12 +231,14 @@ class Printer:
     def event(self, ev: ClientEvent) -> None:
         self.write(ev.to_dict())
 
-    def data(self, item: TickerUpdate | TradeUpdate) -> None:
-        """One ticker or trade: a few fields as decimal strings (cheap: no book work)."""
+    def data(self, item: TickerUpdate | TradeUpdate, t: float | None = None) -> None:
+        """One ticker or trade: a few fields as decimal strings (cheap: no book work). ``t``:
+        when it was received (default now; a replay passes the recorded time)."""
+        t = time.time() if t is None else t
         if isinstance(item, TickerUpdate):
             d: dict[str, Any] = {
                 "event": "ticker",
-                "t": time.time(),
+                "t": t,
                 "channel": item.channel,
                 "seq": item.seq,
                 "bid": _dec(item.bid),
@@ -245,7 +248,7 @@ class Printer:
         else:
             d = {
                 "event": "trade",
-                "t": time.time(),
+                "t": t,
                 "channel": item.channel,
                 "seq": item.seq,
                 "price": _dec(item.price),
@@ -507,21 +510,30 @@ async def _flush(feed: Any, printer: Printer) -> None:
 
 def _final_book(client: Client, channel: str) -> dict[str, Any]:
     try:
-        view = client.book(channel)
+        view: BookView | None = client.book(channel)
     except ConfigError:
+        view = None
+    return final_book_line(view, channel, time.time())
+
+
+def final_book_line(
+    view: BookView | None, channel: str, t: float, depth: int = FINAL_DEPTH
+) -> dict[str, Any]:
+    """The ``final_book`` line of ``channel`` (``tickpipe replay`` prints the same)."""
+    if view is None:
         return {
             "event": "final_book",
-            "t": time.time(),
+            "t": t,
             "channel": channel,
             "synced": False,
             "seq": None,
             "bids": [],
             "asks": [],
         }
-    bids, asks = view.text_levels(FINAL_DEPTH)
+    bids, asks = view.text_levels(depth)
     return {
         "event": "final_book",
-        "t": time.time(),
+        "t": t,
         "channel": channel,
         "synced": view.synced,
         "seq": view.seq,

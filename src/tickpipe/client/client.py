@@ -40,6 +40,7 @@ from tickpipe.client.dispatch import Dispatcher, Feed, TickerUpdate
 from tickpipe.client.events import OrdersCancelled, SubscribeError
 from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
 from tickpipe.client.orders import CancelReport, Order, OrderManager
+from tickpipe.client.recorder import Recorder
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
@@ -168,6 +169,8 @@ class Client:
     ``key``/``secret`` default to ``TICKPIPE_KEY``/``TICKPIPE_SECRET`` (else the demo key).
     Every other keyword is a :class:`~tickpipe.client.config.ClientConfig` knob (or pass
     ``config=``). ``clock`` (monotonic seconds) and ``random`` (U[0,1)) can be injected.
+    ``recorder`` (``tickpipe.client.recorder.Recorder``, default None) is shown everything
+    received, for ``tickpipe record``.
     """
 
     def __init__(
@@ -181,9 +184,11 @@ class Client:
         config: ClientConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        recorder: Recorder | None = None,
         **knobs: Any,
     ) -> None:
         self.venue = v = resolve_venue(venue)
+        self.recorder = recorder  # tickpipe record (client/recorder.py)
         if v.stream_path is None:  # the URLs are used whole (VTS/1)
             self.stream_url = _check_url(
                 "stream_url",
@@ -310,6 +315,8 @@ class Client:
             random=self._random,
             venue=self.venue,
         )
+        if self.recorder is not None:
+            self._rest.recorder = self._scheduler.recorder = self._sup.recorder = self.recorder
         self._tasks = [
             asyncio.create_task(self._sup.run(), name="tickpipe supervisor"),
             asyncio.create_task(self._scheduler.run(), name="tickpipe snapshots"),

@@ -44,6 +44,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from tickpipe.client.recorder import Recorder
 from tickpipe.errors import FrameError, RateLimitedError, RestError, UnknownOrderError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
@@ -144,6 +145,7 @@ class RestClient:
         self.used_weight_header: str | None = None  # set by the client for a weight budget
         self.on_used_weight: Callable[[int], None] | None = None
         self.banned_until = 0.0  # monotonic: no call is sent before this (after a 418)
+        self.recorder: Recorder | None = None  # tickpipe record: every answer as received
 
     def _log_once(self, kind: str, message: str) -> None:
         if kind not in self._logged:
@@ -228,6 +230,8 @@ class RestClient:
                 if over:
                     resp.close()  # drop the connection: the rest of the body is never read
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if self.recorder is not None:
+                self.recorder.rest(method, path_q, UNREACHABLE, b"", None)
             raise RestError(
                 UNREACHABLE,
                 "unreachable",
@@ -235,6 +239,8 @@ class RestClient:
                 method=method,
                 path=path_q,
             ) from exc
+        if self.recorder is not None:
+            self.recorder.rest(method, path_q, status, raw, retry_after)
         if over and status < 400:
             self.bodies_refused += 1
             self._log_once(BODY_TOO_LARGE, f"answer body over {self.max_body_bytes} bytes refused")

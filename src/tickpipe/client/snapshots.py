@@ -48,6 +48,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from tickpipe.client.recorder import Recorder
 from tickpipe.errors import ConfigError, FrameError, RateLimitedError, RestError
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.venues.base import WeightBudget
@@ -274,6 +275,7 @@ class SnapshotScheduler:
         self.rate_limited = 0
         self.errors = 0
         self.max_in_flight = 0
+        self.recorder: Recorder | None = None  # tickpipe record: which outcome fed which seeding
 
     # -- inputs (called from the read path: cheap, never blocks) -------------------------
     def request(self, channel: str, epoch: int, delay_s: float, first_seed: bool = False) -> None:
@@ -428,4 +430,6 @@ class SnapshotScheduler:
                 self._in_flight.discard(task)  # type: ignore[arg-type]
                 self._sent.pop(task, None)  # type: ignore[call-overload]
             self._wake.set()
+        if self.recorder is not None:
+            self.recorder.snapshot_delivered(channel, epoch, outcome.error, outcome.retry_after_s)
         self._deliver(outcome)

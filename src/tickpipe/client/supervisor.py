@@ -76,6 +76,7 @@ from tickpipe.client.events import (
 from tickpipe.client.metrics import Metrics
 from tickpipe.client.orders import OrderManager
 from tickpipe.client.reader import ConnectionSink, StreamListener
+from tickpipe.client.recorder import Recorder
 from tickpipe.client.snapshots import TokenBucket
 from tickpipe.client.venue import client_ping, max_connection_age, resubscribe_budget
 from tickpipe.errors import AuthError, FrameError, HandshakeRejected, StreamError
@@ -270,6 +271,7 @@ class Supervisor:
         self._requests: dict[int, tuple[str, list[str]]] = {}
         self._said_no_orders = False
         self._next_id = 1
+        self.recorder: Recorder | None = None  # tickpipe record: sees what is received
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.fatal: StreamError | None = None  # AuthError, or HandshakeRejected at start-up
         self.last_error: str = ""
@@ -342,15 +344,18 @@ class Supervisor:
                 self.state = "backoff"
                 delay = self.backoff.next_delay()
                 self.current_delay_s = delay
+                ev: Reconnecting | ConnectRetry
                 if self.ready.done():
-                    self.dispatcher.event(
-                        Reconnecting(attempt=self.backoff.attempt - 1, delay_s=delay)
-                    )
+                    ev = Reconnecting(attempt=self.backoff.attempt - 1, delay_s=delay)
                 else:  # never connected yet: these are first tries, not reconnects
-                    self.dispatcher.event(
-                        ConnectRetry(
-                            attempt=self.backoff.attempt, delay_s=delay, error=self.last_error
-                        )
+                    ev = ConnectRetry(
+                        attempt=self.backoff.attempt, delay_s=delay, error=self.last_error
+                    )
+                self.dispatcher.event(ev)
+                if self.recorder is not None:
+                    self.recorder.connection(
+                        ev.name,
+                        **{k: v for k, v in ev.to_dict().items() if k not in ("event", "t")},
                     )
                 await asyncio.sleep(delay)
                 self.metrics.reconnects += 1
@@ -381,7 +386,9 @@ class Supervisor:
             )
             conn.listener = lst
             if not self.venue.awaits_open_answer:
-                lst._on_text = on_text  # up at once: the hot path from frame one
+                lst._on_text = self._text_handler(on_text)  # up at once: the hot path
+            elif self.recorder is not None:
+                lst._on_text = self.recorder.wrap_text(conn.on_text, opened=False)
             return lst
 
         try:
@@ -426,7 +433,7 @@ class Supervisor:
         conn.watchdog = HeartbeatWatchdog(cfg.heartbeat_timeout(auth.heartbeat_ms), now)
         conn.connected_at = now
         assert conn.listener is not None
-        conn.listener._on_text = on_text  # the hot path, no extra hop
+        conn.listener._on_text = self._text_handler(on_text)  # the hot path, no extra hop
         return conn
 
     def _forget(self, conn: Connection) -> None:
@@ -435,12 +442,22 @@ class Supervisor:
         if self._next_conn is conn:
             self._next_conn = None
 
+    def _text_handler(
+        self, on_text: Callable[[bytes | memoryview], None]
+    ) -> Callable[[bytes | memoryview], None]:
+        """The books' frame handler; wrapped to record each frame first when recording."""
+        if self.recorder is None:
+            return on_text
+        return self.recorder.wrap_text(on_text, opened=True)
+
     async def _session(self, conn: Connection) -> None:
         """Run one authenticated connection until it ends, then go blind."""
         self.state = "connected"
         self.cancel_on_disconnect_armed = False
         self.backoff.connected(self.clock())
         self.dispatcher.event(Connected(url=self.url, session=conn.session))
+        if self.recorder is not None:
+            self.recorder.connection("connected", url=self.url, session=conn.session)
         try:
             cod = (
                 self.venue.cancel_on_disconnect_frame()
@@ -501,6 +518,10 @@ class Supervisor:
         """Beside the session on ``old``: at the planned age (or on a ``Closing`` notice) hand
         every channel over to a new connection and close ``old``. Returns the new connection,
         or None when ``old`` ended first (the session then goes blind as for any loss)."""
+        if self.recorder is not None:
+            # a recording holds one connection's frames at a time (replay has no second
+            # socket): while recording, a planned cut is met by reconnecting as for any loss
+            return None
         rotate_after = self.rotate_after_s()
         due = None if rotate_after is None else old.connected_at + rotate_after
         while not old.closed.done() and not self._closing:
@@ -682,6 +703,10 @@ class Supervisor:
         self.dispatcher.event(
             Disconnected(reason=reason, code=conn.close_code, heartbeat_age_s=age)
         )
+        if self.recorder is not None:
+            self.recorder.connection(
+                "disconnected", reason=reason, code=conn.close_code, heartbeat_age_s=age
+            )
         self.channels.stream_lost("heartbeat" if reason == "heartbeat" else "disconnected")
         for p in self._pending.values():
             if not p.future.done():
@@ -936,6 +961,8 @@ class Supervisor:
         unsub = pending is not None and pending.kind == "unsubscribe"
         # kept until answered (or the connection is lost): a venue may answer by id only
         self._requests[sub_id] = ("unsubscribe" if unsub else "subscribe", list(channels))
+        if self.recorder is not None:
+            self.recorder.sent(sub_id, "unsubscribe" if unsub else "subscribe", list(channels))
         build = self.venue.unsubscribe_frame if unsub else self.venue.subscribe_frame
         _send_frames(conn, build(channels, sub_id))
 
@@ -977,6 +1004,8 @@ class Supervisor:
                 req_id = self._next_id
                 self._next_id += 1
                 self._requests[req_id] = (kind, [channel])
+                if self.recorder is not None:
+                    self.recorder.sent(req_id, kind, [channel])
                 build = (
                     self.venue.unsubscribe_frame
                     if kind == "reseed-unsubscribe"
@@ -1003,6 +1032,10 @@ class Supervisor:
     def _snapshot_overdue(self, channel: str, epoch: int, waited_s: float) -> None:
         self._seed_timers.pop(channel, None)
         if self.state == "connected":
+            if self.recorder is not None:
+                self.recorder.connection(
+                    "snapshot_overdue", channel=channel, epoch=epoch, waited_s=waited_s
+                )
             self.channels.snapshot_overdue(channel, epoch, waited_s)
 
     def _cancel_seed_timers(self) -> None:
