@@ -17,8 +17,10 @@
     │   ├── BlindError                an order was refused because the stream is down (the
     │   │                             client is blind: VTS/1 section 8) and no kill switch
     │   │                             could protect it; retry once connected again
-    │   └── HandshakeRejected         the stream URL answered the upgrade with a permanent 4xx
-    │                                 (.status): a wrong URL, fatal at start-up
+    │   ├── HandshakeRejected         the stream URL answered the upgrade with a permanent 4xx
+    │   │                             (.status): a wrong URL, fatal at start-up
+    │   └── CertificateRejected       a wss:// or https:// peer's TLS certificate failed
+    │                                 verification (.url, .reason): fatal at start-up
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   └── UnknownOrderError         404 unknown_order
@@ -106,6 +108,22 @@ class HandshakeRejected(StreamError):
     def __init__(self, message: str, status: int):
         self.status = status
         super().__init__(message)
+
+
+class CertificateRejected(StreamError):
+    """The TLS certificate of ``url`` (``wss://`` or ``https://``) failed verification:
+    ``reason`` is OpenSSL's (``unable to get local issuer certificate`` for an unknown CA,
+    ``Hostname mismatch``, ``certificate has expired``). Fatal before the first connection
+    (trusting the peer's CA is a setting: ``ca_file`` or ``SSL_CERT_FILE``); once connected, a
+    reconnect refused so is retried with backoff, verified every time."""
+
+    def __init__(self, url: str, reason: str):
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"TLS certificate of {url} failed verification: {reason} (trust its CA with the "
+            "ca_file setting, --ca-file, or SSL_CERT_FILE; verification is never turned off)"
+        )
 
 
 class RestError(TickpipeError):

@@ -52,6 +52,7 @@ def test_every_example_is_tested():
         "spread_bot.py",
         "multi_asset_watcher.py",
         "health_gated_strategy.py",
+        "live_smoke.py",  # never against the internet here: see the tests at the end
     }
 
 
@@ -137,3 +138,52 @@ def test_example_docstrings_name_the_venv_python():
         doc = path.read_text().split('"""')[1]
         assert f".venv/bin/python examples/{path.name}" in doc, path.name
         assert not re.search(r"(?m)^\s+python examples/", doc), path.name
+
+
+# -- live_smoke.py: for users with internet; here only offline (never the real venue) --------
+def test_live_smoke_help_and_usage_errors():
+    ok = subprocess.run(
+        [sys.executable, str(EXAMPLES / "live_smoke.py"), "--help"],
+        capture_output=True, text=True, timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert ok.returncode == 0 and "not run in CI" in ok.stdout
+    bads = (
+        ["nope", "BTCUSDT"],
+        ["binance"],
+        ["binance", "BTCUSDT", "--duration", "0"],
+        ["binance", "BTCUSDT", "--stream-url", "ftp://x:1", "--duration", "1"],
+    )
+    for bad in bads:
+        r = subprocess.run(
+            [sys.executable, str(EXAMPLES / "live_smoke.py"), *bad],
+            capture_output=True, text=True, timeout=TIMEOUT_S,
+        )  # fmt: skip
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert "error:" in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_live_smoke_offline_against_the_binance_dialect():
+    with GatewayProcess("--dialect", "binance", "--rate", "20") as gw:
+        r = subprocess.run(
+            [sys.executable, str(EXAMPLES / "live_smoke.py"), "binance", "BTCUSDT",
+             "--stream-url", gw.stream_url, "--rest-url", gw.rest_url, "--duration", "6"],
+            capture_output=True, text=True, timeout=TIMEOUT_S,
+        )  # fmt: skip
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "state=live" in r.stdout and "BTCUSDT synced" in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_live_smoke_exits_1_when_the_book_never_syncs():
+    # nothing listens there: never connected, never synced, bounded by --duration
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / "live_smoke.py"), "binance", "BTCUSDT",
+         "--stream-url", "ws://127.0.0.1:9", "--rest-url", "http://127.0.0.1:9",
+         "--duration", "2"],
+        capture_output=True, text=True, timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "NEVER synced" in r.stdout

@@ -110,6 +110,14 @@ def register(sub: Any) -> None:
         "port only (default: the venue's own)",
     )
     p.add_argument(
+        "--ca-file",
+        default=None,
+        metavar="PEM",
+        help="verify wss:// and https:// against the CA certificates in this PEM file instead "
+        "of the system's store (a testnet or local gateway with a private CA; SSL_CERT_FILE "
+        "works too); certificates are always verified",
+    )
+    p.add_argument(
         "--key", default=None, help=f"API key (default: $TICKPIPE_KEY, else {DEFAULT_KEY})"
     )
     p.add_argument(
@@ -180,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             secret=args.secret,
             venue=venue,
             stale_after_s=args.stale_after,
+            ca_file=args.ca_file,
         )
     except ConfigError as exc:
         return _usage(str(exc))

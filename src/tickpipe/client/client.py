@@ -41,13 +41,14 @@ from tickpipe.client.events import OrdersCancelled, SubscribeError
 from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
 from tickpipe.client.orders import CancelReport, Order, OrderManager
 from tickpipe.client.recorder import Recorder
-from tickpipe.client.rest import RestClient
+from tickpipe.client.rest import CERTIFICATE, RestClient
 from tickpipe.client.snapshots import SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
 from tickpipe.client.venue import Venue, base_url, resolve_venue, weight_budget
 from tickpipe.client.views import BookView
 from tickpipe.errors import (
     BlindError,
+    CertificateRejected,
     ClientClosedError,
     ConfigError,
     FrameError,
@@ -261,6 +262,7 @@ class Client:
             max_snapshot_levels=cfg.max_snapshot_levels,
             sends_key=self.venue.sends_key,
             rate_limit_statuses=self.venue.rate_limit_statuses,
+            ca_file=cfg.ca_file,
         )
         self._orders = OrderManager(self._rest, cfg.order_retry, self._random)
         self._orders.on_background_report = self._on_background_cancel
@@ -359,6 +361,8 @@ class Client:
                     f"instruments from {self.rest_url} are not valid {self.venue.title}: {exc}"
                 ) from exc
             except RestError as exc:  # unreachable, 5xx, 429...: retried until the deadline
+                if exc.code == CERTIFICATE:  # a setting to fix, not a fault to wait out
+                    raise CertificateRejected(self.rest_url, exc.message) from exc
                 delay = policy.ceiling(attempt)  # base x 2^attempt up to cap, not jittered
                 if self._clock() + delay > deadline:
                     raise StreamError(

@@ -23,6 +23,7 @@ Worst-case memory set by these knobs (per client):
 from __future__ import annotations
 
 import math
+import ssl
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,6 +32,19 @@ from tickpipe.protocol.backoff import BackoffPolicy
 from tickpipe.protocol.sync import SyncConfig
 
 CancelScope = Literal["own", "key", "none"]
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying client TLS context (certificate and host name, TLS >= 1.2): the system's
+    CA store (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured), or only the CAs of ``ca_file``.
+    ConfigError naming ``ca_file`` when that file cannot be loaded."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"ca_file {ca_file!r}: cannot load CA certificates from it ({type(exc).__name__}: "
+            f"{exc.strerror or exc})"
+        ) from None
 
 
 def _positive(name: str, value: float) -> None:
@@ -82,6 +96,13 @@ class ClientConfig:
       every channel to move to the new connection; then the rest move at once (a book that
       could not be joined by its update ids re-seeds, ``stale`` reason ``rotation``). Bounds
       the time two connections carry the same channels (twice the bytes meanwhile).
+    - ``ca_file`` (None = the system's CA store): a PEM file of CA certificates that
+      ``wss://`` and ``https://`` peers are verified against *instead of* the system store
+      (a testnet or a local gateway behind a private CA). Certificates and host names are
+      always verified: no setting turns that off. With None, OpenSSL's defaults apply, so
+      ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` in the environment are honoured. An unreadable
+      file or one without a certificate is a ConfigError at construction. Costs loading the
+      CAs once per client (~25 ms for the system store), only for ``wss://`` / ``https://``.
 
     Books and channels
     - ``sync``: per-book :class:`~tickpipe.protocol.sync.SyncConfig` (keeps the newest 10,000
@@ -171,6 +192,7 @@ class ClientConfig:
     max_retry_after_s: float = 60.0
     max_snapshot_levels: int = 10_000
     max_fragmented_message_s: float = 5.0
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -221,6 +243,10 @@ class ClientConfig:
             _positive_int(hname, getattr(self, hname))
         for fname in ("max_retry_after_s", "max_fragmented_message_s"):
             _positive(fname, getattr(self, fname))
+        if self.ca_file is not None:
+            if not (isinstance(self.ca_file, str) and self.ca_file):
+                raise ConfigError(f"ca_file must be a path to a PEM file, got {self.ca_file!r}")
+            tls_context(self.ca_file)  # a bad file fails here, not at the first connection
 
     def heartbeat_timeout(self, heartbeat_ms: int) -> float:
         """Seconds without a ping that make the link dead, for the announced interval."""

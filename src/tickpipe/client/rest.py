@@ -10,6 +10,10 @@
   ``Retry-After``; 404 ``unknown_order`` becomes :class:`~tickpipe.errors.UnknownOrderError`.
   A request that never got an answer (refused, reset, timeout) is a ``RestError`` with status 0
   and code ``unreachable``: retryable, like a 5xx.
+- ``https://`` peers are verified (certificate and host name) against the system's CA store or
+  the client's ``ca_file``; a certificate that fails is a ``RestError`` with status 0, code
+  ``tls_certificate`` and OpenSSL's reason as its message (the client raises it at start-up as
+  :class:`~tickpipe.errors.CertificateRejected`; a snapshot refused so is retried with backoff).
 
 Venue budgets: when ``used_weight_header`` is set (Binance ``X-MBX-USED-WEIGHT-1M``), its value
 on every answer (errors included) is passed to ``on_used_weight`` (the snapshot scheduler's
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +49,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from tickpipe.client.config import tls_context
 from tickpipe.client.recorder import Recorder
 from tickpipe.errors import FrameError, RateLimitedError, RestError, UnknownOrderError
 from tickpipe.protocol import frames
@@ -53,6 +59,7 @@ from tickpipe.venues.base import Venue
 log = logging.getLogger("tickpipe.client.rest")
 
 UNREACHABLE = 0
+CERTIFICATE = "tls_certificate"  # RestError code: the https:// peer's certificate failed
 BODY_TOO_LARGE = "body_too_large"
 ERROR_BODY_BYTES = 64 * 1024  # an error answer is only read for its code and message
 DEFAULT_RETRY_AFTER_S = 1.0  # a 429 without a usable Retry-After
@@ -126,6 +133,7 @@ class RestClient:
         max_snapshot_levels: int = DEFAULT_MAX_SNAPSHOT_LEVELS,
         sends_key: bool = True,
         rate_limit_statuses: tuple[int, ...] = (429,),
+        ca_file: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.sends_key = sends_key  # False: a public venue, no key leaves this client
@@ -146,6 +154,8 @@ class RestClient:
         self.on_used_weight: Callable[[int], None] | None = None
         self.banned_until = 0.0  # monotonic: no call is sent before this (after a 418)
         self.recorder: Recorder | None = None  # tickpipe record: every answer as received
+        self._ca_file = ca_file  # None: the system's CA store (see ClientConfig.ca_file)
+        self._tls: ssl.SSLContext | None = None  # built at the first https:// session
 
     def _log_once(self, kind: str, message: str) -> None:
         if kind not in self._logged:
@@ -154,9 +164,13 @@ class RestClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            if self._tls is None and self.base_url.startswith("https:"):
+                self._tls = tls_context(self._ca_file)  # verifying: never ssl=False
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=32, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(
+                    limit=32, enable_cleanup_closed=True, ssl=self._tls or True
+                ),
             )
         return self._session
 
@@ -229,6 +243,16 @@ class RestClient:
                 raw, over = await _read_capped(resp, cap)
                 if over:
                     resp.close()  # drop the connection: the rest of the body is never read
+        except aiohttp.ClientConnectorCertificateError as exc:
+            cert_err = exc.certificate_error
+            reason = getattr(cert_err, "verify_message", None) or str(cert_err)
+            raise RestError(
+                UNREACHABLE,
+                CERTIFICATE,
+                reason,  # OpenSSL's: "unable to get local issuer certificate", ...
+                method=method,
+                path=path_q,
+            ) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             if self.recorder is not None:
                 self.recorder.rest(method, path_q, UNREACHABLE, b"", None)

@@ -15,7 +15,9 @@ in a loop, raised to the user. A permanent 4xx answer to the upgrade (400-499 bu
 a wrong URL) is fatal before the first connection (:class:`HandshakeRejected`, raised by
 ``start()`` at once); once a connection has been made it is retried, as a proxy may answer
 so for a while during a deploy. Everything else the network can do (refused, reset, 5xx,
-timeout, close codes 1001/1008/1011, heartbeat loss) is retried with backoff. Failed tries
+timeout, close codes 1001/1008/1011, heartbeat loss) is retried with backoff. A ``wss://``
+certificate that fails verification (:class:`CertificateRejected`) is fatal at start-up like
+a 4xx, retried (and verified again) once a connection has been made. Failed tries
 before the first connection are reported as ``connect_retry``; ``reconnecting`` is only for
 reconnects after a connection was lost.
 
@@ -51,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +62,7 @@ from typing import Any, Literal
 from picows import WSCloseCode, WSError, WSHandshakeError, WSMsgType, WSTransport, ws_connect
 
 from tickpipe.client.channels import Channels
-from tickpipe.client.config import ClientConfig
+from tickpipe.client.config import ClientConfig, tls_context
 from tickpipe.client.dispatch import Dispatcher
 from tickpipe.client.events import (
     AuthFailed,
@@ -79,7 +82,13 @@ from tickpipe.client.reader import ConnectionSink, StreamListener
 from tickpipe.client.recorder import Recorder
 from tickpipe.client.snapshots import TokenBucket
 from tickpipe.client.venue import client_ping, max_connection_age, resubscribe_budget
-from tickpipe.errors import AuthError, FrameError, HandshakeRejected, StreamError
+from tickpipe.errors import (
+    AuthError,
+    CertificateRejected,
+    FrameError,
+    HandshakeRejected,
+    StreamError,
+)
 from tickpipe.protocol import frames
 from tickpipe.protocol.backoff import Backoff
 from tickpipe.protocol.sync import ResubscribeRequest, SyncState
@@ -122,7 +131,7 @@ def classify(exc: BaseException, *, connected_before: bool = False) -> Literal["
     """The one place that decides whether a connection failure is retried."""
     if isinstance(exc, AuthError):
         return "fatal"
-    if isinstance(exc, HandshakeRejected):
+    if isinstance(exc, HandshakeRejected | CertificateRejected):
         return "retry" if connected_before else "fatal"
     if isinstance(exc, StreamError | OSError | TimeoutError | WSError):
         return "retry"
@@ -273,7 +282,9 @@ class Supervisor:
         self._next_id = 1
         self.recorder: Recorder | None = None  # tickpipe record: sees what is received
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.fatal: StreamError | None = None  # AuthError, or HandshakeRejected at start-up
+        # AuthError, or HandshakeRejected / CertificateRejected at start-up
+        self.fatal: StreamError | None = None
+        self._tls: ssl.SSLContext | None = None  # built at the first wss:// connect
         self.last_error: str = ""
         self.current_delay_s = 0.0
         self.connections_opened = 0
@@ -332,7 +343,7 @@ class Supervisor:
                         if isinstance(exc, AuthError):
                             self._fail_auth(exc)
                         else:
-                            assert isinstance(exc, HandshakeRejected)
+                            assert isinstance(exc, HandshakeRejected | CertificateRejected)
                             self._fail_start(exc)
                         return
                     self.last_error = f"{type(exc).__name__}: {exc}"
@@ -391,17 +402,23 @@ class Supervisor:
                 lst._on_text = self.recorder.wrap_text(conn.on_text, opened=False)
             return lst
 
+        if self._tls is None and self.url.startswith("wss:"):
+            self._tls = tls_context(cfg.ca_file)  # verifying: system store or ca_file
         try:
             transport, _ = await asyncio.wait_for(
                 ws_connect(
                     factory,
                     self.url,
+                    ssl_context=self._tls,
                     enable_auto_pong=False,
                     max_frame_size=cfg.max_frame_bytes,
                     websocket_handshake_timeout=cfg.connect_timeout_s,
                 ),
                 timeout=cfg.connect_timeout_s,
             )
+        except ssl.SSLCertVerificationError as exc:
+            self._forget(conn)
+            raise CertificateRejected(self.url, exc.verify_message or str(exc)) from exc
         except WSHandshakeError as exc:
             self._forget(conn)
             rejected = rejected_upgrade(self.url, exc)
@@ -734,8 +751,9 @@ class Supervisor:
                 OrdersCancelled(cancelled=report.cancelled, failed=report.failed, scope=scope)
             )
 
-    def _fail_start(self, exc: HandshakeRejected) -> None:
-        """A wrong stream URL at start-up: ``start()`` raises it at once."""
+    def _fail_start(self, exc: HandshakeRejected | CertificateRejected) -> None:
+        """A wrong stream URL or an untrusted certificate at start-up: ``start()`` raises it at
+        once."""
         self.fatal = exc
         self.last_error = str(exc)
         log.info("%s", exc)  # raised to the user by start(): not logged louder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,12 @@ class GatewayConfig:
       ``binance``: ``BinanceOptions``, ``okx``: ``OkxOptions``, ``binance-usdm``:
       ``BinanceUsdmOptions``, defaults = the venue's
       documented limits); an unknown name or a bad value is a ConfigError at start.
+    - ``tls_cert_file`` / ``tls_key_file`` (None = plain ``ws://`` / ``http://``): PEM
+      certificate chain and private key; both given = the stream + REST listener speaks TLS
+      (``wss://`` / ``https://`` in ``stream_url`` / ``rest_url``), for rehearsing a client
+      against a TLS venue (tests use a local CA). The admin API stays plain HTTP on loopback.
+      Costs a TLS handshake per connection and encryption of every frame. A missing or bad
+      file is a ConfigError naming the field at start.
 
     Abuse limits (docs/security.md, "Gateway"):
 
@@ -111,6 +118,8 @@ class GatewayConfig:
     allow_public_demo_key: bool = False
     dialect: str = "vts"
     dialect_options: tuple[tuple[str, str | float | int], ...] = ()
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, value: object, what: str) -> None:
@@ -170,6 +179,28 @@ class GatewayConfig:
         need(self.idle_timeout_s > 0, "idle_timeout_s", self.idle_timeout_s, "> 0")
         for key, secret in self.keys:
             need(bool(key) and bool(secret), "keys", (key, "***"), "non-empty key and secret")
+        need(
+            (self.tls_cert_file is None) == (self.tls_key_file is None),
+            "tls_cert_file and tls_key_file",
+            (self.tls_cert_file, self.tls_key_file),
+            "both given or both None",
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The listener's TLS context (None without ``tls_cert_file``); ConfigError naming the
+        field when a file is missing or not a PEM certificate chain / matching key."""
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        except (OSError, ssl.SSLError) as exc:  # never echo the key's content
+            raise ConfigError(
+                f"tls_cert_file {self.tls_cert_file!r} / tls_key_file {self.tls_key_file!r}: "
+                f"cannot load a PEM certificate chain and its key ({type(exc).__name__}: "
+                f"{exc.strerror or exc})"
+            ) from None
+        return ctx
 
 
 def parse_key_arg(text: str) -> tuple[str, str]:

@@ -92,6 +92,7 @@ class Gateway:
         self._running = asyncio.Event()
         self._running.set()
         self._live_sessions: set[Session] = set()
+        self._tls = config.tls_cert_file is not None
 
     # -- addresses ----------------------------------------------------------------------------
     @property
@@ -101,12 +102,14 @@ class Gateway:
     @property
     def stream_url(self) -> str:
         if self.dialect is not None:  # the venue's base URL: clients append its paths
-            return self.dialect.base_stream_url(_url_host(self.host), self.port)
-        return f"ws://{_url_host(self.host)}:{self.port}{frames.STREAM_PATH}"
+            url = self.dialect.base_stream_url(_url_host(self.host), self.port)
+        else:
+            url = f"ws://{_url_host(self.host)}:{self.port}{frames.STREAM_PATH}"
+        return "wss://" + url.removeprefix("ws://") if self._tls else url
 
     @property
     def rest_url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{_url_host(self.host)}:{self.port}"
 
     @property
     def admin_url(self) -> str | None:
@@ -128,6 +131,7 @@ class Gateway:
     # -- life ---------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
+        tls = cfg.tls_context()  # before binding: a bad file is a ConfigError, no port held
         app = web.Application(
             middlewares=[self._request_started, json_errors], client_max_size=1024 * 1024
         )
@@ -146,7 +150,7 @@ class Gateway:
         await self._runner.setup()
         assert self._runner.server is not None
         self.conn_guard.install(self._runner.server)
-        await web.TCPSite(self._runner, cfg.host, cfg.port).start()
+        await web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=tls).start()
         self.port = int(self._runner.addresses[0][1])
         if cfg.admin_port is not None:
             admin = Admin(self)
