@@ -31,9 +31,9 @@ USD-M futures (``endpoints.USDM``, ``limits.USDM_LIMITS``):
   ``/fapi/v1/exchangeInfo``, ``/fapi/v1/depth?symbol=S&limit=N`` with ``N`` one of 5, 10, 20,
   50, 100, 500, 1000 (default 1000; another ``snapshot_depth`` is a ConfigError naming the
   valid ones, raised by ``Client.start`` before connecting). Trades are ``@aggTrade``.
-- Heartbeat: server pings every 180 s, pong within 600 s: the watchdog (2.5 x 180 s = 450 s)
-  reads any incoming frame, data or ping, so a link carrying data is never called dead for
-  want of pings; a silent one is, inside Binance's own pong deadline.
+- Heartbeat: server pings every 180 s, pong within 600 s: the watchdog counts the venue's
+  pings (as for spot and VTS/1), so no ping for 2.5 x 180 s = 450 s is a dead link (also one
+  still carrying data), inside Binance's own 600 s pong deadline.
 - Budget: the same weight window on 2400 weight a minute, 100 kept as above; 1000 levels
   weigh 20: 115 snapshots a window. 429/418 with ``Retry-After`` as spot.
 - Books: ``Continuity.LINK``: an event is next when its ``pu`` equals the book's last ``u``
