@@ -94,8 +94,9 @@ def register(sub: Any) -> None:
         default="vts",
         choices=list(VENUES),
         help="the venue's protocol (default: %(default)s, the reference gateway's VTS/1); "
-        "channels use the venue's own symbols (binance: orderbook:BTCUSDT, okx: "
-        "orderbook:BTC-USDT)",
+        "channels use the venue's own symbols (binance, binance-usdm, bybit, bybit-linear: "
+        "orderbook:BTCUSDT; okx: orderbook:BTC-USDT; kraken: orderbook:BTC/USD; coinbase: "
+        "orderbook:BTC-USD)",
     )
     p.add_argument(
         "--stream-url",
