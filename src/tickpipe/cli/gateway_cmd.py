@@ -28,22 +28,21 @@ faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value
 metrics: --metrics-port P serves tickpipe_gateway_* at http://127.0.0.1:P/metrics (0: any free
 port, named at start and as "metrics_port" in --ready-json). --log-format json: stderr as one
 JSON object a line (the admin token is then left out: take it from --ready-json or set it).
-dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> BTCUSDT; /ws,
-/stream, /api/v3/depth, exchangeInfo, ping, time; request weight 6000/min, 429/418; pings every
-20 s; 24 h connection age), no orders or keys; stream URL printed = the base to pass as
---stream-url. --dialect okx serves them as OKX v5 public (BTC-USD -> BTC-USDT; /ws/v5/public
-books/trades/tickers with seqId/prevSeqId and checksums, text ping/pong, 30 s idle close;
-/api/v5/public/instruments, /api/v5/market/books). --dialect binance-usdm serves them as Binance
-USD-M futures (/ws, /stream with depth pu links, aggTrade, bookTicker; /fapi/v1/depth,
-exchangeInfo; weight 2400/min; pings every 180 s). Knobs: --dialect-option NAME=VALUE, e.g.
-max_connection_age_s=30 (docs/dialects.md).
---dialect bybit serves them as Bybit v5 public spot and linear (BTC-USD -> BTCUSDT; /v5/public/spot
-and /v5/public/linear orderbook.200/publicTrade/tickers with u, client {"op":"ping"}; REST
-/v5/market/instruments-info, /v5/market/orderbook).
---dialect kraken serves them as Kraken spot WebSocket v2 (BTC-USD -> BTC/USD; /v2 book at depth
-10-1000 with CRC-32 checksums, trade, ticker, heartbeats, ping/pong; /0/public/AssetPairs).
---dialect coinbase: Coinbase Advanced Trade (BTC-USD; level2, market_trades, ticker, heartbeats
-at the root; sequence_num per connection, no checksum; /api/v3/brokerage/market/products).
+dialects (the same markets in a venue's wire format; no orders or keys; the stream URL printed
+is the base to pass as watch --stream-url; details docs/dialects.md):
+  binance       Binance spot (BTC-USD -> BTCUSDT; /ws, /stream, /api/v3/depth, exchangeInfo;
+                weight 6000/min, 429/418; pings every 20 s; 24 h connection age)
+  binance-usdm  Binance USD-M futures (depth with pu links, aggTrade, bookTicker; /fapi/v1/depth;
+                weight 2400/min; pings every 180 s)
+  okx           OKX v5 public (BTC-USD -> BTC-USDT; /ws/v5/public books/trades/tickers with
+                seqId/prevSeqId and checksums, text ping/pong, 30 s idle close)
+  bybit         Bybit v5 public spot and linear (BTC-USD -> BTCUSDT; /v5/public/spot and
+                /v5/public/linear orderbook.200/publicTrade/tickers with u, {"op":"ping"})
+  kraken        Kraken spot WebSocket v2 (BTC-USD -> BTC/USD; /v2 book at depth 10-1000 with
+                CRC-32 checksums, trade, ticker, heartbeats, ping/pong; /0/public/AssetPairs)
+  coinbase      Coinbase Advanced Trade (BTC-USD; level2, market_trades, ticker, heartbeats;
+                sequence_num per connection, no checksum)
+  knobs: --dialect-option NAME=VALUE, e.g. max_connection_age_s=30.
 """
 
 
