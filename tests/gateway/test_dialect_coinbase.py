@@ -478,7 +478,7 @@ def test_cli_serves_coinbase_and_refuses_a_bad_option() -> None:
         [sys.executable, "-m", "tickpipe", "gateway", "--help"],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
-    assert "coinbase" in help_out and "--dialect coinbase" in help_out
+    assert "coinbase" in help_out and "\n  coinbase      Coinbase Advanced Trade" in help_out
     with GatewayProcess(
         "--dialect", "coinbase", "--dialect-option", "heartbeat_interval_s=0.5"
     ) as gp:

@@ -491,7 +491,7 @@ def test_cli_serves_kraken_and_refuses_a_bad_option() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     assert "kraken" in help_out.split("--dialect {", 1)[1].split("}", 1)[0]
-    assert "--dialect kraken" in help_out
+    assert "\n  kraken        Kraken spot WebSocket v2" in help_out
     with GatewayProcess(
         "--dialect", "kraken", "--dialect-option", "heartbeat_interval_s=0.5"
     ) as gp:
