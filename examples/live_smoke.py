@@ -1,8 +1,9 @@
-"""Live smoke test against a real venue: python examples/live_smoke.py VENUE SYMBOL.
+"""Live smoke test against a real venue: .venv/bin/python examples/live_smoke.py VENUE SYMBOL.
 
 For users with internet: connects to the venue's public market data (``Client(venue=...)``,
 TLS verified against the system's CA store), subscribes ``orderbook:SYMBOL`` and
-``ticker:SYMBOL`` in the venue's own symbols (binance: BTCUSDT, okx: BTC-USDT), and prints the
+``ticker:SYMBOL`` in the venue's own symbols (binance, binance-usdm, bybit: BTCUSDT; okx:
+BTC-USDT; kraken: BTC/USD; coinbase: BTC-USD), and prints the
 book's health and top of book once a second for ``--duration`` seconds (default 30). Exit 0 when
 the book synced at least once, 1 when it never did, 2 on a usage error.
 
@@ -10,8 +11,8 @@ NOT run in CI (it needs the internet and the venue's good will). The test suite 
 arguments and runs it offline against ``tickpipe gateway --dialect binance`` through
 ``--stream-url`` / ``--rest-url`` (scheme, host and port only; the venue's paths are appended).
 
-    python examples/live_smoke.py binance BTCUSDT --duration 30
-    python examples/live_smoke.py okx BTC-USDT
+    .venv/bin/python examples/live_smoke.py binance BTCUSDT --duration 30
+    .venv/bin/python examples/live_smoke.py kraken BTC/USD
 """
 
 from __future__ import annotations
