@@ -150,3 +150,50 @@ def test_options_keep_the_users_channels_in_the_venues_style() -> None:
     assert opts.channels == ["orderbook:ETH/USD", "ticker:BTC/USD"]
     vts = _opts()
     assert vts.strategy is True and "--dialect=vts" not in " ".join(vts.gateway_args)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_coinbase_gap_key_says_every_book_reseeds_as_the_venue_works() -> None:
+    books = _books("coinbase")
+    term = DemoTerminal("--dialect", "coinbase", "--duration", "60")
+    try:
+        term.wait_for(_all_live(books), "every coinbase book LIVE", timeout_s=40)
+        term.child.send("g")
+        term.wait_for(
+            lambda s: "one sequence per connection, so every book re-seeds" in s,
+            "the notice naming the connection-wide re-seed",
+            timeout_s=15,
+        )
+        screen = term.wait_for(
+            lambda s: _gaps_resyncs(s)[1] >= len(books) and _all_live(books)(s),
+            "every book re-seeded and LIVE",
+            timeout_s=30,
+        )
+        assert "reconnects 0" in screen, screen
+        term.child.send("q")
+        assert term.wait_exit(20) == 0
+    finally:
+        term.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_stream_url_with_a_dialect_reads_another_gateway_as_that_venue() -> None:
+    from tickpipe.gateway.testing import GatewayProcess
+
+    gp = GatewayProcess("--dialect", "binance", "--rate", "10").start()
+    try:
+        books = _books("binance")
+        term = DemoTerminal(
+            "--dialect", "binance", "--stream-url", gp.stream_url, "--duration", "40"
+        )
+        try:
+            screen = term.wait_for(_all_live(books), "every binance book LIVE", timeout_s=40)
+            assert "embedded gateway" not in screen and gp.stream_url in screen
+            term.child.send("q")
+            assert term.wait_exit(20) == 0
+        finally:
+            term.close()
+    finally:
+        gp.stop()

@@ -61,7 +61,7 @@ from tickpipe.errors import AuthError, ConfigError, TickpipeError
 from tickpipe.gateway.dialects import DIALECTS
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import Seeding
+from tickpipe.protocol.normalised import Continuity, Seeding
 from tickpipe.venues.base import Venue
 from tickpipe.venues.registry import venue_named
 
@@ -647,7 +647,15 @@ class DemoApp:
             return
         self.notice = f"{source}: injecting {action.label} ..."
         self.events.append(f"{time.strftime('%H:%M:%S')} >> inject {action.name} ({source})")
-        self.notice = f"{source}: " + await self.admin.inject(action, channel)
+        result = await self.admin.inject(action, channel)
+        if channel and aims_at_a_book(action) and result.startswith("injected "):
+            symbol = frames.split_channel(channel)[1]
+            if self.venue.sync_rules(symbol).continuity is Continuity.CONNECTION:
+                result = (  # one sequence for the whole connection: a lost frame is every book's
+                    f"injected {action.name} on {channel}: {self.venue.title} counts one sequence "
+                    "per connection, so every book re-seeds"
+                )
+        self.notice = f"{source}: {result}"
 
     def _not_on_this_venue(self, action: FaultAction) -> str:
         """Why ``action`` means nothing on this venue, or "". The gateway's trigger refuses a
