@@ -435,7 +435,8 @@ def strategy_panel(s: StrategyRow, kill_switch: str, inner: int = SIDEBAR_WIDTH 
     if s.enabled:
         rows = [("strategy", [(0, s.status)]), ("", [(0, f"open {s.open_orders}"), *counts])]
     else:
-        rows = [("strategy", [(0, Text("off (--no-strategy)", style="dim"))]), ("", [])]
+        off = s.status if s.status != "off" else "off (--no-strategy)"  # or the venue's reason
+        rows = [("strategy", [(0, Text(off, style="dim"))]), ("", [])]
     value_w = inner - len("kill switch") - 1
     rows.append(("kill switch", fit_parts(_kill_switch_parts(kill_switch, value_w), value_w, " ")))
     if s.last_error:

@@ -96,9 +96,9 @@ def quote_text(kind: str, last: Any, instrument: Instrument | None) -> str:
     if last is None:
         return "-"
     if kind == "ticker":
-        return (
-            f"{_get(last, 'bid', '?')} / {_get(last, 'ask', '?')}  last {_get(last, 'last', '?')}"
-        )
+        price = _get(last, "last", "?")  # None: the venue's ticker has none (Binance bookTicker)
+        tail = "" if price is None else f"  last {price}"
+        return f"{_get(last, 'bid', '?')} / {_get(last, 'ask', '?')}{tail}"
     return f"{_get(last, 'side', '?')} {_get(last, 'size', '?')} @ {_get(last, 'price', '?')}"
 
 

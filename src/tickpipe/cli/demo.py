@@ -58,8 +58,12 @@ from tickpipe.cli.logfmt import add_observe_args, log_event, setup_logging
 from tickpipe.cli.strategy import DemoStrategy, StrategyConfig
 from tickpipe.client import Client, SubscribeResult
 from tickpipe.errors import AuthError, ConfigError, TickpipeError
+from tickpipe.gateway.dialects import DIALECTS
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.normalised import Continuity, Seeding
+from tickpipe.venues.base import Venue
+from tickpipe.venues.registry import venue_named
 
 DEFAULT_BOOKS = ("BTC-USD", "ETH-USD", "AAPL", "MSFT", "NVDA", "XAU-USD", "EUR-USD")
 DEFAULT_CHANNELS = (
@@ -88,6 +92,7 @@ examples:
   tickpipe demo                                   embedded gateway, default channels
   tickpipe demo --faults flaky                    the gateway injects a fault profile by itself
   tickpipe demo --duration 20 --inject disconnect@5 --inject drop_delta@10
+  tickpipe demo --dialect binance                 the same markets, served and read as Binance
   tickpipe demo --stream-url ws://HOST:PORT/v1/stream --rest-url http://HOST:PORT \\
                 --admin-url http://127.0.0.1:APORT    (token in $TICKPIPE_ADMIN_TOKEN)
 """
@@ -106,7 +111,8 @@ def register(sub: Any) -> None:
             "state and age; per connection its state, heartbeat age, frames/s, latency p50/p99, "
             "gaps, resyncs, reconnects, backoff, snapshot requests, 429s and what the kill "
             "switch cancelled. Press keys to inject the gateway's faults and watch the client "
-            "go stale, cancel, back off, reconnect and re-seed.",
+            "go stale, cancel, back off, reconnect and re-seed. --dialect NAME serves the same "
+            "markets in a venue's wire format and reads them with that venue's client.",
             width=78,
         ),
         epilog=EPILOG.format(keys=keys),
@@ -114,9 +120,21 @@ def register(sub: Any) -> None:
     )
     src = p.add_argument_group("where the data comes from")
     src.add_argument(
+        "--dialect",
+        default="vts",
+        choices=list(DIALECTS),
+        metavar="NAME",
+        help=f"wire format: the embedded gateway serves it (`tickpipe gateway --dialect`) and "
+        f"the client reads it as the venue of that name; one of {', '.join(DIALECTS)} "
+        "(default vts; with --stream-url: the venue the stream speaks). Symbols are the "
+        "venue's (binance: BTCUSDT, okx: BTC-USDT, kraken: BTC/USD); venues without orders "
+        "run no strategy; a fault the dialect does not have is refused on screen",
+    )
+    src.add_argument(
         "--stream-url",
         metavar="URL",
-        help="a VTS/1 stream (ws://.../v1/stream); default: start the embedded gateway",
+        help="a VTS/1 stream (ws://.../v1/stream; with --dialect the venue's ws://HOST:PORT, "
+        "its documented path appended); default: start the embedded gateway",
     )
     src.add_argument(
         "--rest-url",
@@ -174,9 +192,10 @@ def register(sub: Any) -> None:
         "--channels",
         nargs="+",
         metavar="CH",
-        default=list(DEFAULT_CHANNELS),
-        help="channels to subscribe (KIND:SYMBOL); default: 7 books over crypto, equities, "
-        "metal and FX, 3 tickers, 2 trade streams",
+        default=None,
+        help="channels to subscribe (KIND:SYMBOL, the venue's symbols with --dialect); "
+        "default: 7 books over crypto, equities, metal and FX, 3 tickers, 2 trade streams "
+        "(renamed to the dialect's symbols)",
     )
     run.add_argument(
         "--no-strategy",
@@ -227,6 +246,28 @@ class DemoOptions:
     faults_profile: str | None = None
     metrics_port: int | None = None  # --metrics-port: the client's /metrics on 127.0.0.1
     log_format: str = "text"
+    dialect: str = "vts"  # --dialect: the gateway's wire format = the client's venue
+    strategy_off: str = ""  # why the strategy is off when the venue has no orders
+
+
+def dialect_symbols(dialect: str) -> dict[str, str]:
+    """The embedded gateway's symbols (``BTC-USD``) -> the dialect's (``BTCUSDT``)."""
+    from tickpipe.gateway.config import GatewayConfig
+    from tickpipe.gateway.dialects import dialect_markets
+
+    markets = GatewayConfig().markets
+    renamed = dialect_markets(dialect, markets)
+    return {a.instrument.symbol: b.instrument.symbol for a, b in zip(markets, renamed, strict=True)}
+
+
+def default_channels(dialect: str) -> list[str]:
+    """:data:`DEFAULT_CHANNELS` under the dialect's symbols."""
+    names = dialect_symbols(dialect)
+    out = []
+    for ch in DEFAULT_CHANNELS:
+        kind, _, symbol = ch.partition(":")
+        out.append(f"{kind}:{names.get(symbol, symbol)}")
+    return out
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -239,9 +280,14 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         raise ConfigError(f"--metrics-port must be 0..65535 (0: any free), got {metrics_port}")
     if not 0.5 <= args.refresh <= 30:
         raise ConfigError(f"--refresh must be between 0.5 and 30 Hz, got {args.refresh!r}")
-    for ch in args.channels:
+    dialect = getattr(args, "dialect", "vts")
+    venue = venue_named(dialect)  # every dialect is served as the venue of the same name
+    channels = args.channels if args.channels is not None else default_channels(dialect)
+    for ch in channels:
         try:
             kind, _ = frames.split_channel(ch)
+            if dialect != "vts":
+                venue.parse_channel(ch)
         except (TickpipeError, ValueError) as exc:
             raise ConfigError(f"--channels: {exc}") from None
         if kind not in ("orderbook", "ticker", "trades"):
@@ -262,6 +308,8 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         gateway_args.append(f"--rate={args.rate}")
     if args.faults is not None:
         gateway_args.append(f"--faults={args.faults}")
+    if dialect != "vts":
+        gateway_args.append(f"--dialect={dialect}")
     if (args.key is None) != (args.secret is None):
         raise ConfigError("--key and --secret go together")
     # the pair reaches the embedded gateway through its environment (argv shows in ps)
@@ -281,14 +329,16 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         key=args.key,
         secret=args.secret,
         gateway_args=gateway_args,
-        channels=list(dict.fromkeys(args.channels)),
-        strategy=not args.no_strategy,
+        channels=list(dict.fromkeys(channels)),
+        strategy=not args.no_strategy and venue.supports_orders,
         injects=injects,
         duration_s=args.duration,
         refresh_hz=args.refresh,
         faults_profile=args.faults,
         metrics_port=metrics_port,
         log_format=getattr(args, "log_format", "text"),
+        dialect=dialect,
+        strategy_off="" if venue.supports_orders else f"off: {venue.title} has no orders",
     )
 
 
@@ -325,6 +375,7 @@ class DemoApp:
 
     def __init__(self, opts: DemoOptions) -> None:
         self.opts = opts
+        self.venue: Venue = venue_named(opts.dialect)
         self.console = Console(stderr=False)
         self.gateway: EmbeddedGateway | None = None
         self.admin: AdminClient | None = None
@@ -409,6 +460,8 @@ class DemoApp:
             admin_url, admin_token = ready.admin_url, ready.admin_token
             key, secret = opts.key, opts.secret
             self.target = f"embedded gateway pid {ready.pid}  {stream_url}"
+            if opts.dialect != "vts":
+                self.target += f"  dialect {opts.dialect}"
             if self.opts.faults_profile:
                 self.target += f"  faults: {self.opts.faults_profile}"
         else:
@@ -419,11 +472,15 @@ class DemoApp:
             self.target = stream_url
         if admin_url:
             self.admin = AdminClient(admin_url, admin_token)
-        self._step = f"cannot load the instruments from {rest_url.rstrip('/')}/v1/instruments"
-        self.instruments = await fetch_instruments(rest_url)
+        if opts.dialect == "vts":
+            self._step = f"cannot load the instruments from {rest_url.rstrip('/')}/v1/instruments"
+            self.instruments = await fetch_instruments(rest_url)
+        # a venue's instruments come from its own endpoint, loaded by the client at start
         self._say(f"connecting to {stream_url} ...")
         self._step = f"cannot connect to {stream_url}"
-        client = Client(stream_url=stream_url, rest_url=rest_url, key=key, secret=secret)
+        client = Client(
+            stream_url=stream_url, rest_url=rest_url, key=key, secret=secret, venue=self.venue
+        )
         metrics = None
         if opts.metrics_port is not None:
             from tickpipe.client.prometheus import MetricsServer, client_registry
@@ -440,6 +497,8 @@ class DemoApp:
         try:
             async with client as c:
                 self.client = c
+                if opts.dialect != "vts":
+                    self.instruments = c.instruments
                 pumps.append(asyncio.create_task(self._pump_trades(c), name="demo-trades"))
                 try:
                     self._step = f"cannot subscribe on {stream_url}"
@@ -581,9 +640,40 @@ class DemoApp:
             channel = books[self._target_i % len(books)]
             if aims_at_a_book(action):
                 self._target_i += 1
+        refused = self._not_on_this_venue(action)
+        if refused:
+            self.notice = f"{source}: {refused}"
+            self.events.append(f"{time.strftime('%H:%M:%S')} >> {refused}")
+            return
         self.notice = f"{source}: injecting {action.label} ..."
         self.events.append(f"{time.strftime('%H:%M:%S')} >> inject {action.name} ({source})")
-        self.notice = f"{source}: " + await self.admin.inject(action, channel)
+        result = await self.admin.inject(action, channel)
+        if channel and aims_at_a_book(action) and result.startswith("injected "):
+            symbol = frames.split_channel(channel)[1]
+            if self.venue.sync_rules(symbol).continuity is Continuity.CONNECTION:
+                result = (  # one sequence for the whole connection: a lost frame is every book's
+                    f"injected {action.name} on {channel}: {self.venue.title} counts one sequence "
+                    "per connection, so every book re-seeds"
+                )
+        self.notice = f"{source}: {result}"
+
+    def _not_on_this_venue(self, action: FaultAction) -> str:
+        """Why ``action`` means nothing on this venue, or "". The gateway's trigger refuses a
+        fault its dialect does not have (the refusal is shown); this covers the one setting it
+        would accept and never use: a snapshot rate limit on a venue seeded in band."""
+        touches_snapshots = any(
+            r.path == "/admin/faults" and any(k.startswith("snapshot_") for k in (r.body or {}))
+            for r in action.requests
+        )
+        if not touches_snapshots or not self.channels:
+            return ""
+        symbol = frames.split_channel(self.channels[0])[1]
+        if self.venue.sync_rules(symbol).seeding is not Seeding.IN_BAND:
+            return ""
+        return (
+            f"{action.name} does not apply to the {self.opts.dialect} dialect: "
+            f"{self.venue.title} books are seeded in band (no snapshot requests to limit)"
+        )
 
     # -- screen ----------------------------------------------------------------------------
     def _refresh_snapshot(self) -> None:
@@ -617,7 +707,9 @@ class DemoApp:
             books=tuple(books),
             quotes=tuple(quotes),
             connection=conn,
-            strategy=self.strategy.row() if self.strategy else StrategyRow(),
+            strategy=self.strategy.row()
+            if self.strategy
+            else StrategyRow(status=self.opts.strategy_off or "off"),
             events=tuple(self.events),
             keys=keys,
             notice=self.notice or ("" if admin_ok else "fault keys off: no admin endpoint"),

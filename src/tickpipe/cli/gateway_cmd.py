@@ -23,6 +23,9 @@ the gateway says which at start. --key and --admin-token show in `ps`: prefer --
 TICKPIPE_KEY/TICKPIPE_SECRET and TICKPIPE_ADMIN_TOKEN variables. The public demo pair is
 refused on a non-loopback --host unless --allow-demo-key. Limits: docs/security.md.
 admin API: http://127.0.0.1:ADMIN_PORT/admin/... with header X-Admin-Token (see docs/protocol.md).
+tls: --tls-cert FILE --tls-key FILE (PEM; both or neither) serve the stream and REST as wss:// and
+https:// (the URLs printed and in --ready-json say so; the admin API stays plain HTTP on loopback);
+a client trusts a private CA with `tickpipe watch --ca-file CA.pem` (docs/security.md).
 faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value) on top, e.g.
   --fault drop_delta=0.01 --fault 'silence_channel=["ticker:AAPL"]' --fault snapshot_rate_limit=5
 metrics: --metrics-port P serves tickpipe_gateway_* at http://127.0.0.1:P/metrics (0: any free
@@ -99,6 +102,17 @@ def register(sub: Any) -> None:
         metavar="NAME=VALUE",
         help="a knob of the dialect, e.g. ping_interval_s=5; repeatable (docs/dialects.md)",
     )
+    p.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve the stream and REST over TLS (wss://, https://) with this PEM certificate "
+        "chain; needs --tls-key (default: plain ws:// and http://; docs/security.md)",
+    )
+    p.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        help="the PEM private key of --tls-cert (keep it chmod 600; never logged)",
+    )
     p.add_argument("--seed", type=int, default=1, help="market seed: same seed, same market (1)")
     p.add_argument(
         "--rate",
@@ -153,6 +167,30 @@ def _parse_rate(text: str) -> float:
     return rate
 
 
+def _tls_files(cert: str | None, key: str | None) -> tuple[str | None, str | None]:
+    """``--tls-cert``/``--tls-key``: both or neither, each a readable PEM file of its kind
+    (ConfigError naming the flag and the file; the key's content is never echoed)."""
+    if cert is None and key is None:
+        return None, None
+    if cert is None or key is None:
+        given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
+        raise ConfigError(f"{given} needs {missing} too (both or neither)")
+    for flag, path, marker, what in (
+        ("--tls-cert", cert, "-----BEGIN CERTIFICATE-----", "a PEM certificate chain"),
+        ("--tls-key", key, "PRIVATE KEY-----", "a PEM private key"),
+    ):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 20)
+        except OSError as exc:
+            raise ConfigError(
+                f"{flag} {path!r}: cannot read it ({exc.strerror or type(exc).__name__})"
+            ) from None
+        if marker.encode() not in head:
+            raise ConfigError(f"{flag} {path!r}: not {what}")
+    return cert, key
+
+
 def build_config(args: argparse.Namespace) -> Any:
     """A GatewayConfig from parsed arguments; ConfigError names the bad flag."""
     from tickpipe.gateway import FaultSettings, GatewayConfig, load_profile
@@ -177,6 +215,7 @@ def build_config(args: argparse.Namespace) -> Any:
         options.append((name.strip(), raw.strip()))
     if options and args.dialect == "vts":
         raise ConfigError("--dialect-option needs a venue --dialect (vts has no options)")
+    tls_cert, tls_key = _tls_files(args.tls_cert, args.tls_key)
     keys = tuple(parse_key_arg(k) for k in args.key)
     if args.key_file:
         keys = read_key_file(args.key_file) + keys
@@ -194,6 +233,8 @@ def build_config(args: argparse.Namespace) -> Any:
         faults=faults,
         dialect=args.dialect,
         dialect_options=tuple(options),
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
     )
 
 
@@ -202,8 +243,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = build_config(args)
+        config.tls_context()  # a chain and key that do not load (or match): exit 2, no port held
     except ConfigError as exc:
-        print(f"tickpipe gateway: {exc}", file=sys.stderr)
+        text = str(exc).replace("tls_cert_file", "--tls-cert").replace("tls_key_file", "--tls-key")
+        print(f"tickpipe gateway: {text}", file=sys.stderr)
         return 2
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         print(
