@@ -44,7 +44,13 @@ from tickpipe.client.recorder import Recorder
 from tickpipe.client.rest import CERTIFICATE, RestClient
 from tickpipe.client.snapshots import SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
-from tickpipe.client.venue import Venue, base_url, resolve_venue, weight_budget
+from tickpipe.client.venue import (
+    Venue,
+    base_url,
+    exact_depth,
+    resolve_venue,
+    weight_budget,
+)
 from tickpipe.client.views import BookView
 from tickpipe.errors import (
     BlindError,
@@ -301,9 +307,7 @@ class Client:
         if weight is not None:
             self._rest.used_weight_header = weight.used_weight_header
             self._rest.on_used_weight = self._scheduler.observe_used_weight
-            self._channels.exact_depth = weight.snapshot_levels
-        else:
-            self._channels.exact_depth = cfg.snapshot_depth
+        self._channels.exact_depth = exact_depth(weight, cfg.snapshot_depth)
         self._sup = Supervisor(
             stream_url=self.stream_url,
             key=self.key,

@@ -24,6 +24,7 @@ __all__ = [
     "Venue",
     "base_url",
     "client_ping",
+    "exact_depth",
     "max_connection_age",
     "resolve_venue",
     "resubscribe_budget",
@@ -112,3 +113,10 @@ def base_url(name: str, url: str | None, default: str, schemes: tuple[str, ...])
             "are appended"
         )
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def exact_depth(budget: WeightBudget | None, snapshot_depth: int | None) -> int | None:
+    """Levels a side that a seeding snapshot carries (``BookView.exact_depth``): the weight
+    budget's depth where the venue has one (Binance: 1000 unless ``snapshot_depth`` says
+    fewer), else the configured ``snapshot_depth`` (None: the whole book)."""
+    return budget.snapshot_levels if budget is not None else snapshot_depth

@@ -42,6 +42,7 @@ from tickpipe.client.orders import OrderManager
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
 from tickpipe.client.supervisor import Supervisor
+from tickpipe.client.venue import exact_depth, weight_budget
 from tickpipe.client.views import BookView
 from tickpipe.errors import ConfigError, FrameError
 from tickpipe.protocol import frames
@@ -187,6 +188,8 @@ class Replay:
             connected=lambda: self.connected,
             venue=venue,
         )
+        # as live: a book reports the depth its seeding snapshot carried
+        ch.exact_depth = exact_depth(weight_budget(venue, h.snapshot_depth), h.snapshot_depth)
         self._sup = Supervisor(
             stream_url=h.stream_url,
             key="",
