@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from tickpipe import Client
+from tickpipe.client.prometheus import client_registry
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.venues.binance.adapter import BinanceSpotVenue
 
@@ -104,6 +106,10 @@ async def test_ten_channels_over_three_connections_books_exact(gw: Gateway) -> N
         assert sorted(client.channels) == sorted(CHANNELS)
         await asyncio.sleep(0.5)  # updates applied on every connection
         assert assert_books_match_truth(client, gw) == len(BOOKS)
+        # one health view: the metrics list every connection's books
+        text = generate_latest(client_registry(client, venue="binance")).decode()
+        for s in BOOKS:
+            assert f'channel="orderbook:{s}"' in text, s
         # one event stream: each new connection said it was up; nothing refused by the venue
         assert len(rec.named("connected")) == 2  # the first was up before rec started
         assert rec.named("subscribe_error") == []

@@ -189,6 +189,10 @@ def _channel_list(channels: Sequence[str] | str, venue: Venue | None = None) -> 
 class Client:
     """One multiplexed connection to a venue, exact local books, safe recovery.
 
+    A venue that caps the streams of a connection (its adapter's ``max_streams_per_connection``)
+    gets several connections (shards), one supervisor each, behind this one client: one event
+    stream, one ``stats()`` (``shards`` lists each), a loss stales only that connection's books.
+
     ``venue`` (keyword, default ``"vts"``): ``"vts"`` (VTS/1, the reference gateway) or
     ``"binance"`` (Binance spot public market data; no orders: the order calls raise
     :class:`~tickpipe.errors.UnsupportedError`). For VTS/1 ``stream_url`` and ``rest_url`` are
