@@ -17,6 +17,7 @@ from prometheus_client import generate_latest
 
 from tickpipe import Client
 from tickpipe.client.prometheus import client_registry
+from tickpipe.errors import ConfigError
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.venues.binance.adapter import BinanceSpotVenue
 
@@ -190,3 +191,41 @@ async def test_unsubscribe_frees_room_and_subscribe_fills_it(gw: Gateway) -> Non
         await asyncio.sleep(0.5)
         assert assert_books_match_truth(client, gw) == len(BOOKS) + 2
         await rec.close()
+
+
+class _NullRecorder:
+    """A recorder that keeps nothing (``client/recorder.py``'s protocol)."""
+
+    def wrap_text(self, handler: Any, opened: bool) -> Any:
+        return handler
+
+    def rest(self, *args: Any) -> None:
+        pass
+
+    def snapshot_delivered(self, *args: Any) -> None:
+        pass
+
+    def connection(self, what: str, **fields: Any) -> None:
+        pass
+
+    def sent(self, req_id: int, kind: str, channels: list[str]) -> None:
+        pass
+
+
+async def test_recording_refuses_a_second_connection_and_keeps_the_first(gw: Gateway) -> None:
+    client = Client(
+        venue=narrow_binance(),
+        stream_url=gw.stream_url,
+        rest_url=gw.rest_url,
+        reconnect=FAST_RECONNECT,
+        recorder=_NullRecorder(),
+    )
+    async with client:
+        res = await client.subscribe(CHANNELS[:LIMIT])
+        assert sorted(res.accepted) == sorted(CHANNELS[:LIMIT])
+        with pytest.raises(ConfigError, match="recording covers one connection"):
+            await client.subscribe(CHANNELS[LIMIT:])
+        assert sorted(client.channels) == sorted(CHANNELS[:LIMIT])  # nothing else changed
+        assert [s.channels for s in client.stats().shards] == [LIMIT]
+        await client.wait_synced("BTCUSDT", timeout=WAIT_S)
+        assert client.book("BTCUSDT").state == "live"

@@ -631,6 +631,14 @@ class Client:
                     room = [sh for sh in self._shards if limit is None or load[sh.index] < limit]
                     if room:
                         owner = room[0]
+                    elif self.recorder is not None and not fresh:
+                        # a recording (and its replay) follows one connection: say so
+                        # before anything is subscribed, rather than record a wrong session
+                        raise ConfigError(
+                            f"subscribe {chans}: recording covers one connection, and "
+                            f"{self.venue.title} carries at most {limit} streams a "
+                            f"connection ({sum(load.values())} wanted already)"
+                        )
                     else:
                         owner = self._new_shard()
                         fresh.append(owner)
