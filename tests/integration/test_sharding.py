@@ -193,6 +193,29 @@ async def test_unsubscribe_frees_room_and_subscribe_fills_it(gw: Gateway) -> Non
         await rec.close()
 
 
+async def test_every_connection_lost_every_shard_comes_back(gw: Gateway) -> None:
+    async with client_for(gw) as client:
+        rec = await started(client)
+        assert all(len(rec.named("synced", channel=f"orderbook:{s}")) == 1 for s in BOOKS)
+        gw.trigger("disconnect", close_frame=False)  # every connection, no close frame
+        await rec.wait_for(lambda evs: len(rec.named("disconnected")) == 3, timeout=WAIT_S)
+        await rec.wait_for(
+            lambda evs: all(len(rec.named("synced", channel=f"orderbook:{s}")) >= 2 for s in BOOKS),
+            timeout=WAIT_S,
+        )
+        await wait_until(lambda: client.connected, "every connection up again")
+        for s in BOOKS:
+            await client.wait_synced(s, timeout=WAIT_S)
+        await wait_until(
+            lambda: sorted(len(s) for s in gateway_streams(gw)) == [2, 4, 4],
+            "three connections carrying 4, 4 and 2 streams",
+        )
+        assert len(client.stats().shards) == 3
+        await asyncio.sleep(0.5)
+        assert assert_books_match_truth(client, gw) == len(BOOKS)
+        await rec.close()
+
+
 class _NullRecorder:
     """A recorder that keeps nothing (``client/recorder.py``'s protocol)."""
 
