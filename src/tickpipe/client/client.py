@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from tickpipe.client.channels import Channels
@@ -42,12 +42,13 @@ from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics,
 from tickpipe.client.orders import CancelReport, Order, OrderManager
 from tickpipe.client.recorder import Recorder
 from tickpipe.client.rest import CERTIFICATE, RestClient
-from tickpipe.client.snapshots import SnapshotScheduler
+from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
 from tickpipe.client.venue import (
     Venue,
     base_url,
     exact_depth,
+    max_streams_per_connection,
     resolve_venue,
     weight_budget,
 )
@@ -87,6 +88,29 @@ class BookStatus:
     age_s: float | None
     buffered: int
     resyncs: int
+
+
+@dataclass(frozen=True)
+class ShardStatus:
+    """One connection of a client whose venue limits streams per connection (a shard)."""
+
+    index: int
+    connection: str
+    channels: int
+    session: str
+    heartbeat_age_s: float | None
+    connections_opened: int
+    rotations: int
+
+
+@dataclass
+class _Shard:
+    """One connection's supervisor and the channels it carries (its own books' state)."""
+
+    index: int
+    channels: Channels
+    sup: Supervisor
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,7 @@ class ClientStats:
     ticker_gaps: int = 0
     callback_error_counts: dict[str, int] = field(default_factory=dict)
     rotations: int = 0  # planned connection changes (venues that cut connections at an age)
+    shards: list[ShardStatus] = field(default_factory=list)  # one per connection
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> str:
@@ -164,6 +189,10 @@ def _channel_list(channels: Sequence[str] | str, venue: Venue | None = None) -> 
 
 class Client:
     """One multiplexed connection to a venue, exact local books, safe recovery.
+
+    A venue that caps the streams of a connection (its adapter's ``max_streams_per_connection``)
+    gets several connections (shards), one supervisor each, behind this one client: one event
+    stream, one ``stats()`` (``shards`` lists each), a loss stales only that connection's books.
 
     ``venue`` (keyword, default ``"vts"``): ``"vts"`` (VTS/1, the reference gateway) or
     ``"binance"`` (Binance spot public market data; no orders: the order calls raise
@@ -231,6 +260,13 @@ class Client:
         self._rest: RestClient | None = None
         self._orders: OrderManager | None = None
         self._channels: Channels | None = None
+        # one connection per shard (venue's max_streams_per_connection); _sup and _channels
+        # are the first shard's (the only one on a venue with no limit)
+        self._shards: list[_Shard] = []
+        self._streams_limit = max_streams_per_connection(v)
+        self._instruments: dict[str, Instrument] = {}
+        self._exact_depth: int | None = None
+        self._sub_lock = asyncio.Lock()
         self._gap_cancels: dict[str, asyncio.Task[None]] = {}
 
     # -- life --
@@ -272,19 +308,6 @@ class Client:
         )
         self._orders = OrderManager(self._rest, cfg.order_retry, self._random)
         self._orders.on_background_report = self._on_background_cancel
-        self._channels = Channels(
-            metrics=self.metrics,
-            dispatcher=self.dispatcher,
-            scheduler_ref=lambda: self._require(self._scheduler),
-            sync_config=cfg.sync,
-            clock=self._clock,
-            random=self._random,
-            silence=SilenceDetector(cfg.stale_after_s),
-            connected=lambda: self._sup is not None and self._sup.connected,
-            venue=self.venue,
-        )
-        if cfg.cancel_orders_on_gap and self.venue.supports_orders:
-            self._channels.on_gap = self._cancel_on_gap
         weight = weight_budget(self.venue, cfg.snapshot_depth)  # a weight window, or None
         rate_per_s, burst = (
             (cfg.snapshot_rate_per_s, cfg.snapshot_burst)
@@ -295,7 +318,7 @@ class Client:
         )
         self._scheduler = SnapshotScheduler(
             self._fetch_snapshot,
-            self._channels.on_snapshot,
+            self._on_snapshot,
             concurrency=cfg.snapshot_concurrency,
             rate_per_s=rate_per_s,
             burst=burst,
@@ -307,33 +330,21 @@ class Client:
         if weight is not None:
             self._rest.used_weight_header = weight.used_weight_header
             self._rest.on_used_weight = self._scheduler.observe_used_weight
-        self._channels.exact_depth = exact_depth(weight, cfg.snapshot_depth)
-        self._sup = Supervisor(
-            stream_url=self.stream_url,
-            key=self.key,
-            secret=self._secret,
-            config=cfg,
-            channels=self._channels,
-            dispatcher=self.dispatcher,
-            orders=self._orders,
-            metrics=self.metrics,
-            clock=self._clock,
-            random=self._random,
-            venue=self.venue,
-        )
+        self._exact_depth = exact_depth(weight, cfg.snapshot_depth)
         if self.recorder is not None:
-            self._rest.recorder = self._scheduler.recorder = self._sup.recorder = self.recorder
+            self._rest.recorder = self._scheduler.recorder = self.recorder
         self._tasks = [
-            asyncio.create_task(self._sup.run(), name="tickpipe supervisor"),
             asyncio.create_task(self._scheduler.run(), name="tickpipe snapshots"),
             asyncio.create_task(self.dispatcher.run(), name="tickpipe dispatch"),
             asyncio.create_task(self._sample_rate(), name="tickpipe frame rate"),
         ]
+        first = self._new_shard()
+        self._sup, self._channels = first.sup, first.channels
         try:
             await self._load_instruments()
-            await asyncio.wait_for(asyncio.shield(self._sup.ready), cfg.first_connect_timeout_s)
+            await asyncio.wait_for(asyncio.shield(first.sup.ready), cfg.first_connect_timeout_s)
         except TimeoutError:
-            err = self._sup.last_error or "no answer"
+            err = first.sup.last_error or "no answer"
             await self.close()
             raise StreamError(
                 f"could not connect to {self.stream_url} within "
@@ -342,6 +353,66 @@ class Client:
         except BaseException:
             await self.close()
             raise
+
+    def _new_shard(self) -> _Shard:
+        """A connection of its own (its supervisor started) for channels past the venue's
+        ``max_streams_per_connection``; shard 0 is the client's only one on other venues."""
+        cfg = self.config
+        cell: list[Supervisor] = []
+        ch = Channels(
+            metrics=self.metrics,
+            dispatcher=self.dispatcher,
+            scheduler_ref=lambda: self._require(self._scheduler),
+            sync_config=cfg.sync,
+            clock=self._clock,
+            random=self._random,
+            silence=SilenceDetector(cfg.stale_after_s),
+            connected=lambda: bool(cell) and cell[0].connected,
+            venue=self.venue,
+        )
+        ch.instruments = self._instruments  # one dict, shared by every shard
+        ch.exact_depth = self._exact_depth
+        if cfg.cancel_orders_on_gap and self.venue.supports_orders:
+            ch.on_gap = self._cancel_on_gap
+        sup = Supervisor(
+            stream_url=self.stream_url,
+            key=self.key,
+            secret=self._secret,
+            config=cfg,
+            channels=ch,
+            dispatcher=self.dispatcher,
+            orders=self._require(self._orders),
+            metrics=self.metrics,
+            clock=self._clock,
+            random=self._random,
+            venue=self.venue,
+        )
+        cell.append(sup)
+        sup.recorder = self.recorder
+        shard = _Shard(len(self._shards), ch, sup)
+        shard.task = asyncio.create_task(sup.run(), name=f"tickpipe supervisor {shard.index}")
+        self._shards.append(shard)
+        return shard
+
+    def _owner(self, channel: str) -> _Shard | None:
+        """The shard a wanted channel is on, or None."""
+        for shard in self._shards:
+            if channel in shard.sup.wanted:
+                return shard
+        return None
+
+    def _holder(self, channel: str) -> Channels | None:
+        """The channels (state) holding ``channel``'s book, ticker or trades, or None."""
+        for shard in self._shards:
+            if channel in shard.channels.books or channel in shard.channels.seqs:
+                return shard.channels
+        return None
+
+    def _on_snapshot(self, out: SnapshotOutcome) -> None:
+        """A snapshot fetched for a book: to the shard whose connection carries it."""
+        ch = self._holder(out.channel)
+        if ch is not None:
+            ch.on_snapshot(out)
 
     async def _sample_rate(self) -> None:
         """Samples the frame counter for ``stats().frames_per_s``: one timer, off the read path."""
@@ -352,7 +423,7 @@ class Client:
     async def _load_instruments(self) -> None:
         """The venue's instruments (VTS/1: GET /v1/instruments), retried (with the reconnect
         backoff) until the first timeout."""
-        rest, ch = self._require(self._rest), self._require(self._channels)
+        rest = self._require(self._rest)
         deadline = self._clock() + self.config.first_connect_timeout_s
         policy = self.config.reconnect
         attempt = 0
@@ -374,7 +445,9 @@ class Client:
                     ) from exc
                 await asyncio.sleep(delay)
                 attempt += 1
-        ch.instruments = {i.symbol: i for i in insts}
+        new = {i.symbol: i for i in insts}
+        self._instruments.clear()  # in place: every shard's channels share this dict
+        self._instruments.update(new)
 
     async def close(self) -> None:
         """Stop everything: socket closed, tasks ended, REST session released. Idempotent."""
@@ -382,16 +455,19 @@ class Client:
             return
         self._closed = True
         self._closed_ev.set()  # calls waiting on the client end with ClientClosedError
-        if self._sup is not None:
-            await self._sup.close()
-        sup_task = self._tasks[0] if self._tasks else None
-        if sup_task is not None and self._sup is not None and not self._sup.connected:
-            sup_task.cancel()  # sleeping in backoff or connecting: nothing to wind down
-        if sup_task is not None:
-            await asyncio.wait({sup_task}, timeout=3.0)  # never raises; a laggard is cancelled
-        for t in self._tasks:
+        shards = list(self._shards)
+        for shard in shards:
+            await shard.sup.close()
+        sup_tasks = {sh.task for sh in shards if sh.task is not None}
+        for shard in shards:
+            if shard.task is not None and not shard.sup.connected:
+                shard.task.cancel()  # sleeping in backoff or connecting: nothing to wind down
+        if sup_tasks:
+            await asyncio.wait(sup_tasks, timeout=3.0)  # never raises; a laggard is cancelled
+        every = [sh.task for sh in shards if sh.task is not None] + self._tasks
+        for t in every:
             t.cancel()
-        for t in self._tasks:
+        for t in every:
             try:
                 await t
             except asyncio.CancelledError:
@@ -399,11 +475,12 @@ class Client:
             except Exception:  # a bug that ended a task early must not vanish at close
                 log.exception("client task %r had ended with an error", t.get_name())
         self._tasks = []
-        conn = self._sup.conn if self._sup is not None else None
-        if conn is not None and conn.transport is not None:
-            conn.abort("client")
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.transport.wait_disconnected(), 2.0)
+        for shard in shards:
+            conn = shard.sup.conn
+            if conn is not None and conn.transport is not None:
+                conn.abort("client")
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.transport.wait_disconnected(), 2.0)
         for t in list(self._gap_cancels.values()):
             t.cancel()
         for t in list(self._gap_cancels.values()):
@@ -535,10 +612,60 @@ class Client:
                         )
                     )
             chans = [c for c in chans if c not in local]
-        for c in chans:
-            sup.wanted[c] = None
-        result = await sup.request("subscribe", chans) if chans else SubscribeResult()
+        result = await self._subscribe_sharded(chans) if chans else SubscribeResult()
         result.refused.update(local)
+        return result
+
+    async def _subscribe_sharded(self, chans: list[str]) -> SubscribeResult:
+        """Each channel to the connection carrying it already, else to the first with room
+        under the venue's ``max_streams_per_connection`` (a new connection when none has)."""
+        limit = self._streams_limit
+        async with self._sub_lock:  # two subscribes never fill the same room twice
+            plan: dict[int, list[str]] = {}
+            fresh: list[_Shard] = []
+            load = {sh.index: len(sh.sup.wanted) for sh in self._shards}
+            for c in chans:
+                owner = self._owner(c)
+                if owner is None:
+                    room = [sh for sh in self._shards if limit is None or load[sh.index] < limit]
+                    if room:
+                        owner = room[0]
+                    elif self.recorder is not None and not fresh:
+                        # a recording (and its replay) follows one connection: say so
+                        # before anything is subscribed, rather than record a wrong session
+                        raise ConfigError(
+                            f"subscribe {chans}: recording covers one connection, and "
+                            f"{self.venue.title} carries at most {limit} streams a "
+                            f"connection ({sum(load.values())} wanted already)"
+                        )
+                    else:
+                        owner = self._new_shard()
+                        fresh.append(owner)
+                        load[owner.index] = 0
+                    load[owner.index] += 1
+                plan.setdefault(owner.index, []).append(c)
+            for sh in fresh:  # connected before its channels are wanted: one subscribe each
+                await sh.sup.wait_up(self.config.first_connect_timeout_s)
+            for i, cs in plan.items():
+                for c in cs:
+                    self._shards[i].sup.wanted[c] = None
+        return await self._requests("subscribe", plan)
+
+    async def _requests(
+        self, kind: Literal["subscribe", "unsubscribe"], plan: dict[int, list[str]]
+    ) -> SubscribeResult:
+        """One request per connection, at once; the answers merged (the first error raised
+        once every answer is in)."""
+        answers = await asyncio.gather(
+            *(self._shards[i].sup.request(kind, cs) for i, cs in plan.items()),
+            return_exceptions=True,
+        )
+        result = SubscribeResult()
+        for a in answers:
+            if isinstance(a, BaseException):
+                raise a
+            result.accepted.extend(a.accepted)
+            result.refused.update(a.refused)
         return result
 
     async def unsubscribe(self, channels: Sequence[str] | str) -> SubscribeResult:
@@ -547,18 +674,21 @@ class Client:
         refused as ``not_subscribed`` (also reported as a ``subscribe_error`` event)."""
         self._check_open("unsubscribe")
         chans = _channel_list(channels, self.venue)
-        sup: Supervisor = self._require(self._sup)
-        refused = {c: "not_subscribed" for c in chans if c not in sup.wanted}
+        self._require(self._sup)
+        owners = {c: self._owner(c) for c in chans}
+        refused = {c: "not_subscribed" for c, sh in owners.items() if sh is None}
         for c in refused:
             self.dispatcher.event(
                 SubscribeError(channel=c, code="not_subscribed", message=f"{c!r} is not subscribed")
             )
-        known = [c for c in chans if c not in refused]
-        for c in known:
-            sup.wanted.pop(c, None)
+        plan: dict[int, list[str]] = {}
+        for c, sh in owners.items():
+            if sh is not None:
+                sh.sup.wanted.pop(c, None)  # its room is free at once
+                plan.setdefault(sh.index, []).append(c)
         result = (
-            await self._unless_closed("unsubscribe", sup.request("unsubscribe", known))
-            if known
+            await self._unless_closed("unsubscribe", self._requests("unsubscribe", plan))
+            if plan
             else SubscribeResult()
         )
         result.refused.update(refused)
@@ -567,7 +697,7 @@ class Client:
     @property
     def channels(self) -> list[str]:
         """Channels wanted (re-subscribed after every reconnect)."""
-        return list(self._sup.wanted) if self._sup is not None else []
+        return [c for sh in self._shards for c in sh.sup.wanted]
 
     # -- books --
     @staticmethod
@@ -576,21 +706,21 @@ class Client:
 
     def book(self, symbol: str) -> BookView:
         """The live view of ``symbol``'s book (``"AAPL"`` or ``"orderbook:AAPL"``)."""
-        ch: Channels = self._require(self._channels)
-        view = ch.views.get(self._book_channel(symbol))
+        self._require(self._channels)
+        channel = self._book_channel(symbol)
+        ch = self._holder(channel)
+        view = ch.views.get(channel) if ch is not None else None
         if view is None:
             raise ConfigError(f"not subscribed to {self._book_channel(symbol)!r}")
         return view
 
     def books(self) -> dict[str, BookView]:
-        ch: Channels | None = self._channels
-        return dict(ch.views) if ch is not None else {}
+        return {n: v for sh in self._shards for n, v in sh.channels.views.items()}
 
     @property
     def instruments(self) -> dict[str, Instrument]:
         """Every instrument the gateway listed (``GET /v1/instruments``), by symbol."""
-        ch: Channels | None = self._channels
-        return dict(ch.instruments) if ch is not None else {}
+        return dict(self._instruments)
 
     def instrument(self, symbol: str) -> Instrument:
         """``symbol``'s tick and lot grid and asset class; ConfigError when the gateway has none."""
@@ -602,15 +732,16 @@ class Client:
     async def wait_synced(self, symbol: str, timeout: float = 10.0) -> BookView:
         """Wait until the book is synced; :class:`SyncTimeout` after ``timeout`` seconds."""
         self._check_open("wait_synced")
-        ch: Channels = self._require(self._channels)
-        return await self._unless_closed("wait_synced", self._wait_synced(ch, symbol, timeout))
+        self._require(self._channels)
+        return await self._unless_closed("wait_synced", self._wait_synced(symbol, timeout))
 
-    async def _wait_synced(self, ch: Channels, symbol: str, timeout: float) -> BookView:
+    async def _wait_synced(self, symbol: str, timeout: float) -> BookView:
         channel = self._book_channel(symbol)
         deadline = self._clock() + timeout
         while True:
-            bc = ch.books.get(channel)
-            if bc is not None and bc.sync.synced:
+            ch = self._holder(channel)
+            bc = ch.books.get(channel) if ch is not None else None
+            if ch is not None and bc is not None and bc.sync.synced:
                 return ch.views[channel]
             left = deadline - self._clock()
             if left <= 0:
@@ -625,8 +756,10 @@ class Client:
     def ticker(self, symbol: str) -> frames.Ticker | TickerUpdate | None:
         """The last ticker of ``symbol`` (None before the first; check ``ticker_stale``): the
         VTS/1 frame, or on another venue the :class:`TickerUpdate` handed to the feeds."""
-        ch: Channels = self._require(self._channels)
-        sc = ch.seqs.get(symbol if symbol.startswith("ticker:") else f"ticker:{symbol}")
+        self._require(self._channels)
+        channel = symbol if symbol.startswith("ticker:") else f"ticker:{symbol}"
+        ch = self._holder(channel)
+        sc = ch.seqs.get(channel) if ch is not None else None
         last = sc.last if sc is not None else None
         return last if isinstance(last, frames.Ticker | TickerUpdate) else None
 
@@ -765,20 +898,27 @@ class Client:
     # -- observability --
     @property
     def connection_state(self) -> str:
-        return self._sup.state if self._sup is not None else "idle"
+        """The connection's state; with several (shards), "connected" only when all are,
+        else the state of the first that is not (``stats().shards`` has each)."""
+        if not self._shards:
+            return "idle"
+        down = [sh.sup.state for sh in self._shards if not sh.sup.connected]
+        return down[0] if down else "connected"
 
     @property
     def connected(self) -> bool:
-        return self._sup is not None and self._sup.connected
+        """True when every connection (shard) is up."""
+        return bool(self._shards) and all(sh.sup.connected for sh in self._shards)
 
     def stats(self) -> ClientStats:
         m = self.metrics
-        sup, sch, ch = self._sup, self._scheduler, self._channels
+        sup, sch = self._sup, self._scheduler
+        seqs = {n: sc for sh in self._shards for n, sc in sh.channels.seqs.items()}
         p50, p99 = m.latency.percentiles(50, 99)
         books: dict[str, BookStatus] = {}
-        if ch is not None:
-            for name, bc in ch.books.items():
-                v = ch.views[name]
+        for shard in self._shards:
+            for name, bc in shard.channels.books.items():
+                v = shard.channels.views[name]
                 books[name] = BookStatus(
                     name,
                     v.state,
@@ -806,9 +946,9 @@ class Client:
             bad_frames=m.bad_frames,
             resyncs=m.resyncs,
             reconnects=m.reconnects,
-            connections_opened=sup.connections_opened if sup is not None else 0,
-            rotations=sup.rotations if sup is not None else 0,
-            backoff_delay_s=sup.current_delay_s if sup is not None else 0.0,
+            connections_opened=sum(sh.sup.connections_opened for sh in self._shards),
+            rotations=sum(sh.sup.rotations for sh in self._shards),
+            backoff_delay_s=max((sh.sup.current_delay_s for sh in self._shards), default=0.0),
             snapshot_requests=sch.requests if sch is not None else 0,
             snapshot_429=sch.rate_limited if sch is not None else 0,
             snapshot_errors=m.snapshot_errors,
@@ -828,12 +968,20 @@ class Client:
             books=books,
             channel_seqs={
                 **{n: b.seq for n, b in books.items()},
-                **({n: sc.tracker.seq for n, sc in ch.seqs.items()} if ch is not None else {}),
+                **{n: sc.tracker.seq for n, sc in seqs.items()},
             },
-            ticker_gaps=(
-                sum(sc.tracker.gaps for sc in ch.seqs.values() if sc.kind == "ticker")
-                if ch is not None
-                else 0
-            ),
+            ticker_gaps=sum(sc.tracker.gaps for sc in seqs.values() if sc.kind == "ticker"),
             callback_error_counts=self.dispatcher.callback_error_counts,
+            shards=[
+                ShardStatus(
+                    sh.index,
+                    sh.sup.state,
+                    len(sh.sup.wanted),
+                    sh.sup.conn.session if sh.sup.conn is not None else "",
+                    sh.sup.heartbeat_age(),
+                    sh.sup.connections_opened,
+                    sh.sup.rotations,
+                )
+                for sh in self._shards
+            ],
         )

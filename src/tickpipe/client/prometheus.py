@@ -204,8 +204,7 @@ class ClientCollector(Collector):
         c = self.client
         venue = self.venue
         m = c.metrics
-        ch = c._channels
-        if ch is not None:
+        for ch in [shard.channels for shard in c._shards]:  # one per connection
             for name, bc in list(ch.books.items()):
                 st = bc.sync.stats
                 fams["frames"].add_metric(

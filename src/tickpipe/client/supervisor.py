@@ -46,6 +46,13 @@ once and the new subscription's in-band snapshot replaces each (still LIVE). Use
 and unsubscribes wait for a rotation in progress. If the new connection cannot be made (or its
 subscribe is refused) the old one carries on as before, and the rotation is tried again later;
 if the old one is cut meanwhile, the session goes blind and reconnects as for any loss.
+
+Shards: a Supervisor runs exactly one connection (and its rotations) for the channels in its
+``wanted``, with its own ``Channels`` (their books' state). A venue that caps the streams of a
+connection (the adapter's ``max_streams_per_connection``) gets one Supervisor per connection,
+started by the client (``client/client.py``), which places each new channel on a connection
+with room; so requests and acks, watchdog, rotation, backoff and re-seeds stay per connection,
+and a loss stales only that connection's books.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ __all__ = [
     "client_ping",
     "exact_depth",
     "max_connection_age",
+    "max_streams_per_connection",
     "resolve_venue",
     "resubscribe_budget",
     "weight_budget",
@@ -88,6 +89,17 @@ def max_connection_age(venue: Venue) -> float | None:
     if isinstance(age, bool) or not isinstance(age, int | float) or not age > 0:
         return None
     return float(age) if age != float("inf") else None
+
+
+def max_streams_per_connection(venue: Venue) -> int | None:
+    """Channels one connection may carry (optional attribute ``max_streams_per_connection``:
+    Binance spot and USD-M 1024); None (the default) when the venue states no limit. Past it
+    the client opens another connection (a shard) for the next channels; every channel the
+    client subscribes counts as one stream."""
+    n = getattr(venue, "max_streams_per_connection", None)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return None
+    return n
 
 
 def resolve_venue(venue: str | Venue) -> Venue:

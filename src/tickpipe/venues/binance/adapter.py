@@ -89,6 +89,7 @@ class BinanceVenue:
         self.heartbeat_ms: int | None = int(limits.server_ping_interval_s * 1000)
         # every connection is closed at this age: the client rotates before it
         self.max_connection_age_s: float | None = limits.ws_connection_lifetime_s
+        self.max_streams_per_connection: int | None = limits.ws_streams_per_connection
         self._codec = Codec(spec)
         self._rules = SyncRules(continuity=spec.continuity, seeding=spec.seeding, checksum=None)
         self.decode: Callable[[Any], object] = self._decode

@@ -70,6 +70,7 @@ class OkxVenue:
     client_ping: bytes | None = endpoints.PING_MESSAGE
     # no documented periodic cut (a 64008 notice rotates): None, or a value to rehearse with
     max_connection_age_s: float | None = limits.WS_FORCED_DISCONNECT_S
+    max_streams_per_connection: int | None = limits.WS_MAX_STREAMS_PER_CONNECTION  # none stated
 
     def __init__(
         self,
