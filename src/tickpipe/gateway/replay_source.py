@@ -239,6 +239,20 @@ class ReplaySource:
         self.trades += 1
         self.publish(item.symbol, StepResult(trades=[SimTrade(price, size, side)]))
 
+    def stats(self) -> dict[str, object]:
+        """Progress, for ``GET /admin/stats`` (``replay``)."""
+        return {
+            "paths": [str(p) for p in self.recording.paths],
+            "venue": self.recording.venue,
+            "speed": self.speed,
+            "loop": self.loop,
+            "passes": self.passes,
+            "records": self.records,
+            "changes": self.changes,
+            "trades": self.trades,
+            "ended": self.ended,
+        }
+
     # -- the run -------------------------------------------------------------------------------
     async def run(self, running: asyncio.Event | None = None) -> None:
         """Replay the recording (again and again with ``loop``), paced by ``speed``."""
@@ -298,14 +312,17 @@ class ReplaySource:
 def _diff(
     side: BookSide, new: dict[int, int], changes: dict[int, int], prior: dict[int, int]
 ) -> None:
-    """Levels of ``new`` that differ from ``side`` (0 = removed), with their prior sizes."""
+    """Levels of ``new`` that differ from ``side`` (0 = removed), with their prior sizes.
+    O(levels of the book) a change: ~15 us for 300 levels a side."""
     old = side.levels
+    get = old.get
     for price, size in new.items():
-        was = old.get(price, 0)
+        was = get(price, 0)
         if was != size:
             changes[price] = size
             prior[price] = was
-    for price, was in old.items():
-        if price not in new:
-            changes[price] = 0
-            prior[price] = was
+    if len(old) + len(changes) > len(new):  # some old level may be gone
+        for price, was in old.items():
+            if price not in new:
+                changes[price] = 0
+                prior[price] = was

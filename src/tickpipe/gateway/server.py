@@ -564,6 +564,7 @@ class Gateway:
             "faults": dict(self.faults.counts),
             "disconnects": dict(self.disconnects),
             **({"dialect": self.dialect.stats()} if self.dialect is not None else {}),
+            **({"replay": self.replay_source.stats()} if self.replay_source is not None else {}),
         }
 
 
