@@ -28,6 +28,10 @@ faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value
 metrics: --metrics-port P serves tickpipe_gateway_* at http://127.0.0.1:P/metrics (0: any free
 port, named at start and as "metrics_port" in --ready-json). --log-format json: stderr as one
 JSON object a line (the admin token is then left out: take it from --ready-json or set it).
+replay: --replay PATH... serves a recording (tickpipe record) instead of the simulator: its
+symbols and grids, each synced book change one delta (exact), its trades; every --dialect and
+fault applies; --speed X|max (1 = as recorded), --replay-loop starts over at the end (else the
+final books stay served). The dialect defaults to the recording's venue. docs/recording.md.
 dialects: --dialect binance serves the same markets as Binance spot (BTC-USD -> BTCUSDT; /ws,
 /stream, /api/v3/depth, exchangeInfo, ping, time; request weight 6000/min, 429/418; pings every
 20 s; 24 h connection age), no orders or keys; stream URL printed = the base to pass as
@@ -42,10 +46,6 @@ and /v5/public/linear orderbook.200/publicTrade/tickers with u, client {"op":"pi
 /v5/market/instruments-info, /v5/market/orderbook).
 --dialect kraken serves them as Kraken spot WebSocket v2 (BTC-USD -> BTC/USD; /v2 book at depth
 10-1000 with CRC-32 checksums, trade, ticker, heartbeats, ping/pong; /0/public/AssetPairs).
-replay: --replay PATH... serves a recording (tickpipe record) instead of the simulator: its
-symbols and grids, each synced book change one delta (exact), its trades; every --dialect and
-fault applies; --speed X|max (1 = as recorded), --replay-loop starts over at the end (else the
-final books stay served). The dialect defaults to the recording's venue. docs/recording.md.
 --dialect coinbase: Coinbase Advanced Trade (BTC-USD; level2, market_trades, ticker, heartbeats
 at the root; sequence_num per connection, no checksum; /api/v3/brokerage/market/products).
 """
