@@ -19,6 +19,7 @@ from tickpipe.errors import ConfigError
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.testing import GatewayProcess
 from tickpipe.protocol.backoff import BackoffPolicy
+from tickpipe.record import format as fmt
 from tickpipe.record.reader import PartReader, find_parts
 from tickpipe.record.replay import Replay
 from tickpipe.record.writer import RecordingWriter
@@ -236,6 +237,41 @@ def test_bad_recordings_are_config_errors_naming_the_file(tmp_path: Path) -> Non
     empty.write_bytes(b"")
     with pytest.raises(ConfigError, match=r"empty\.tpr\.zst"):
         Gateway(GatewayConfig(port=0, replay_paths=(str(empty),)))
+
+
+async def test_a_cut_recording_serves_up_to_the_cut_and_bad_bytes_end_the_replay(
+    vts_recording: tuple[Path, TruthSink], tmp_path: Path
+) -> None:
+    path, _ = vts_recording
+    (part,) = find_parts([path])
+    data = part.read_bytes()
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / part.name).write_bytes(data[: len(data) * 2 // 3])  # kill -9 mid-chunk
+    truth = await asyncio.to_thread(replayed_truth, cut)
+    decoded = fmt.decode_part(data)
+    half = decoded.records[: len(decoded.records) // 2]
+    bad = tmp_path / "bad.tpr.zst"  # a record that is whole but does not decode, mid-file
+    bad.write_bytes(
+        fmt.compress_chunk(fmt.encode_records([decoded.header]))
+        + fmt.compress_chunk(fmt.encode_records(half))
+        + fmt.compress_chunk(b"\x05\x00\x00\x00\xc1\xc1\xc1\xc1\xc1")
+    )
+    for where, want in ((cut, None), (bad, "does not decode")):
+        cfg = GatewayConfig(port=0, admin_port=None, replay_paths=(str(where),), replay_speed=None)
+        async with Gateway(cfg) as gw:
+            src = gw.replay_source
+            assert src is not None
+            async with asyncio.timeout(WAIT_S):
+                while not src.ended:
+                    await asyncio.sleep(0.01)
+            if want is None:
+                assert src.error is None
+                assert gw.seq("orderbook:AAPL") == len(truth.states["AAPL"]) - 1
+            else:
+                assert src.error is not None and want in src.error and "bad.tpr.zst" in src.error
+                assert gw.seq("orderbook:AAPL") > 0  # served up to the bad record, still up
+                assert gw.stats()["replay"]["error"] == src.error
 
 
 def tickpipe(*args: str) -> subprocess.CompletedProcess[str]:

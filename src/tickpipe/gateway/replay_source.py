@@ -51,8 +51,9 @@ from tickpipe.record.replay import Replay
 from tickpipe.venues.registry import venue_named
 
 REPLAY_TURN_S = 0.005
-"""With ``speed`` None (max) the replay yields to the event loop after this long of feeding,
-so sockets, signals and admin calls are served (as ``MARKET_TURN_S`` for the simulator)."""
+"""With ``speed`` None (max), or when behind its pace, the replay yields to the event loop
+after this long of feeding, so sockets, signals and admin calls are served (as
+``MARKET_TURN_S`` for the simulator)."""
 
 
 class ReplayMarketSim:
@@ -207,6 +208,8 @@ class ReplaySource:
         self.changes = 0  # book changes published
         self.trades = 0
         self.ended = False
+        self.error: str | None = None  # why the replay stopped early, if it did
+        self._path: Path | None = None
 
     # -- the replay's output -----------------------------------------------------------------
     def book(self, symbol: str, new: OrderBook) -> None:
@@ -251,13 +254,25 @@ class ReplaySource:
             "changes": self.changes,
             "trades": self.trades,
             "ended": self.ended,
+            "error": self.error,
         }
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self, running: asyncio.Event | None = None) -> None:
-        """Replay the recording (again and again with ``loop``), paced by ``speed``."""
+        """Replay the recording (again and again with ``loop``), paced by ``speed``; while
+        ``running`` is clear (the gateway's market paused), wait. A part that turns out
+        corrupt past its header (or any error of the pipeline) ends the replay with a
+        ``replay_error`` log line; the gateway keeps serving the books as they are."""
         while True:
-            await self._one_pass(running)
+            try:
+                await self._one_pass(running)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # bad bytes in a recording must not kill the gateway
+                self.ended = True
+                self.error = f"{self._path}: {type(exc).__name__}: {exc}"
+                log_event("replay_error", level=logging.ERROR, error=self.error)
+                return
             self.passes += 1
             if not self.loop:
                 self.ended = True
@@ -279,11 +294,8 @@ class ReplaySource:
         first_mono: int | None = None
         turn_end = time.monotonic() + REPLAY_TURN_S
         for path in self.recording.paths:
-            try:
-                part = PartReader(path)
-            except (fmt.FormatError, OSError) as exc:  # changed on disk since the start
-                log_event("replay_error", level=logging.ERROR, path=str(path), error=str(exc))
-                return
+            self._path = path
+            part = PartReader(path)
             for rec in part:
                 assert not isinstance(rec, fmt.Header)
                 if running is not None and not running.is_set():
@@ -298,14 +310,11 @@ class ReplaySource:
                     wait = due - loop.time()
                     if wait > 0:
                         await asyncio.sleep(wait)
-                elif time.monotonic() >= turn_end:
+                        turn_end = time.monotonic() + REPLAY_TURN_S
+                if time.monotonic() >= turn_end:  # behind, or as fast as possible: yield
                     await asyncio.sleep(0)
                     turn_end = time.monotonic() + REPLAY_TURN_S
-                try:
-                    if not replay.feed(part, rec):
-                        return
-                except fmt.FormatError as exc:
-                    log_event("replay_error", level=logging.ERROR, path=str(path), error=str(exc))
+                if not replay.feed(part, rec):
                     return
 
 
