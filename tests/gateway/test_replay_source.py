@@ -73,9 +73,10 @@ class TruthSink:
         self.replay: Replay | None = None
         self.states: dict[str, list[Levels]] = {}
         self.trades = 0
+        self.gaps = 0
 
     def event(self, ev: ClientEvent, t: float) -> None:
-        pass
+        self.gaps += ev.name == "gap"
 
     def data(self, item: TickerUpdate | TradeUpdate, t: float) -> None:
         if isinstance(item, TradeUpdate):
@@ -116,6 +117,7 @@ def vts_recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Truth
     asyncio.run(record_session(out, channels, 2.5))
     truth = replayed_truth(out)
     assert len(truth.states["BTC-USD"]) > 20 and len(truth.states["AAPL"]) > 20
+    assert truth.gaps >= 1  # the recorded session had a gap (and a re-seed) of its own
     return out, truth
 
 
@@ -155,6 +157,7 @@ async def follow(
             ):
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # let the last callbacks run
+        assert client.stats().resyncs >= 1  # the dropped delta's book was re-seeded (REST)
     finally:
         feed.close()
         task.cancel()
