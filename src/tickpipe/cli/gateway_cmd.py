@@ -31,6 +31,10 @@ faults: --faults calm|flaky|chaos|FILE.json, then --fault NAME=VALUE (JSON value
 metrics: --metrics-port P serves tickpipe_gateway_* at http://127.0.0.1:P/metrics (0: any free
 port, named at start and as "metrics_port" in --ready-json). --log-format json: stderr as one
 JSON object a line (the admin token is then left out: take it from --ready-json or set it).
+replay: --replay PATH... serves a recording (tickpipe record) instead of the simulator: its
+symbols and grids, each synced book change one delta (exact), its trades; every --dialect and
+fault applies; --speed X|max (1 = as recorded), --replay-loop starts over at the end (else the
+final books stay served). The dialect defaults to the recording's venue. docs/recording.md.
 dialects (the same markets in a venue's wire format; no orders or keys; the stream URL printed
 is the base to pass as watch --stream-url; details docs/dialects.md):
   binance       Binance spot (BTC-USD -> BTCUSDT; /ws, /stream, /api/v3/depth, exchangeInfo;
@@ -90,10 +94,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--dialect",
-        default="vts",
+        default=None,
         choices=list(DIALECTS),
         help="wire format served: vts (VTS/1) or a venue's, named as --venue names it "
-        "(docs/dialects.md) (vts)",
+        "(docs/dialects.md) (vts; with --replay: the recording's venue)",
     )
     p.add_argument(
         "--dialect-option",
@@ -133,6 +137,26 @@ def register(sub: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="one fault setting (JSON value) on top of the profile; repeatable",
+    )
+    p.add_argument(
+        "--replay",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="serve a recording (tickpipe record: part files or directories) instead of the "
+        "simulator, over --dialect (any), with the usual faults; --rate/--seed/--depth do "
+        "not apply (docs/recording.md)",
+    )
+    p.add_argument(
+        "--speed",
+        default=None,
+        metavar="X|max",
+        help="with --replay: X times the recorded pace, max = as fast as possible (1)",
+    )
+    p.add_argument(
+        "--replay-loop",
+        action="store_true",
+        help="with --replay: start over at the end (default: keep serving the final books)",
     )
     p.add_argument(
         "--ready-json",
@@ -191,6 +215,34 @@ def _tls_files(cert: str | None, key: str | None) -> tuple[str | None, str | Non
     return cert, key
 
 
+def _parse_speed(text: str | None) -> float | None:
+    """``--speed``: a finite number > 0 (1 = the recorded pace) or ``max`` (None)."""
+    if text is None:
+        return 1.0
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = -1.0
+    if not (math.isfinite(speed) and speed > 0):
+        raise ConfigError(f"--speed must be max or a number > 0 (1 = as recorded), got {text!r}")
+    return speed
+
+
+def _replay_dialect(paths: list[str]) -> str:
+    """The recording's venue when the gateway speaks it, else vts (a bad path: vts, and the
+    Gateway names the file)."""
+    from tickpipe.record import format as fmt
+    from tickpipe.record.reader import PartReader, find_parts
+
+    try:
+        venue = PartReader(find_parts(list(paths))[0]).header.venue
+    except (ConfigError, fmt.FormatError, OSError, IndexError):
+        return "vts"
+    return venue if venue in DIALECTS else "vts"
+
+
 def build_config(args: argparse.Namespace) -> Any:
     """A GatewayConfig from parsed arguments; ConfigError names the bad flag."""
     from tickpipe.gateway import FaultSettings, GatewayConfig, load_profile
@@ -207,13 +259,18 @@ def build_config(args: argparse.Namespace) -> Any:
         except json.JSONDecodeError:
             patch[name.strip()] = raw  # a bare word, e.g. a channel name
     faults = faults.merged(patch)
+    replay = tuple(args.replay or ())
+    if not replay and (args.speed is not None or args.replay_loop):
+        raise ConfigError("--speed and --replay-loop need --replay PATH")
+    speed = _parse_speed(args.speed)
+    dialect = args.dialect or (_replay_dialect(list(replay)) if replay else "vts")
     options: list[tuple[str, str]] = []
     for item in args.dialect_option:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
             raise ConfigError(f"--dialect-option expects NAME=VALUE, got {item!r}")
         options.append((name.strip(), raw.strip()))
-    if options and args.dialect == "vts":
+    if options and dialect == "vts":
         raise ConfigError("--dialect-option needs a venue --dialect (vts has no options)")
     tls_cert, tls_key = _tls_files(args.tls_cert, args.tls_key)
     keys = tuple(parse_key_arg(k) for k in args.key)
@@ -231,10 +288,13 @@ def build_config(args: argparse.Namespace) -> Any:
         heartbeat_ms=args.heartbeat_ms,
         depth=args.depth,
         faults=faults,
-        dialect=args.dialect,
+        dialect=dialect,
         dialect_options=tuple(options),
         tls_cert_file=tls_cert,
         tls_key_file=tls_key,
+        replay_paths=replay,
+        replay_speed=speed,
+        replay_loop=args.replay_loop,
     )
 
 
@@ -282,7 +342,7 @@ async def _serve(
 
     try:
         gw = Gateway(config)
-    except ConfigError as exc:  # key pair half set, demo pair on a public address
+    except ConfigError as exc:  # key pair half set, demo pair public, a bad --replay file
         print(f"tickpipe gateway: {exc}", file=sys.stderr)
         return 2
     try:
@@ -348,11 +408,20 @@ async def _serve(
             )
         if metrics is not None:
             print(f"tickpipe gateway: metrics {metrics.url}", file=err)
-        print(
-            f"tickpipe gateway: seed {config.seed}, rate {config.rate or 'max'}/s per instrument, "
-            f"{len(gw.instruments)} instruments; Ctrl-C stops",
-            file=err,
-        )
+        if config.replay_paths:
+            speed = "max" if config.replay_speed is None else f"{config.replay_speed:g}x"
+            print(
+                f"tickpipe gateway: replaying {' '.join(config.replay_paths)} at {speed} "
+                f"({'looping' if config.replay_loop else 'then serving the final books'}), "
+                f"{len(gw.instruments)} instruments; Ctrl-C stops",
+                file=err,
+            )
+        else:
+            print(
+                f"tickpipe gateway: seed {config.seed}, rate {config.rate or 'max'}/s per "
+                f"instrument, {len(gw.instruments)} instruments; Ctrl-C stops",
+                file=err,
+            )
     if ready_json:
         ready = {
             "event": "ready",
@@ -370,6 +439,7 @@ async def _serve(
             "rate": config.rate,
             "heartbeat_ms": config.heartbeat_ms,
             "symbols": [i.symbol for i in gw.instruments],
+            "replay": list(config.replay_paths) or None,
             "pid": os.getpid(),
         }
         sys.stdout.write(json.dumps(ready) + "\n")

@@ -65,6 +65,16 @@ class GatewayConfig:
       against a TLS venue (tests use a local CA). The admin API stays plain HTTP on loopback.
       Costs a TLS handshake per connection and encryption of every frame. A missing or bad
       file is a ConfigError naming the field at start.
+    - ``replay_paths`` (() = simulate): recording parts or directories (``tickpipe record``)
+      served instead of the simulator (``tickpipe gateway --replay``,
+      :mod:`tickpipe.gateway.replay_source`): the markets are the recording's symbols, every
+      wire format and fault applies. A missing, empty or corrupt recording is a ConfigError
+      naming the file when the Gateway is built. Costs the recording's size in memory per
+      part read (a part is read whole, kept compressed) and a copy of each book (the truth).
+    - ``replay_speed`` (1.0): multiple of the recorded pace; None = as fast as the CPU allows
+      (yielding every 5 ms; a slow connection is closed as usual, never waited for).
+    - ``replay_loop`` (False): start the recording over at its end; False = keep serving the
+      final books unchanged (log ``replay_end``) until stopped.
 
     Abuse limits (docs/security.md, "Gateway"):
 
@@ -120,6 +130,9 @@ class GatewayConfig:
     dialect_options: tuple[tuple[str, str | float | int], ...] = ()
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    replay_paths: tuple[str, ...] = ()
+    replay_speed: float | None = 1.0
+    replay_loop: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, value: object, what: str) -> None:
@@ -184,6 +197,12 @@ class GatewayConfig:
             "tls_cert_file and tls_key_file",
             (self.tls_cert_file, self.tls_key_file),
             "both given or both None",
+        )
+        need(
+            self.replay_speed is None or 0 < self.replay_speed < float("inf"),
+            "replay_speed",
+            self.replay_speed,
+            "a number > 0 (1 = the recorded pace) or None (as fast as possible)",
         )
 
     def tls_context(self) -> ssl.SSLContext | None:

@@ -17,6 +17,7 @@ from tickpipe.gateway.history import BookHistory
 from tickpipe.gateway.markets import MarketSpec
 from tickpipe.gateway.simulator import MarketSim, SimTrade, StepResult
 from tickpipe.protocol import frames
+from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
 
 if TYPE_CHECKING:
@@ -48,12 +49,28 @@ class Channel:
         self.held: bytes | None = None  # a frame held back by reorder_delta
 
 
-class Market:
-    """One instrument: simulator (truth book), history, channels, silence merge buffer."""
+class MarketSource(Protocol):
+    """What moves a market's truth book: the simulator (:class:`MarketSim`) or a recording
+    (:class:`~tickpipe.gateway.replay_source.ReplayMarketSim`)."""
 
-    def __init__(self, spec: MarketSpec, config: GatewayConfig) -> None:
+    book: OrderBook
+    last_price: int  # price units of the last trade
+    volume: int  # size units traded
+
+    def step(self) -> StepResult: ...
+
+
+class Market:
+    """One instrument: simulator (truth book), history, channels, silence merge buffer.
+    ``sim``: the truth book's source (default: a :class:`MarketSim` of ``spec``)."""
+
+    def __init__(
+        self, spec: MarketSpec, config: GatewayConfig, sim: MarketSource | None = None
+    ) -> None:
         self.instrument: Instrument = spec.instrument
-        self.sim = MarketSim(spec, config.seed, depth=config.depth)
+        self.sim: MarketSource = (
+            sim if sim is not None else MarketSim(spec, config.seed, depth=config.depth)
+        )
         self.history = BookHistory(self.sim.book, config.history_deltas)
         sym = spec.instrument.symbol
         self.book_channel = Channel("orderbook", sym)
@@ -70,11 +87,19 @@ TradeListener = Callable[[str, list[SimTrade]], None]
 class Hub:
     """All markets and channels; :meth:`step` advances every market by one delta."""
 
-    def __init__(self, config: GatewayConfig, faults: Faults) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        faults: Faults,
+        sims: dict[str, MarketSource] | None = None,
+    ) -> None:
+        """``sims``: symbol -> the source of that market's book (a replay), else simulated."""
         self.config = config
         self.faults = faults
+        given = sims or {}
         self.markets: dict[str, Market] = {
-            s.instrument.symbol: Market(s, config) for s in config.markets
+            s.instrument.symbol: Market(s, config, given.get(s.instrument.symbol))
+            for s in config.markets
         }
         self.channels: dict[str, Channel] = {}
         for m in self.markets.values():
@@ -107,6 +132,13 @@ class Hub:
             res = m.sim.step()
             m.steps += 1
             self._publish_step(m, res, silent)
+
+    def publish(self, symbol: str, res: StepResult) -> None:
+        """One step of ``symbol``'s market made elsewhere (a replay: its book already changed
+        by ``res``), published as :meth:`step` publishes the simulator's."""
+        m = self.markets[symbol]
+        m.steps += 1
+        self._publish_step(m, res, self.faults.settings.silence_channel)
 
     def _publish_step(self, m: Market, res: StepResult, silent: tuple[str, ...]) -> None:
         m.history.remember_prior(res.prior_bids, res.prior_asks)

@@ -20,7 +20,7 @@ import math
 import secrets
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -44,6 +44,9 @@ from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
 
+if TYPE_CHECKING:
+    from tickpipe.gateway.replay_source import ReplaySource
+
 MARKET_TURN_S = 0.005
 """The market task yields to the event loop after at most this long of stepping (one step of
 every instrument costs ~15 us), so signals, sockets and admin calls are served at any rate."""
@@ -59,6 +62,12 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig | None = None) -> None:
         config = config or GatewayConfig()
+        recording = None
+        if config.replay_paths:  # the recording's markets (ConfigError naming a bad file)
+            from tickpipe.gateway.replay_source import open_recording
+
+            recording = open_recording(config.replay_paths)
+            config = dataclasses.replace(config, markets=recording.specs)
         if config.dialect != "vts":  # the same markets under the venue's symbols
             config = dataclasses.replace(
                 config, markets=dialect_markets(config.dialect, config.markets)
@@ -76,7 +85,22 @@ class Gateway:
             lambda event, **f: log_event(event, level=logging.WARNING, **f),
         )
         self.faults = Faults(config.faults, config.seed)
-        self.hub = Hub(config, self.faults)
+        self.replay_source: ReplaySource | None = None
+        if recording is None:
+            self.hub = Hub(config, self.faults)
+        else:
+            from tickpipe.gateway.replay_source import ReplaySource
+
+            src = ReplaySource(recording, config.replay_speed, config.replay_loop)
+            # recorded symbol -> served symbol (a dialect renames, in the same order)
+            served = {
+                i.symbol: m.instrument.symbol
+                for i, m in zip(recording.instruments, config.markets, strict=True)
+            }
+            self.hub = Hub(config, self.faults, {served[s]: sim for s, sim in src.sims.items()})
+            hub = self.hub
+            src.publish = lambda symbol, res: hub.publish(served[symbol], res)
+            self.replay_source = src
         self.desk = OrderDesk(finished_per_key=config.finished_orders_per_key)
         self.hub.trade_listeners.append(self.desk.on_trades)
         self.dialect = make_dialect(self)  # None: VTS/1, served below
@@ -164,8 +188,13 @@ class Gateway:
             self.admin_port = int(self._admin_runner.addresses[0][1])
         self.started_at = time.monotonic()
         loop = asyncio.get_running_loop()
+        market = (
+            self._market_loop()
+            if self.replay_source is None
+            else self.replay_source.run(self._running)
+        )
         self._tasks = [
-            loop.create_task(self._market_loop()),
+            loop.create_task(market),
             loop.create_task(self._housekeeping()),
         ]
         if self.dialect is not None:
@@ -182,6 +211,7 @@ class Gateway:
             rate=cfg.rate,
             heartbeat_ms=cfg.heartbeat_ms,
             faults=cfg.faults.to_json(),
+            replay=list(cfg.replay_paths) or None,
         )
 
     async def stop(self) -> None:
@@ -534,6 +564,7 @@ class Gateway:
             "faults": dict(self.faults.counts),
             "disconnects": dict(self.disconnects),
             **({"dialect": self.dialect.stats()} if self.dialect is not None else {}),
+            **({"replay": self.replay_source.stats()} if self.replay_source is not None else {}),
         }
 
 
