@@ -289,6 +289,9 @@ class Supervisor:
         self._next_id = 1
         self.recorder: Recorder | None = None  # tickpipe record: sees what is received
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # start() raises what failed first; a start-up error of the stream that lost the race to
+        # a REST one is not left behind for asyncio to log as never retrieved
+        self.ready.add_done_callback(_retrieve)
         # AuthError, or HandshakeRejected / CertificateRejected at start-up
         self.fatal: StreamError | None = None
         self._tls: ssl.SSLContext | None = None  # built at the first wss:// connect
@@ -1116,3 +1119,8 @@ def _send_frames(conn: Connection, frames: bytes | list[bytes]) -> None:
     else:
         for frame in frames:
             conn.send_bytes(frame)
+
+
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
