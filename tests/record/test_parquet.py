@@ -65,3 +65,30 @@ def test_parquet_tables_hold_the_replayed_books_exactly(tmp_path: Path) -> None:
     p2 = run("replay", str(rec), "--quiet", "--parquet", str(out2), "--every-ms", "1000")
     assert p2.returncode == 0, p2.stderr
     assert 0 < pq.read_table(out2 / "top_of_book.parquet").num_rows < top.num_rows
+
+
+def test_parquet_without_pyarrow_is_a_usage_error_naming_the_extra(tmp_path: Path) -> None:
+    """pyarrow is an optional extra: without it --parquet exits 2 saying how to get it, before
+    reading anything; replay without --parquet does not need it."""
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; sys.modules['pyarrow.parquet'] = None\n"
+        "from tickpipe.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    rec = tmp_path / "rec"
+    with GatewayProcess() as gw:
+        r = run("record", "orderbook:AAPL", "--stream-url", gw.stream_url,
+                "--rest-url", gw.rest_url, "--out", str(rec), "--duration", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    p = subprocess.run(
+        [sys.executable, "-c", code, "replay", str(rec), "--parquet", str(tmp_path / "pq")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    assert "--parquet needs pyarrow" in p.stderr and "tickpipe[parquet]" in p.stderr
+    assert "Traceback" not in p.stderr
+    p2 = subprocess.run(
+        [sys.executable, "-c", code, "replay", str(rec), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p2.returncode == 0, p2.stderr

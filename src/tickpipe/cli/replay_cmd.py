@@ -139,8 +139,13 @@ def run(args: argparse.Namespace) -> int:
         )
     tables = None
     if args.parquet is not None:
-        from tickpipe.record.parquet import ParquetTables
-
+        try:
+            from tickpipe.record.parquet import ParquetTables
+        except ImportError as exc:
+            return _usage(
+                f"--parquet needs pyarrow ({exc}): pip install 'tickpipe[parquet]' "
+                "(setup.sh installs it)"
+            )
         tables = ParquetTables(args.depth, args.every_ms)
     printer = None if args.quiet else Printer(sys.stdout, jsonl=args.jsonl)
     sink = PrintSink(printer, tables)
