@@ -47,3 +47,22 @@ def test_fault_settings_merge_and_round_trip() -> None:
     s = FaultSettings().merged({"drop_delta": 0.5, "silence_channel": "ticker:AAPL"})
     assert s.drop_delta.rate == 0.5 and s.silence_channel == ("ticker:AAPL",)
     assert FaultSettings().merged(s.to_json()) == s
+
+
+def test_every_client_venue_has_a_dialect_to_rehearse_against() -> None:
+    """Each --venue name maps to the --dialect serving it (gateway --replay picks it for a
+    recording of that venue); bybit-linear is served by the bybit dialect."""
+    from tickpipe.gateway.dialects import dialect_for_venue
+    from tickpipe.venues.registry import VENUES
+
+    assert {v: dialect_for_venue(v) for v in VENUES} == {
+        "vts": "vts",
+        "binance": "binance",
+        "okx": "okx",
+        "binance-usdm": "binance-usdm",
+        "bybit": "bybit",
+        "bybit-linear": "bybit",
+        "kraken": "kraken",
+        "coinbase": "coinbase",
+    }
+    assert dialect_for_venue("nasdaq") is None

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from tickpipe.errors import ConfigError
-from tickpipe.gateway.dialects import DIALECTS
+from tickpipe.gateway.dialects import DIALECTS, dialect_for_venue
 
 EPILOG = """\
 keys: --key-file PATH (KEY:SECRET lines, chmod 600) and/or --key, else TICKPIPE_KEY and
@@ -240,7 +240,7 @@ def _replay_dialect(paths: list[str]) -> str:
         venue = PartReader(find_parts(list(paths))[0]).header.venue
     except (ConfigError, fmt.FormatError, OSError, IndexError):
         return "vts"
-    return venue if venue in DIALECTS else "vts"
+    return dialect_for_venue(venue) or "vts"
 
 
 def build_config(args: argparse.Namespace) -> Any:

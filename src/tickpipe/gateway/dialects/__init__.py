@@ -31,6 +31,13 @@ DIALECTS = ("vts", "binance", "okx", "binance-usdm", "bybit", "kraken", "coinbas
 """The names ``--dialect`` accepts."""
 
 
+def dialect_for_venue(venue: str) -> str | None:
+    """The dialect that serves the client venue ``venue`` (a venue's own name, except
+    ``bybit-linear``: the ``bybit`` dialect serves spot and linear), or None."""
+    name = "bybit" if venue == "bybit-linear" else venue
+    return name if name in DIALECTS else None
+
+
 def dialect_markets(name: str, markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
     """The simulated markets renamed to the dialect's symbols (grids unchanged)."""
     if name == "vts":
