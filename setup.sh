@@ -22,7 +22,7 @@ STAMP=.venv/.tickpipe-installed
 # refreshes it); pyproject.toml keeps the ranges for library users.
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ constraints.txt -nt "$STAMP" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,bench,parquet]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,bench,parquet,nats]"
     touch "$STAMP"
 fi
 echo "setup.sh: ready: $(.venv/bin/tickpipe --version 2>/dev/null || echo tickpipe)" >&2

@@ -9,7 +9,7 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 "$PY" -m venv "$TMP/venv"
 "$TMP/venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$TMP/venv/bin/python" -m pip install -q --disable-pip-version-check ".[test,bench,parquet]"
+"$TMP/venv/bin/python" -m pip install -q --disable-pip-version-check ".[test,bench,parquet,nats]"
 {
     echo "# The exact versions tickpipe is tested with (setup.sh installs them: every machine tests the same)."
     echo "# pyproject.toml keeps the ranges for library users. Refresh: bash scripts/relock.sh (see README)."
