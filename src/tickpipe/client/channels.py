@@ -60,6 +60,7 @@ from tickpipe.client.events import (
 )
 from tickpipe.client.metrics import Metrics
 from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
+from tickpipe.client.tap import BookTap
 from tickpipe.client.views import BookView
 from tickpipe.errors import FrameError
 from tickpipe.protocol import frames
@@ -201,6 +202,7 @@ class Channels:
         # for the snapshot a (re)subscribe brings (channel, epoch)
         self.resubscribe: Callable[[ResubscribeRequest], None] = lambda req: None
         self.await_stream_snapshot: Callable[[str, int], None] = lambda ch, epoch: None
+        self.tap: BookTap | None = None  # tickpipe publish: told every exact book's changes
 
     def emit(self, ev: ClientEvent) -> None:
         self.dispatcher.event(ev)
@@ -334,6 +336,8 @@ class Channels:
             bc.last_update = now
             self.metrics.latency.record((time.time_ns() - f.ts) / 1e6)
             self.dispatcher.book_changed(self.views[f.channel])
+            if self.tap is not None:
+                self.tap.book_applied(f.channel, f.bids, f.asks, f.seq, f.ts)
         elif res is DeltaResult.DUPLICATE:
             self.metrics.duplicates += 1
         if sync.events:
@@ -360,6 +364,8 @@ class Channels:
             if f.ts_ns is not None:
                 self.metrics.latency.record((time.time_ns() - f.ts_ns) / 1e6)
             self.dispatcher.book_changed(self.views[channel])
+            if self.tap is not None:
+                self.tap.book_applied(channel, f.bids, f.asks, f.last_id, f.ts_ns)
         elif res is DeltaResult.DUPLICATE:
             self.metrics.duplicates += 1
         if sync.events:
@@ -425,8 +431,12 @@ class Channels:
         sc.stale = False
         if ticker:
             self.dispatcher.ticker(item)  # type: ignore[arg-type]
+            if self.tap is not None:
+                self.tap.ticker(item)  # type: ignore[arg-type]
         else:
             self.dispatcher.trade(item)  # type: ignore[arg-type]
+            if self.tap is not None:
+                self.tap.trade(item)  # type: ignore[arg-type]
 
     def _on_seq(self, f: frames.Ticker | frames.Trade) -> None:
         sc = self.seqs.get(f.channel)
@@ -464,8 +474,12 @@ class Channels:
         sc.stale = False
         if type(f) is frames.Ticker:
             self.dispatcher.ticker(f)
+            if self.tap is not None:
+                self.tap.ticker(f)
         else:
             self.dispatcher.trade(f)  # type: ignore[arg-type]
+            if self.tap is not None:
+                self.tap.trade(f)  # type: ignore[arg-type]
 
     def bad_frame(self, exc: FrameError) -> None:
         """A frame could not be decoded: report it; if it names a book, that book resyncs."""
@@ -682,6 +696,8 @@ class Channels:
                 bc.synced_event.set()
                 self.emit(SyncedEvent(channel=ev.channel, seq=ev.seq))
                 self.dispatcher.book_changed(self.views[bc.channel])
+                if self.tap is not None:
+                    self.tap.book_synced(bc.channel, bc.sync, None)
             elif isinstance(ev, Gap):
                 self.metrics.gaps[ev.reason] += 1
                 if ev.reason != "stale_snapshot":
@@ -695,6 +711,8 @@ class Channels:
                 if ev.new is not SyncState.LIVE:
                     bc.synced_event.clear()
                     self.dispatcher.book_lost(bc.channel)
+                    if self.tap is not None:
+                        self.tap.book_lost(bc.channel, ev.new, ev.reason)
 
     # -- snapshots ---------------------------------------------------------------------------
     def on_snapshot(self, out: SnapshotOutcome) -> None:

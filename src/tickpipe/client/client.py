@@ -44,6 +44,7 @@ from tickpipe.client.recorder import Recorder
 from tickpipe.client.rest import CERTIFICATE, RestClient
 from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
+from tickpipe.client.tap import BookTap
 from tickpipe.client.venue import (
     Venue,
     base_url,
@@ -268,6 +269,7 @@ class Client:
         self._exact_depth: int | None = None
         self._sub_lock = asyncio.Lock()
         self._gap_cancels: dict[str, asyncio.Task[None]] = {}
+        self._tap: BookTap | None = None
 
     # -- life --
     async def __aenter__(self) -> Client:
@@ -371,6 +373,7 @@ class Client:
             venue=self.venue,
         )
         ch.instruments = self._instruments  # one dict, shared by every shard
+        ch.tap = self._tap
         ch.exact_depth = self._exact_depth
         if cfg.cancel_orders_on_gap and self.venue.supports_orders:
             ch.on_gap = self._cancel_on_gap
@@ -393,6 +396,13 @@ class Client:
         shard.task = asyncio.create_task(sup.run(), name=f"tickpipe supervisor {shard.index}")
         self._shards.append(shard)
         return shard
+
+    def set_tap(self, tap: BookTap | None) -> None:
+        """Tell ``tap`` (``client.tap.BookTap``) every exact book's changes, tickers and trades,
+        on the read path, in order (``tickpipe publish``'s collector). None removes it."""
+        self._tap = tap
+        for shard in self._shards:
+            shard.channels.tap = tap
 
     def _owner(self, channel: str) -> _Shard | None:
         """The shard a wanted channel is on, or None."""
