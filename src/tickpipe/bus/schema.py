@@ -181,6 +181,7 @@ class Instruments(msgspec.Struct, tag="instruments", tag_field="t", frozen=True)
     venue: str
     collector: str
     instruments: list[InstrumentEntry]
+    exact_depth: int | None = None  # levels a side the collector's seeding snapshots carry
     pub_ns: int = 0
 
 

@@ -69,7 +69,9 @@ from tickpipe.protocol.continuity import Step, follows_ids
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import (
     BookDelta,
+    BookGap,
     BookSnapshot,
+    BookUnsynced,
     Continuity,
     TickerEvent,
     TradeEvent,
@@ -233,6 +235,8 @@ class Channels:
         elif tp is list:  # a venue frame carrying several values (OKX: trades)
             for item in f:  # type: ignore[attr-defined]
                 self._route(item)
+        elif tp is BookGap or tp is BookUnsynced:
+            self._on_source_loss(f)  # type: ignore[arg-type]
         else:
             self.control(f)
 
@@ -249,6 +253,8 @@ class Channels:
             self._on_venue_seq(f)
         elif isinstance(f, BookSnapshot):
             self._on_stream_snapshot(f)
+        elif isinstance(f, BookGap | BookUnsynced):
+            self._on_source_loss(f)
         else:
             self.control(f)
 
@@ -288,6 +294,23 @@ class Channels:
             self.emit(Active(channel=channel))
         if sync.events:
             self._drain(bc)
+
+    def _on_source_loss(self, f: BookGap | BookUnsynced) -> None:
+        """The source lost updates of one book (BookGap: re-seed it) or says its own book is
+        not exact (BookUnsynced: stale, ``reason`` the source's, until it sends a whole book)."""
+        channel = "orderbook:" + f.symbol
+        bc = self.books.get(channel)
+        if bc is None or bc.sync.state not in _FEEDABLE:
+            self.metrics.unexpected_frames += 1
+            return
+        if isinstance(f, BookGap):
+            bc.sync.on_source_gap(f.expected, f.got)
+        else:
+            was_live = bc.sync.state is SyncState.LIVE
+            bc.sync.on_source_unsynced(f.reason)
+            if was_live:
+                self.emit(Stale(channel=channel, reason=f.reason))
+        self._drain(bc)
 
     def connection_gap(self) -> None:
         """The connection's own sequence skipped (the venue's ``ConnectionGap``): a frame of

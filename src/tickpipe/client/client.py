@@ -33,6 +33,9 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from tickpipe.bus.link import BusConnector, split_servers
+from tickpipe.bus.schema import DEFAULT_STREAM
+from tickpipe.bus.venue import BusVenue
 from tickpipe.client.channels import Channels
 from tickpipe.client.config import ClientConfig
 from tickpipe.client.credentials import resolve_credentials
@@ -222,11 +225,17 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         recorder: Recorder | None = None,
+        source: str | None = None,
         **knobs: Any,
     ) -> None:
         self.venue = v = resolve_venue(venue)
         self.recorder = recorder  # tickpipe record (client/recorder.py)
-        if v.stream_path is None:  # the URLs are used whole (VTS/1)
+        self.source = source
+        self._connector: BusConnector | None = None
+        if source is not None:  # books rebuilt from a bus (tickpipe publish), not the venue
+            v = self._bus_venue(v, source, stream_url, rest_url, recorder)
+            self.stream_url, self.rest_url = source, v.rest_base_url
+        elif v.stream_path is None:  # the URLs are used whole (VTS/1)
             self.stream_url = _check_url(
                 "stream_url",
                 DEFAULT_STREAM_URL if stream_url is None else stream_url,
@@ -270,6 +279,33 @@ class Client:
         self._sub_lock = asyncio.Lock()
         self._gap_cancels: dict[str, asyncio.Task[None]] = {}
         self._tap: BookTap | None = None
+
+    def _bus_venue(
+        self,
+        inner: Venue,
+        source: str,
+        stream_url: str | None,
+        rest_url: str | None,
+        recorder: Recorder | None,
+    ) -> BusVenue:
+        """``source``: NATS URL(s) a collector publishes ``inner``'s books to (ConfigError
+        for anything that cannot work with it)."""
+        if not isinstance(source, str):
+            raise ConfigError(f"source must be a nats:// URL string, got {source!r}")
+        try:
+            split_servers(source)
+        except ValueError as exc:
+            raise ConfigError(f"source: {exc}") from None
+        if stream_url is not None or rest_url is not None:
+            raise ConfigError(
+                "source= reads the bus, not the venue: stream_url and rest_url do not apply"
+            )
+        if recorder is not None:
+            raise ConfigError("a bus consumer (source=) does not record: record at the venue")
+        bus = BusVenue(inner, source, DEFAULT_STREAM)
+        self.venue = bus
+        self._connector = BusConnector(bus.name, bus.stream)
+        return bus
 
     # -- life --
     async def __aenter__(self) -> Client:
@@ -389,6 +425,7 @@ class Client:
             clock=self._clock,
             random=self._random,
             venue=self.venue,
+            connector=self._connector,
         )
         cell.append(sup)
         sup.recorder = self.recorder
@@ -439,14 +476,14 @@ class Client:
         attempt = 0
         while True:
             try:
-                insts = await rest.venue_instruments(self.venue)
+                insts = await self._fetch_instruments(rest)
                 break
             except FrameError as exc:  # the gateway answered, but not VTS/1: retrying won't help
                 raise StreamError(
                     f"instruments from {self.rest_url} are not valid {self.venue.title}: {exc}"
                 ) from exc
-            except RestError as exc:  # unreachable, 5xx, 429...: retried until the deadline
-                if exc.code == CERTIFICATE:  # a setting to fix, not a fault to wait out
+            except (RestError, StreamError) as exc:  # unreachable, 5xx, 429...: retried
+                if isinstance(exc, RestError) and exc.code == CERTIFICATE:  # a setting to fix
                     raise CertificateRejected(self.rest_url, exc.message) from exc
                 delay = policy.ceiling(attempt)  # base x 2^attempt up to cap, not jittered
                 if self._clock() + delay > deadline:
@@ -455,9 +492,19 @@ class Client:
                     ) from exc
                 await asyncio.sleep(delay)
                 attempt += 1
+        if isinstance(self.venue, BusVenue) and self.venue.exact_depth_seen is not None:
+            self._exact_depth = self.venue.exact_depth_seen  # the collector's books' depth
+            for shard in self._shards:
+                shard.channels.exact_depth = self._exact_depth
         new = {i.symbol: i for i in insts}
         self._instruments.clear()  # in place: every shard's channels share this dict
         self._instruments.update(new)
+
+    async def _fetch_instruments(self, rest: RestClient) -> list[Instrument]:
+        """From the venue's REST endpoint, or from the bus (a bus source)."""
+        if isinstance(self.venue, BusVenue):
+            return await self.venue.load_instruments(self.config.connect_timeout_s)
+        return await rest.venue_instruments(self.venue)
 
     async def close(self) -> None:
         """Stop everything: socket closed, tasks ended, REST session released. Idempotent."""

@@ -62,7 +62,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -266,9 +266,12 @@ class Supervisor:
         clock: Callable[[], float],
         random: Callable[[], float],
         venue: Venue,
+        connector: Callable[..., Awaitable[tuple[Any, Any]]] | None = None,
     ) -> None:
         self.venue = venue
         self.url = stream_url
+        # how a connection is made: picows' ws_connect, or a source's own (a bus link)
+        self._connector = ws_connect if connector is None else connector
         self._key = key
         self._secret = secret
         self.config = config
@@ -416,7 +419,7 @@ class Supervisor:
             self._tls = tls_context(cfg.ca_file)  # verifying: system store or ca_file
         try:
             transport, _ = await asyncio.wait_for(
-                ws_connect(
+                self._connector(
                     factory,
                     self.url,
                     ssl_context=self._tls,

@@ -97,4 +97,23 @@ class TickerEvent:
     ts_ns: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BookGap:
+    """Updates of this book were lost upstream of the codec (a bus consumer saw the
+    collector's per-book sequence skip from ``expected`` to ``got``): re-seed it."""
+
+    symbol: str
+    expected: int | None
+    got: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BookUnsynced:
+    """The source of this book says it is no longer exact (a bus collector's book went stale
+    or is re-seeding, ``reason`` its own): not synced until the source sends a whole book."""
+
+    symbol: str
+    reason: str
+
+
 NormalisedEvent = BookSnapshot | BookDelta | TradeEvent | TickerEvent

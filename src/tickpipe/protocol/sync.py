@@ -451,6 +451,28 @@ class BookSync:
         """
         self._lost_deltas("bad_frame", reason)
 
+    def on_source_gap(self, expected: int | None, got: int | None) -> None:
+        """The source numbered this book's updates and skipped (a bus consumer): LIVE, the
+        book breaks (gap ``seq_gap`` with the source's numbers) and asks for a re-seed; while
+        seeding, the seed is asked for again (backed off). IDLE or STALE: nothing to lose."""
+        state = self.state
+        if state is SyncState.LIVE:
+            self._break_live("seq_gap", expected, got, keep=None)
+        elif self._seeding():
+            self._lost_deltas("seq_gap", "seq_gap")
+
+    def on_source_unsynced(self, reason: str) -> None:
+        """The source's own book is no longer exact (``reason`` its own): not synced at once,
+        cleared, and no re-seed asked for: the source sends a whole book when it has one
+        again (a bus collector's reset snapshot, in band). IDLE or STALE: a no-op."""
+        state = self.state
+        if state is SyncState.IDLE or state is SyncState.STALE:
+            return
+        self._clear_buffer()
+        self._clear_book()
+        self.epoch += 1  # a re-seed asked for earlier is moot
+        self._to(SyncState.RESYNCING, reason)
+
     def on_overflow(self) -> None:
         """A bound upstream of this book was exceeded and deltas of this channel were lost.
 
