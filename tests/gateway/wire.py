@@ -24,7 +24,10 @@ def hmac_hex(secret: str, msg: str) -> str:
 
 
 def auth_msg(key: str = KEY, secret: str = SECRET, ts_ms: int | None = None) -> dict[str, Any]:
-    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    if ts_ms is None:  # strictly increasing: two connects in one ms are not a replay
+        ts = _last_ts[0] = max(int(time.time() * 1000), _last_ts[0] + 1)
+    else:
+        ts = ts_ms
     return {"action": "auth", "key": key, "ts": ts, "sig": hmac_hex(secret, f"{ts}GET/v1/stream")}
 
 

@@ -131,6 +131,15 @@ async def test_one_lost_connection_stales_only_its_books(gw: Gateway) -> None:
         d: Any = gw.dialect
         (victim,) = [c for c in d.conns.values() if "solusdt@depth@100ms" in c.streams]
         assert len(victim.streams) == LIMIT  # connection 1: ETH ticker+trades, SOL all three
+        # a ticker goes stale on a loss only once it had a value: wait for both (a loaded box
+        # may not have delivered one yet)
+        await wait_until(
+            lambda: all(
+                client.stats().channel_seqs.get(f"ticker:{s}") is not None
+                for s in ("SOLUSDT", "ETHUSDT")
+            ),
+            "a first value of each ticker on the victim connection",
+        )
         synced_before = {s: len(rec.named("synced", channel=f"orderbook:{s}")) for s in BOOKS}
         gw.trigger("disconnect", session=victim.id)
         await rec.wait_for("stale", timeout=WAIT_S, channel="orderbook:SOLUSDT")

@@ -445,7 +445,7 @@ class Supervisor:
         self.connections_opened += 1
         venue = self.venue
         try:
-            ts_ms = int(time.time() * 1000)
+            ts_ms = fresh_ts_ms()
             for data in venue.open_frames(self._key, self._secret, ts_ms):
                 conn.send_bytes(data)
             if venue.awaits_open_answer:
@@ -1112,6 +1112,17 @@ class Supervisor:
             self._next_conn.abort("client")
         if self.conn is not None:
             self.conn.abort("client")
+
+
+_last_ts_ms = [0]
+
+
+def fresh_ts_ms() -> int:
+    """Wall-clock ms for a signed open frame, strictly increasing in this process: two
+    connections opened within one ms (shards, rotations, two clients with one key) must not
+    sign the same text, which a gateway refuses as a replay."""
+    ts = _last_ts_ms[0] = max(int(time.time() * 1000), _last_ts_ms[0] + 1)
+    return ts
 
 
 def _send_frames(conn: Connection, frames: bytes | list[bytes]) -> None:
