@@ -111,6 +111,14 @@ def register(sub: Any) -> None:
         "port only (default: the venue's own)",
     )
     p.add_argument(
+        "--source",
+        default=None,
+        metavar="nats://HOST:PORT[,...]",
+        help="rebuild the books from a NATS JetStream bus that `tickpipe publish --venue NAME` "
+        "feeds, instead of connecting to the venue (same events and final_book lines; the "
+        "venue is never asked, so --stream-url, --rest-url, --key do not apply)",
+    )
+    p.add_argument(
         "--ca-file",
         default=None,
         metavar="PEM",
@@ -190,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             venue=venue,
             stale_after_s=args.stale_after,
             ca_file=args.ca_file,
+            source=args.source,
         )
     except ConfigError as exc:
         return _usage(str(exc))
