@@ -192,6 +192,10 @@ class BusTransport:
             self.listener._on_text(data)
 
     async def open(self, timeout_s: float) -> None:
+        """Connect and wait for a heartbeat, within 90 % of ``timeout_s`` (the shell's own
+        bound on the connect: our error, naming what is missing, must come first)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 0.9 * timeout_s
         self.nc = await _connect(
             self.source,
             timeout_s,
@@ -202,7 +206,7 @@ class BusTransport:
         subject = schema.heartbeat_subject(self.venue)
         await self.nc.subscribe(subject, cb=self._on_heartbeat)
         try:
-            await asyncio.wait_for(self._heard.wait(), timeout_s)
+            await asyncio.wait_for(self._heard.wait(), max(0.0, deadline - loop.time()))
         except TimeoutError:
             await self._close()
             raise StreamError(
