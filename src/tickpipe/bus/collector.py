@@ -129,12 +129,16 @@ class Collector:
         """Connect to NATS and make sure the stream exists; StreamError naming the URL."""
         import nats
 
-        try:
-            self._nc = await nats.connect(
-                servers=split_servers(self.servers),
-                connect_timeout=max(1, int(timeout_s)),
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
+        try:  # bounded: nats-py would keep trying forever with unlimited reconnects
+            self._nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=split_servers(self.servers),
+                    connect_timeout=max(1, int(timeout_s)),
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=self._on_nats_error,
+                ),
+                timeout_s,
             )
         except Exception as exc:
             raise StreamError(f"cannot connect to NATS at {self.servers}: {exc!r}") from exc
@@ -161,6 +165,9 @@ class Collector:
             asyncio.create_task(self._periodic(), name="tickpipe bus snapshots"),
             asyncio.create_task(self._instruments(), name="tickpipe bus instruments"),
         ]
+
+    async def _on_nats_error(self, exc: Exception) -> None:
+        log.warning("NATS %s: %s: %s", self.servers, type(exc).__name__, exc)
 
     async def close(self, flush_s: float = 3.0) -> None:
         """Publish what is queued (within ``flush_s``), then stop and close NATS."""
