@@ -24,6 +24,9 @@
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   └── UnknownOrderError         404 unknown_order
+    ├── BusError                      the message bus (NATS JetStream) failed or is missing
+    │   └── NatsServerError           a local nats-server could not be found, started or
+    │                                 made healthy (.log_tail: the end of its stderr)
     └── SyncTimeout (TimeoutError)    a book did not sync within the time asked
 
 Peer errors never escape the frame decoder as anything but FrameError; retryable versus
@@ -149,6 +152,24 @@ class RateLimitedError(RestError):
 
 class UnknownOrderError(RestError):
     """The key has no such order (404 unknown_order)."""
+
+
+class BusError(TickpipeError):
+    """The message bus (NATS JetStream) failed, or what it needs is not installed."""
+
+
+class NatsServerError(BusError):
+    """A local ``nats-server`` (``tickpipe.bus.natsserver``) could not be found, started or
+    made healthy in time. ``log_tail`` is the end of the server's stderr ("" if it never ran)."""
+
+    def __init__(self, message: str, log_tail: str = ""):
+        self.log_tail = log_tail
+        super().__init__(f"{message}; nats-server said:\n{log_tail}" if log_tail else message)
+
+    @property
+    def port_in_use(self) -> bool:
+        """True when the server failed because one of its ports was taken by someone else."""
+        return "address already in use" in self.log_tail
 
 
 class SyncTimeout(TickpipeError, TimeoutError):

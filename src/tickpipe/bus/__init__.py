@@ -1,0 +1,1 @@
+"""tickpipe's message bus: books and events published to, and rebuilt from, NATS JetStream."""
