@@ -11,6 +11,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.js.api import StorageType
 
 from tests.bus.helpers import BusBook, read_stream, text_book, wait_until
 from tests.integration.conftest import gateway_config, make_client
@@ -137,9 +138,7 @@ async def test_stream_rebuilds_every_book_equal_to_the_truth(
     assert len(insts) == 1 and {"AAPL", "BTC-USD"} <= {i.symbol for i in insts[0].instruments}
     stats = c.stats()
     assert stats["messages"] >= len(msgs)  # periodic Snaps go on after the read
-    assert stats["by_kind"]["delta"] == sum(
-        isinstance(m, schema.Delta) for _, _, m in msgs
-    )
+    assert stats["by_kind"]["delta"] == sum(isinstance(m, schema.Delta) for _, _, m in msgs)
     assert [e["event"] for e in run.events][:1] == ["bus_connected"]
 
 
@@ -172,3 +171,208 @@ async def test_gap_at_the_venue_publishes_state_then_a_new_reset_snap(
     assert bb.resets == 2 and bb.states == ["resyncing"]
     for ch in ("orderbook:BTC-USD", "orderbook:EUR-USD"):  # the others untouched
         assert not any(isinstance(m, schema.State) for _, _, m in books[ch])
+
+
+async def test_overflow_drops_counts_and_reseeds_dirty_books_without_blocking(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    """NATS goes away: publishes fail and are retried, the tiny queue overflows (dropped,
+    counted, books dirty) while the client goes on; NATS back: a reset Snap per dirty book at
+    the next seq, bus_overflow reported, and the stream again rebuilds the truth."""
+    async with running(
+        gw, nats_server.url, queue_size=8, ack_timeout_s=0.5, max_retry_s=60.0
+    ) as run:
+        await run.start(BOOKS)
+        await asyncio.sleep(0.3)
+        c = run.collector
+        nats_server.stop()
+        frames = run.client.stats().frames
+        await wait_until(lambda: c.dropped > 20, timeout=10)
+        assert run.client.stats().frames > frames  # the read path never waited
+        assert all(v.synced for v in run.client.books().values())
+        assert c.queue_depth <= 8
+        await asyncio.sleep(1.0)  # longer than ack_timeout_s: the batch in flight is retried
+        nats_server.start()
+        await wait_until(lambda: run.named("bus_overflow"), timeout=20)
+        await asyncio.sleep(0.3)
+        gw.pause_market()
+        await run.settle()
+        msgs = await read_stream(nats_server.url)
+    ev = run.named("bus_overflow")[0]
+    assert ev["dropped"] > 20 and set(ev["books"]) <= set(BOOKS) and ev["books"]
+    assert ev["reasons"] == ["queue_full"]
+    assert c.resets == len(ev["books"])
+    assert len(run.named("bus_overflow")) == 1  # reported once, when NATS was back
+    books = by_book(msgs)
+    for channel in ev["books"]:
+        ms = books[channel]
+        resets = [m for _, _, m in ms if isinstance(m, schema.Snap) and m.reset]
+        assert len(resets) >= 2 and resets[1].seq > resets[0].seq + 1  # a hole before it
+        assert resets[1].epoch == resets[0].epoch == 1  # no venue re-sync: same epoch
+        bb = check_against_truth(gw, channel, ms)
+        assert bb.resets >= 2
+    names = [e["event"] for e in run.events]
+    assert names.index("bus_disconnected") < names.index("bus_reconnected")
+    assert names.index("bus_reconnected") < names.index("bus_overflow")
+
+
+async def test_a_short_nats_outage_loses_and_duplicates_nothing(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    """With room in the queue, what failed is retried (same Nats-Msg-Id) once NATS is back:
+    every book's seqs in the stream are contiguous, none twice."""
+    async with running(gw, nats_server.url, ack_timeout_s=0.3, max_retry_s=60.0) as run:
+        await run.start(BOOKS)
+        await asyncio.sleep(0.3)
+        c = run.collector
+        nats_server.stop()
+        await wait_until(lambda: c.retries > 0, timeout=10)
+        await asyncio.sleep(0.5)
+        nats_server.start()
+        await asyncio.sleep(0.5)
+        gw.pause_market()
+        await run.settle()
+        msgs = await read_stream(nats_server.url)
+    assert c.dropped == 0 and not run.named("bus_overflow")
+    books = by_book(msgs)
+    for channel in BOOKS:
+        ms = books[channel]
+        seqs = [m.seq for _, _, m in ms if isinstance(m, schema.Snap | schema.Delta)]
+        assert seqs == list(range(1, len(seqs) + 1)), channel  # in order, no hole, no twice
+        bb = check_against_truth(gw, channel, ms)
+        assert bb.resets == 1 and bb.holes == 0
+
+
+async def test_heartbeat_names_the_channels_and_the_venue_link(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        sub = await nc.subscribe(schema.heartbeat_subject(VENUE))
+        async with running(gw, nats_server.url, heartbeat_every_s=0.1) as run:
+            await run.start(["orderbook:AAPL", "ticker:BTC-USD"])
+            hb: schema.BusMessage | None = None
+            async with asyncio.timeout(5):
+                while True:
+                    hb = schema.decode((await sub.next_msg(timeout=2)).data)
+                    assert isinstance(hb, schema.Heartbeat)
+                    if not hb.blind:
+                        break
+            assert isinstance(hb, schema.Heartbeat)
+            assert hb.collector == run.collector.id and hb.venue == VENUE
+            assert sorted(hb.channels) == ["orderbook:AAPL", "ticker:BTC-USD"]
+            assert hb.interval_ms == 100
+            await gw.stop()  # the venue goes away: the collector is blind
+            async with asyncio.timeout(5):
+                while not hb.blind:
+                    hb = schema.decode((await sub.next_msg(timeout=2)).data)
+                    assert isinstance(hb, schema.Heartbeat)
+        stream = await read_stream(nats_server.url)
+        assert not any(isinstance(m, schema.Heartbeat) for _, _, m in stream)  # not stored
+    finally:
+        await nc.close()
+
+
+async def test_standby_takes_over_when_the_active_dies(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    lease = 1.0
+    a = Run(gw, nats_server.url, group="g1", lease_s=lease, heartbeat_every_s=0.1)
+    b = Run(gw, nats_server.url, group="g1", lease_s=lease, heartbeat_every_s=0.1)
+    try:
+        await a.start(BOOKS)
+        await wait_until(lambda: a.collector.active, timeout=5)
+        await b.start(BOOKS)
+        await asyncio.sleep(lease)  # b tries, and fails, a few times
+        assert a.collector.active and not b.collector.active
+        assert [e["role"] for e in b.named("role")] == ["standby"] or not b.named("role")
+        assert b.collector.stats()["messages"] == 0
+        loop = asyncio.get_running_loop()
+        died = loop.time()
+        await a.close(release=False)  # as a crash: the lease runs out on the server
+        await wait_until(lambda: b.collector.active, timeout=lease * 4)
+        took = loop.time() - died
+        assert [e["role"] for e in b.named("role")][-1] == "active"
+        await asyncio.sleep(0.3)
+        gw.pause_market()
+        await b.settle()
+        msgs = await read_stream(nats_server.url)
+    finally:
+        await a.close()
+        await b.close()
+    assert took > 0  # reported below, not asserted (noisy box)
+    ids = [h[nats.js.api.Header.MSG_ID].split(":")[0] for _, h, _ in msgs]
+    first_b = ids.index(b.collector.id)
+    assert set(ids[:first_b]) == {a.collector.id} and set(ids[first_b:]) == {b.collector.id}
+    books = by_book(msgs)
+    for channel in BOOKS:
+        ms = [x for x in books[channel] if x[1][nats.js.api.Header.MSG_ID].startswith(
+            b.collector.id)]  # fmt: skip
+        first = ms[0][2]
+        assert isinstance(first, schema.Snap) and first.reset
+        assert first.collector == b.collector.id
+        check_against_truth(gw, channel, ms)
+    insts = [m for _, _, m in msgs if isinstance(m, schema.Instruments)]
+    assert [i.collector for i in insts] == [a.collector.id, b.collector.id]
+
+
+async def test_a_clean_stop_hands_over_at_once(gw: Gateway, nats_server: NatsServer) -> None:
+    """close() releases the lease: the standby wins at its next try (lease / 3)."""
+    lease = 3.0
+    a = Run(gw, nats_server.url, group="g2", lease_s=lease)
+    b = Run(gw, nats_server.url, group="g2", lease_s=lease)
+    try:
+        await a.start(["orderbook:AAPL"])
+        await wait_until(lambda: a.collector.active, timeout=5)
+        await b.start(["orderbook:AAPL"])
+        await asyncio.sleep(0.2)
+        assert not b.collector.active
+        await a.close()
+        await wait_until(lambda: b.collector.active, timeout=lease * 0.9)  # before any expiry
+    finally:
+        await a.close()
+        await b.close()
+    assert [e["role"] for e in a.named("role")] == ["active"]
+
+
+async def test_unreachable_nats_fails_fast_naming_the_url(gw: Gateway) -> None:
+    client = make_client(gw)
+    c = Collector(client, "nats://127.0.0.1:1", CollectorConfig(connect_timeout_s=0.5))
+    with pytest.raises(BusError, match=r"nats://127\.0\.0\.1:1 within 0\.5 s"):
+        await c.start()
+    await client.close()
+    with pytest.raises(ConfigError, match="--nats 'http://x:1'"):
+        Collector(client, "http://x:1")
+    with pytest.raises(ConfigError, match="group"):
+        CollectorConfig(group="bad name")
+    with pytest.raises(ConfigError, match="queue_size"):
+        CollectorConfig(queue_size=1)
+
+
+async def test_an_existing_stream_with_other_settings_is_used_as_it_is(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(
+            name="MINE",
+            subjects=["tickpipe.v1.>"],
+            max_age=60.0,
+            duplicate_window=30.0,
+            storage=StorageType.MEMORY,
+        )
+        async with running(gw, nats_server.url, stream=StreamSettings(name="MINE")) as run:
+            await run.start(["orderbook:AAPL"])
+            diff = run.named("bus_connected")[0]["differences"]
+            assert any(d.startswith("max_age 60 s") for d in diff)
+            assert any(d.startswith("storage") for d in diff)  # memory, asked file
+            await run.settle()
+        info = await js.stream_info("MINE")
+        assert info.config.max_age == 60.0 and info.state.messages > 0  # untouched, used
+        await js.add_stream(name="OTHER", subjects=["elsewhere.>"])
+        with pytest.raises(BusError, match="stream OTHER exists but does not store"):
+            async with running(gw, nats_server.url, stream=StreamSettings(name="OTHER")) as run:
+                await run.collector.start()
+    finally:
+        await nc.close()

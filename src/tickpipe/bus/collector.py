@@ -659,11 +659,14 @@ class Collector:
             self._settle()
 
     def _settle(self) -> None:
-        """Once the queue is down to half: a reset Snap (or State) for each dirty book, and
-        the overflow reported."""
+        """Once the queue is down to half and NATS connected: a reset Snap (or State) for each
+        dirty book, and the overflow reported."""
         if not self._episode_dropped and not self._dirty:
             return
         if len(self._queue) > self._low_water or not self._publishing:
+            return
+        nc = self._nc
+        if nc is None or not nc.is_connected:  # not while NATS is away: they would fail too
             return
         books = []
         for b in list(self._dirty.values()):
@@ -823,7 +826,8 @@ class Collector:
 
     # -- NATS connection events ----------------------------------------------------------------
     async def _on_disconnected(self) -> None:
-        self.on_event(self._ev("bus_disconnected"))
+        if not self._closed:
+            self.on_event(self._ev("bus_disconnected"))
 
     async def _on_reconnected(self) -> None:
         nc = self._nc
