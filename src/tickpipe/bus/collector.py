@@ -90,6 +90,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tickpipe.bus.collector")
 
 MSG_ID = "Nats-Msg-Id"
+DEFAULT_SNAPSHOT_EVERY_S = 30.0
 RETRY_BACKOFF = BackoffPolicy(base_s=0.05, cap_s=2.0, jitter="equal", healthy_after_s=0.0)
 
 # kind, subject, payload, Nats-Msg-Id, book (None: not a book's), the book's generation
@@ -129,7 +130,7 @@ class CollectorConfig:
     ack_timeout_s: float = 5.0
     retry_backoff: BackoffPolicy = RETRY_BACKOFF
     max_retry_s: float = 30.0
-    snapshot_every_s: float = 30.0
+    snapshot_every_s: float = DEFAULT_SNAPSHOT_EVERY_S
     heartbeat_every_s: float = 1.0
     instruments_every_s: float = 300.0
     group: str | None = None

@@ -10,7 +10,7 @@ from tickpipe import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tickpipe.cli import demo, gateway_cmd, record_cmd, replay_cmd, watch
+    from tickpipe.cli import demo, gateway_cmd, publish_cmd, record_cmd, replay_cmd, watch
 
     parser = argparse.ArgumentParser(
         prog="tickpipe",
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.register(sub)
     gateway_cmd.register(sub)
     record_cmd.register(sub)
+    publish_cmd.register(sub)
     replay_cmd.register(sub)
     return parser
 
