@@ -20,7 +20,7 @@ async def read_stream(
 ) -> list[tuple[str, dict[str, str], schema.BusMessage]]:
     """Every message of ``stream`` on ``subject``, in stream order, as (subject, headers,
     decoded): an ordered consumer read until nothing is pending (bounded: 10 s)."""
-    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
+    nc = await nats.connect(servers=url.split(","), connect_timeout=2, max_reconnect_attempts=1)
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream, subjects_filter=subject)

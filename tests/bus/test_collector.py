@@ -18,7 +18,7 @@ from tests.integration.conftest import gateway_config, make_client
 from tickpipe import Client
 from tickpipe.bus import schema
 from tickpipe.bus.collector import Collector, CollectorConfig
-from tickpipe.bus.natsserver import NatsServer
+from tickpipe.bus.natsserver import NatsCluster, NatsServer
 from tickpipe.bus.streams import StreamSettings
 from tickpipe.errors import BusError, ConfigError
 from tickpipe.gateway import Gateway
@@ -376,3 +376,43 @@ async def test_an_existing_stream_with_other_settings_is_used_as_it_is(
                 await run.collector.start()
     finally:
         await nc.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_killing_the_stream_leader_of_a_3_node_cluster_loses_nothing(
+    gw: Gateway, nats_cluster: NatsCluster
+) -> None:
+    """Replicas 3: the leader's death stalls publishing during the election; the collector
+    retries (same Nats-Msg-Id, bounded backoff), so the stream still rebuilds the truth."""
+    urls = nats_cluster.urls
+    async with running(
+        gw, urls, stream=StreamSettings(replicas=3), ack_timeout_s=1.0, max_retry_s=60.0
+    ) as run:
+        await run.start(BOOKS)
+        await asyncio.sleep(0.5)
+        c = run.collector
+        nc = await nats.connect(servers=urls.split(","))
+        try:
+            info = await nc.jetstream().stream_info(schema.DEFAULT_STREAM)
+        finally:
+            await nc.close()
+        assert info.cluster is not None and info.cluster.leader is not None
+        assert info.config.num_replicas == 3
+        victim = nats_cluster.index_of(info.cluster.leader)
+        before = c.published["delta"]
+        nats_cluster.kill(victim)
+        await wait_until(lambda: c.published["delta"] > before + 50, timeout=40)
+        gw.pause_market()
+        await run.settle()
+        alive = ",".join(s.url for i, s in enumerate(nats_cluster.servers) if i != victim)
+        msgs = await read_stream(alive)
+    assert c.dropped == 0
+    books = by_book(msgs)
+    for channel in BOOKS:
+        ms = books[channel]
+        seqs = [m.seq for _, _, m in ms if isinstance(m, schema.Snap | schema.Delta)]
+        assert len(seqs) == len(set(seqs))  # nothing twice
+        assert seqs == sorted(seqs) and seqs == list(range(1, len(seqs) + 1))
+        check_against_truth(gw, channel, ms)
+    print(f"killed {nats_cluster.servers[victim].name}: {c.retries} retries, nothing lost")
