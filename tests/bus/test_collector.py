@@ -416,3 +416,35 @@ async def test_killing_the_stream_leader_of_a_3_node_cluster_loses_nothing(
         assert seqs == sorted(seqs) and seqs == list(range(1, len(seqs) + 1))
         check_against_truth(gw, channel, ms)
     print(f"killed {nats_cluster.servers[victim].name}: {c.retries} retries, nothing lost")
+
+
+async def test_an_active_that_cannot_renew_stops_publishing_within_the_lease(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    """Fencing by time: NATS gone, the lease cannot be renewed, so the active stops before the
+    server could give the key to another (0.8 lease), discarding its queue; once NATS is back
+    and the key expired, it wins again and re-seeds every book."""
+    lease = 1.0
+    async with running(gw, nats_server.url, group="g3", lease_s=lease) as run:
+        await run.start(BOOKS)
+        c = run.collector
+        await wait_until(lambda: c.active, timeout=5)
+        nats_server.stop()
+        await wait_until(lambda: not c.active, timeout=lease * 3)
+        assert [e["role"] for e in run.named("role")] == ["active", "standby"]
+        assert c.queue_depth == 0
+        queued = c.stats()["messages"]
+        await asyncio.sleep(0.3)
+        assert c.queue_depth == 0  # a standby queues nothing
+        nats_server.start()
+        await wait_until(lambda: c.active, timeout=lease * 6)
+        await asyncio.sleep(0.3)
+        gw.pause_market()
+        await run.settle()
+        assert c.stats()["messages"] > queued
+        msgs = await read_stream(nats_server.url)
+    books = by_book(msgs)
+    for channel in BOOKS:
+        resets = [m for _, _, m in books[channel] if isinstance(m, schema.Snap) and m.reset]
+        assert len(resets) >= 2  # the first, and the one on winning again
+        check_against_truth(gw, channel, books[channel])

@@ -295,6 +295,7 @@ class Collector:
         self.in_flight = 0
         self._episode_dropped = 0
         self._episode_reasons: set[str] = set()
+        self._episode_books: set[str] = set()
 
     # -- the tap (read path: number, encode, append; never await) ---------------------------
     def book_synced(self, channel: str, sync: BookSync, ts_ns: int | None) -> None:
@@ -451,6 +452,7 @@ class Collector:
             b.dirty = True
             b.gen += 1
             self._dirty[b.channel] = b
+            self._episode_books.add(b.channel)
         self._wake.set()  # the publisher settles the dirty books once there is room
 
     # -- life ----------------------------------------------------------------------------------
@@ -669,11 +671,9 @@ class Collector:
         nc = self._nc
         if nc is None or not nc.is_connected:  # not while NATS is away: they would fail too
             return
-        books = []
         for b in list(self._dirty.values()):
             sync = b.sync
             b.dirty = False
-            books.append(b.channel)
             self.resets += 1
             if sync is not None and sync.state is _LIVE:
                 self._queue_reset(b)
@@ -682,9 +682,12 @@ class Collector:
                 view = self.client.books().get(b.channel)
                 self._queue_state(b, state, view.reason if view is not None else "")
         self._dirty.clear()
+        # (a dirty book re-seeded at the venue meanwhile got its reset Snap then: named too)
+        books = sorted(self._episode_books)
         dropped, reasons = self._episode_dropped, sorted(self._episode_reasons)
         self._episode_dropped = 0
         self._episode_reasons = set()
+        self._episode_books = set()
         log.warning(
             "bus: %d messages dropped (%s); re-seeded %d books: %s",
             dropped, ", ".join(reasons), len(books), ", ".join(books) or "none",
@@ -834,6 +837,7 @@ class Collector:
         nc = self._nc
         url = nc.connected_url.geturl() if nc is not None and nc.connected_url else None
         self.on_event(self._ev("bus_reconnected", url=redact(url) if url else None))
+        self._wake.set()  # dirty books can be settled now
 
     # -- reporting ---------------------------------------------------------------------------------
     @staticmethod
