@@ -448,3 +448,26 @@ async def test_an_active_that_cannot_renew_stops_publishing_within_the_lease(
         resets = [m for _, _, m in books[channel] if isinstance(m, schema.Snap) and m.reset]
         assert len(resets) >= 2  # the first, and the one on winning again
         check_against_truth(gw, channel, books[channel])
+
+
+async def test_a_collector_started_after_subscribe_publishes_the_books_already_there(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    run = Run(gw, nats_server.url)
+    try:
+        await run.client.start()
+        await run.client.subscribe(BOOKS)
+        for ch in BOOKS:
+            await run.client.wait_synced(ch, timeout=10)
+        await run.collector.start()
+        await asyncio.sleep(0.3)
+        gw.pause_market()
+        await run.settle()
+        msgs = await read_stream(nats_server.url)
+    finally:
+        await run.close()
+    books = by_book(msgs)
+    for channel in BOOKS:
+        first = books[channel][0][2]
+        assert isinstance(first, schema.Snap) and first.reset and first.seq == 1
+        check_against_truth(gw, channel, books[channel])

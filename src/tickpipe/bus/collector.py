@@ -543,6 +543,7 @@ class Collector:
         if active:
             self._instruments_due = 0.0
             self._queue_instruments()
+            self._adopt_books()
             for b in list(self._books.values()):
                 b.state = None
                 sync = b.sync
@@ -566,6 +567,17 @@ class Collector:
             self.on_event(
                 self._ev("role", role="active" if active else "standby", group=self.group)
             )
+
+    def _adopt_books(self) -> None:
+        """Books the client had before the tap was set (``start()`` after ``subscribe``)."""
+        for shard in self.client._shards:
+            for channel, bc in shard.channels.books.items():
+                b = self._books.get(channel)
+                if b is None:
+                    b = self._new_book(channel)
+                if b.sync is None:
+                    b.sync = bc.sync
+                    b.epoch = max(b.epoch, 1)
 
     def _queue_instruments(self) -> None:
         insts = self.client.instruments
