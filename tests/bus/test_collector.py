@@ -300,7 +300,7 @@ async def test_standby_takes_over_when_the_active_dies(
     finally:
         await a.close()
         await b.close()
-    assert took > 0  # reported below, not asserted (noisy box)
+    print(f"standby active {took:.2f} s after the active died (lease {lease} s)")
     ids = [h[nats.js.api.Header.MSG_ID].split(":")[0] for _, h, _ in msgs]
     first_b = ids.index(b.collector.id)
     assert set(ids[:first_b]) == {a.collector.id} and set(ids[first_b:]) == {b.collector.id}
@@ -471,3 +471,42 @@ async def test_a_collector_started_after_subscribe_publishes_the_books_already_t
         first = books[channel][0][2]
         assert isinstance(first, schema.Snap) and first.reset and first.seq == 1
         check_against_truth(gw, channel, books[channel])
+
+
+async def test_a_venue_without_ids_and_with_a_depth_kraken(nats_server: NatsServer) -> None:
+    """Kraken (in-band snapshots, no update ids, a book kept 1000 deep): the Snap says the
+    depth, venue ids are null, and the stream rebuilds the collector's own books."""
+    from tests.integration.test_kraken_client import BTC, ETH, kraken_client
+    from tickpipe.gateway import GatewayConfig
+
+    cfg = GatewayConfig(port=0, admin_port=0, seed=7, rate=40.0, dialect="kraken")
+    async with Gateway(cfg) as kgw:
+        client = kraken_client(kgw)
+        c = Collector(client, nats_server.url)
+        try:
+            await c.start()
+            await client.start()
+            await client.subscribe([BTC, ETH])
+            for ch in (BTC, ETH):
+                await client.wait_synced(ch, timeout=20)
+            await asyncio.sleep(0.5)
+            kgw.pause_market()
+            await asyncio.sleep(0.3)
+            await wait_until(lambda: c.queue_depth == 0 and c.in_flight == 0, timeout=15)
+            want = {ch: client.book(ch).text_levels(None) for ch in (BTC, ETH)}
+            msgs = await read_stream(nats_server.url)
+        finally:
+            await client.close()
+            await c.close()
+    books = by_book(msgs)
+    assert books[BTC][0][0] == "tickpipe.v1.kraken.book.BTC/USD.snap"
+    for ch in (BTC, ETH):
+        first = books[ch][0][2]
+        assert isinstance(first, schema.Snap) and first.reset
+        assert first.venue_id is None and first.depth == 1000
+        inst = client.instrument(ch)
+        bb = BusBook(inst)
+        for _, _, m in books[ch]:
+            bb.feed(m)
+        assert bb.holes == 0
+        assert [list(x) for x in text_book(bb.book)] == [list(x) for x in want[ch]]
