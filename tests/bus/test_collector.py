@@ -394,7 +394,14 @@ async def test_killing_the_stream_leader_of_a_3_node_cluster_loses_nothing(
         c = run.collector
         nc = await nats.connect(servers=urls.split(","))
         try:
-            info = await nc.jetstream().stream_info(schema.DEFAULT_STREAM)
+            js = nc.jetstream(timeout=5.0)
+            for attempt in range(5):  # a busy cluster may not answer the first time
+                try:
+                    info = await js.stream_info(schema.DEFAULT_STREAM)
+                    break
+                except nats.errors.TimeoutError:
+                    if attempt == 4:
+                        raise
         finally:
             await nc.close()
         assert info.cluster is not None and info.cluster.leader is not None

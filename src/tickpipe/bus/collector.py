@@ -85,6 +85,7 @@ from tickpipe.protocol.sync import SyncState
 
 if TYPE_CHECKING:
     from tickpipe.client.client import Client
+    from tickpipe.client.views import BookView
     from tickpipe.protocol.sync import BookSync
 
 log = logging.getLogger("tickpipe.bus.collector")
@@ -321,8 +322,8 @@ class Collector:
         if b is None:  # never synced while tapped (subscribed before the tap was set)
             return
         b.seq = seq = b.seq + 1
-        if b.dirty:
-            self._drop(None, "queue_full")
+        if b.dirty:  # waiting for its reset Snap: this one is of no use
+            self._drop(None, None)
             return
         q = self._queue
         if len(q) >= self._qmax:
@@ -382,7 +383,10 @@ class Collector:
 
     # -- queueing helpers ----------------------------------------------------------------------
     def _new_book(self, channel: str) -> _Book:
-        view = self.client.books().get(channel)
+        try:
+            view: BookView | None = self.client.book(channel)
+        except ConfigError:
+            view = None
         b = _Book(channel, self.venue, self.id, view.exact_depth if view is not None else None)
         self._books[channel] = b
         return b
@@ -443,11 +447,13 @@ class Collector:
         self._queue.append((kind, got[0], payload, f"{got[1]}{n}", None, 0))
         self._wake.set()
 
-    def _drop(self, b: _Book | None, reason: str) -> None:
-        """One message not published; its book (if any) turns dirty."""
+    def _drop(self, b: _Book | None, reason: str | None) -> None:
+        """One message not published (``reason``: why, None when its book was dirty
+        already); its book (if any) turns dirty."""
         self.dropped += 1
         self._episode_dropped += 1
-        self._episode_reasons.add(reason)
+        if reason is not None:
+            self._episode_reasons.add(reason)
         if b is not None and not b.dirty:
             b.dirty = True
             b.gen += 1
