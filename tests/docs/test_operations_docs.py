@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from tickpipe.bus.prometheus import BusMetrics
 from tickpipe.client.prometheus import ClientCollector
 from tickpipe.gateway.metrics import GatewayCollector
 
@@ -30,6 +31,7 @@ def _served() -> set[str]:
     for fam in [
         *ClientCollector(Nothing()).describe(),  # type: ignore[arg-type]
         *GatewayCollector(Nothing()).describe(),  # type: ignore[arg-type]
+        *BusMetrics(Nothing()).describe(),  # type: ignore[arg-type]
     ]:
         names.add(fam.name + ("_total" if fam.type == "counter" else ""))
     return names

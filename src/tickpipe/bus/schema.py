@@ -104,7 +104,9 @@ class Snap(msgspec.Struct, tag="snap", tag_field="t", frozen=True):
     """A whole book at ``seq`` (``reset``: it replaces the book, taking the next seq; else a
     periodic copy at the current seq). ``venue_id``: the venue's update id the book reflects
     (None where the venue has none). ``exact_depth``: levels a side the collector's seeding
-    snapshot carried (None: the whole book)."""
+    snapshot carried (None: the whole book). ``depth``: the venue keeps its book this deep and
+    does not re-send levels pushed out of it (Kraken): a consumer truncates its book to it
+    after every Delta, as the collector does (None: never truncated)."""
 
     channel: str
     collector: str
@@ -117,6 +119,7 @@ class Snap(msgspec.Struct, tag="snap", tag_field="t", frozen=True):
     exact_depth: int | None = None
     ts_ns: int | None = None
     pub_ns: int = 0
+    depth: int | None = None
 
 
 class Delta(msgspec.Struct, tag="delta", tag_field="t", frozen=True):

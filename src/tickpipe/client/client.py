@@ -434,6 +434,11 @@ class Client:
         self._shards.append(shard)
         return shard
 
+    @property
+    def exact_depth(self) -> int | None:
+        """Levels a side the books' seeding snapshots carry (None: the whole book)."""
+        return self._exact_depth
+
     def set_tap(self, tap: BookTap | None) -> None:
         """Tell ``tap`` (``client.tap.BookTap``) every exact book's changes, tickers and trades,
         on the read path, in order (``tickpipe publish``'s collector). None removes it."""
