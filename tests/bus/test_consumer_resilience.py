@@ -179,3 +179,54 @@ async def test_a_slow_consumer_never_slows_the_collector(
                 )
                 assert result["books"][s][1] == want
             assert assert_books_match_truth(fast, gw) == len(BOOKS)
+
+
+async def test_symbols_sharded_over_collectors_a_lost_one_stales_only_its_books(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    shard_a, shard_b = ["orderbook:AAPL", "orderbook:MSFT"], ["orderbook:BTC-USD"]
+
+    @asynccontextmanager
+    async def shard(channels: list[str]) -> AsyncIterator[Collector]:
+        client = make_client(gw)
+        col = Collector(
+            client, nats_server.url, CollectorConfig(heartbeat_every_s=0.2),
+            on_event=lambda ev: None,
+        )  # fmt: skip
+        await col.start()
+        async with client:
+            await client.subscribe(channels)
+            try:
+                yield col
+            finally:  # as a crash: the collector goes first, no farewell State on the bus
+                await col.close(release=False)
+
+    consumer = Client(source=nats_server.url, venue="vts", reconnect=FAST_RECONNECT)
+    async with shard(shard_b):
+        a_ctx = shard(shard_a)
+        await a_ctx.__aenter__()
+        a_open = True
+        try:
+            async with consumer:
+                rec = Recorder(consumer)
+                res = await consumer.subscribe(CHANNELS)
+                assert sorted(res.accepted) == sorted(CHANNELS)  # both shards' channels
+                await synced(consumer)
+                a_open = False
+                await a_ctx.__aexit__(None, None, None)  # shard A's collector dies
+                await rec.wait_for("stale", timeout=WAIT_S, channel="orderbook:AAPL")
+                await rec.wait_for("stale", timeout=WAIT_S, channel="orderbook:MSFT")
+                stale = rec.named("stale", channel="orderbook:AAPL")
+                assert stale[0].reason == "collector_lost"  # type: ignore[attr-defined]
+                assert consumer.book("BTC-USD").synced  # shard B's book never left
+                assert not rec.named("disconnected")  # the link stayed up for shard B
+                # shard A comes back (a new collector): its reset Snaps re-seed the books
+                async with shard(shard_a):
+                    await synced(consumer)
+                    await asyncio.sleep(0.3)
+                    assert assert_books_match_truth(consumer, gw) == len(BOOKS)
+                assert not rec.named("stale", channel="orderbook:BTC-USD")
+                await rec.close()
+        finally:
+            if a_open:
+                await a_ctx.__aexit__(None, None, None)

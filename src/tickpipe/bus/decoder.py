@@ -3,8 +3,8 @@
 The client shell calls ``decode(data)`` for every message the link (``bus/link.py``) hands it,
 in the order of each book's subscription, exactly as it calls a venue's codec for every
 WebSocket frame. Besides the wire schema (``bus/schema.py``) it reads the link's own local
-messages (:class:`LinkOpened`, :class:`LinkAck`, :class:`LinkUnknown`, :class:`LinkStart`;
-never on the wire).
+messages (:class:`LinkOpened`, :class:`LinkAck`, :class:`LinkUnknown`, :class:`LinkStart`,
+:class:`LinkLost`; never on the wire).
 
 Per book it checks the collector's ``seq`` (the bus's continuity, schema.py), so that the book
 itself can keep the venue's update id as its ``seq`` (the same ``final_book`` as a direct
@@ -71,12 +71,22 @@ class LinkCommand(msgspec.Struct, frozen=True):
 
 
 command_decoder = msgspec.json.Decoder(LinkCommand)
+
+
+class LinkLost(msgspec.Struct, tag="link_lost", tag_field="t", frozen=True):
+    """The collector of this book fell silent while others still speak: not exact until a
+    collector's reset Snap comes on its subjects."""
+
+    channel: str
+    reason: str
+
+
 _link_encoder = msgspec.json.Encoder()
-Incoming = schema.BusMessage | LinkOpened | LinkAck | LinkUnknown | LinkStart
+Incoming = schema.BusMessage | LinkOpened | LinkAck | LinkUnknown | LinkStart | LinkLost
 _decoder = msgspec.json.Decoder(Incoming)
 
 
-def encode_link(msg: LinkOpened | LinkAck | LinkUnknown | LinkStart) -> bytes:
+def encode_link(msg: LinkOpened | LinkAck | LinkUnknown | LinkStart | LinkLost) -> bytes:
     return _link_encoder.encode(msg)
 
 
@@ -116,6 +126,12 @@ class BusDecoder:
             s: schema.State = m  # type: ignore[assignment]
             self._books[s.channel] = [s.seq, 0]
             return BookUnsynced(_symbol(s.channel), s.reason)
+        if tp is LinkLost:
+            lost: LinkLost = m  # type: ignore[assignment]
+            st = self._books.get(lost.channel)
+            if st is not None:
+                st[1] = 0
+            return BookUnsynced(_symbol(lost.channel), lost.reason)
         if tp is LinkStart:
             self._books.pop(m.channel, None)  # type: ignore[union-attr]
             return []

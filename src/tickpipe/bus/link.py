@@ -12,7 +12,10 @@ heartbeat, ``on_ws_disconnected`` at the end):
   the connect timeout: StreamError naming the subject). Its interval is the link's
   ``heartbeat_ms``: the shell's watchdog then counts collector heartbeats as pings, so a
   collector that dies (or a bus that cuts us off) makes this consumer blind after
-  ``heartbeat_timeout_factor`` intervals, as a silent venue would.
+  ``heartbeat_timeout_factor`` intervals, as a silent venue would. Several collectors may feed
+  one venue (its symbols sharded over processes): the link tracks each one's heartbeats, and
+  when one falls silent while others still speak, only the books it alone published become
+  not synced (``stale {reason: collector_lost}``) until a collector's reset Snap arrives.
 - subscribe a book: read the stream's latest Snap and latest State of that book (direct get
   by subject), and start an ordered push consumer on the book's subjects from the later one
   (none yet: from the stream's end), announced by a LinkStart; trades: from now on; ticker:
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +49,7 @@ from nats.js.errors import NotFoundError
 from tickpipe.bus import schema
 from tickpipe.bus.decoder import (
     LinkAck,
+    LinkLost,
     LinkOpened,
     LinkStart,
     LinkUnknown,
@@ -60,6 +65,7 @@ PENDING_MSGS_LIMIT = 65_536  # per consumer, messages queued in this process bef
 MAX_RECONNECT_ATTEMPTS = 5  # nats-py's own moves to another server before the link ends
 RECONNECT_WAIT_S = 0.25
 SUBSCRIBE_CONCURRENCY = 16  # channels being set up at once (3 JetStream requests each)
+COLLECTOR_TIMEOUT_FACTOR = 2.5  # a collector not heard for this many intervals is gone
 
 
 def split_servers(source: str) -> list[str]:
@@ -143,8 +149,10 @@ class BusTransport:
         self.listener = listener
         self.nc: Any = None
         self.js: Any = None
-        self.published: set[str] = set()
-        self.collector = ""
+        self.published: set[str] = set()  # every live collector's channels
+        # collector id -> (last heartbeat, monotonic s; its channels; its interval, s)
+        self._collectors: dict[str, tuple[float, list[str], float]] = {}
+        self.collector = ""  # the first one heard (the session's name)
         self.heartbeat_ms = 0
         self._heard = asyncio.Event()
         self._opened = False
@@ -218,6 +226,7 @@ class BusTransport:
         """The shell is listening: the open answer (the first heartbeat heard)."""
         self._opened = True
         self._deliver(encode_link(LinkOpened(self.collector, self.heartbeat_ms)))
+        self._spawn(self._watch_collectors())
 
     async def _on_heartbeat(self, msg: Msg) -> None:
         try:
@@ -227,13 +236,43 @@ class BusTransport:
             return
         if not isinstance(hb, schema.Heartbeat) or hb.interval_ms <= 0:
             return
-        self.published = set(hb.channels)
-        self.collector = hb.collector
-        self.heartbeat_ms = hb.interval_ms
+        now = time.monotonic()
+        self._collectors[hb.collector] = (now, hb.channels, hb.interval_ms / 1000.0)
+        self._expire(now)
         if not self._heard.is_set():
+            self.collector = hb.collector
+            self.heartbeat_ms = hb.interval_ms
             self._heard.set()
         elif self._opened and not self.is_disconnected:
             self.listener.sink.on_ping()
+
+    def _expire(self, now: float) -> None:
+        """Forget collectors not heard for ``COLLECTOR_TIMEOUT_FACTOR`` of their intervals;
+        the books only they published are no longer exact (BookUnsynced, reason
+        ``collector_lost``) until another collector's reset Snap arrives on their subjects."""
+        gone = [
+            cid
+            for cid, (seen, _, every) in self._collectors.items()
+            if now - seen > COLLECTOR_TIMEOUT_FACTOR * every
+        ]
+        lost: set[str] = set()
+        for cid in gone:
+            lost.update(self._collectors.pop(cid)[1])
+            log.warning("collector %s of %s not heard: its books are stale", cid, self.venue)
+        self.published = {ch for _, chs, _ in self._collectors.values() for ch in chs}
+        if not self._opened or self.is_disconnected:
+            return
+        for ch in sorted(lost - self.published):
+            if ch.startswith("orderbook:") and ch in self._subs:
+                self._deliver(encode_link(LinkLost(ch, "collector_lost")))
+
+    async def _watch_collectors(self) -> None:
+        """Each collector's heartbeats, while several feed this link (shards of a venue): one
+        that falls silent stales its own books, the link stays up for the others'."""
+        while not self.is_disconnected:
+            every = min((e for _, _, e in self._collectors.values()), default=1.0)
+            await asyncio.sleep(every / 2)
+            self._expire(time.monotonic())
 
     async def _on_nats_closed(self) -> None:
         if not self.is_disconnected:
