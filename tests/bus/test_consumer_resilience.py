@@ -230,3 +230,23 @@ async def test_symbols_sharded_over_collectors_a_lost_one_stales_only_its_books(
         finally:
             if a_open:
                 await a_ctx.__aexit__(None, None, None)
+
+
+async def test_a_nats_restart_and_the_consumer_comes_back_exact(
+    gw: Gateway, nats_server: NatsServer
+) -> None:
+    async with collector(gw, nats_server.url, heartbeat_every_s=0.2) as (_src, col):
+        consumer = Client(source=nats_server.url, venue="vts", reconnect=FAST_RECONNECT)
+        async with consumer:
+            rec = Recorder(consumer)
+            await consumer.subscribe(CHANNELS)
+            await synced(consumer)
+            nats_server.stop()
+            await rec.wait_for("disconnected", timeout=WAIT_S)  # no heartbeat: blind
+            assert all(not consumer.book(s).synced for s in BOOKS)
+            nats_server.restart()  # same port, same store: the stream is still there
+            await synced(consumer)  # reconnected, re-subscribed, re-seeded from the bus
+            await asyncio.sleep(0.5)
+            assert assert_books_match_truth(consumer, gw) == len(BOOKS)
+            await rec.close()
+        assert col.published["delta"] > 0
