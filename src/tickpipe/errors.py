@@ -23,7 +23,8 @@
     │                                 verification (.url, .reason): fatal at start-up
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
-    │   └── UnknownOrderError         404 unknown_order
+    │   ├── UnknownOrderError         404 unknown_order
+    │   └── CredentialsRejected       the venue refused the key or signature: fatal
     ├── BusError                      the message bus (NATS JetStream) failed or is missing
     │   └── NatsServerError           a local nats-server could not be found, started or
     │                                 made healthy (.log_tail: the end of its stderr)
@@ -152,6 +153,11 @@ class RateLimitedError(RestError):
 
 class UnknownOrderError(RestError):
     """The key has no such order (404 unknown_order)."""
+
+
+class CredentialsRejected(RestError):
+    """The venue refused the API key or its signature (code ``auth_failed``): fatal, never
+    retried. The message names the venue and what it said, never the secret."""
 
 
 class BusError(TickpipeError):

@@ -42,7 +42,7 @@ from tickpipe.client.credentials import resolve_credentials
 from tickpipe.client.dispatch import Dispatcher, Feed, TickerUpdate
 from tickpipe.client.events import OrdersCancelled, SubscribeError
 from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
-from tickpipe.client.orders import CancelReport, Order, OrderManager
+from tickpipe.client.orders import CancelReport, Order, OrderManager, VtsOrders
 from tickpipe.client.recorder import Recorder
 from tickpipe.client.rest import CERTIFICATE, RestClient
 from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
@@ -344,7 +344,7 @@ class Client:
             rate_limit_statuses=self.venue.rate_limit_statuses,
             ca_file=cfg.ca_file,
         )
-        self._orders = OrderManager(self._rest, cfg.order_retry, self._random)
+        self._orders = OrderManager(VtsOrders(self._rest), cfg.order_retry, self._random)
         self._orders.on_background_report = self._on_background_cancel
         weight = weight_budget(self.venue, cfg.snapshot_depth)  # a weight window, or None
         rate_per_s, burst = (

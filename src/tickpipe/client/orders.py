@@ -19,53 +19,86 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from tickpipe.client.rest import RestClient, is_retryable
 from tickpipe.errors import ClientClosedError, ConfigError, RestError, UnknownOrderError
 from tickpipe.protocol.backoff import Backoff, BackoffPolicy
+from tickpipe.venues.trading import NewOrder, Order
+
+__all__ = ["CancelReport", "Order", "OrderBackend", "OrderManager", "VtsOrders", "vts_order"]
 
 log = logging.getLogger("tickpipe.client.orders")
 
-FINAL_STATUSES = frozenset({"cancelled", "filled", "rejected", "expired"})
 PLACE_TRIES = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
-    """An order as the gateway last described it. ``raw`` keeps every field it sent."""
+def vts_order(obj: Any) -> Order:
+    """An order as VTS/1 describes it (a JSON object)."""
+    if not isinstance(obj, dict) or "order_id" not in obj:
+        raise RestError(200, "bad_body", f"not an order: {obj!r:.200}")
+    return Order(
+        order_id=str(obj["order_id"]),
+        client_order_id=str(obj.get("client_order_id", "")),
+        symbol=str(obj.get("symbol", "")),
+        side=str(obj.get("side", "")),
+        price=str(obj.get("price", "")),
+        size=str(obj.get("size", "")),
+        status=str(obj.get("status", "")),
+        filled_size=str(obj.get("filled_size", "0")),
+        raw=obj,
+    )
 
-    order_id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    price: str
-    size: str
-    status: str
-    filled_size: str
-    raw: dict[str, Any] = field(repr=False, compare=False)
 
-    @classmethod
-    def from_wire(cls, obj: Any) -> Order:
-        if not isinstance(obj, dict) or "order_id" not in obj:
-            raise RestError(200, "bad_body", f"not an order: {obj!r:.200}")
-        return cls(
-            order_id=str(obj["order_id"]),
-            client_order_id=str(obj.get("client_order_id", "")),
-            symbol=str(obj.get("symbol", "")),
-            side=str(obj.get("side", "")),
-            price=str(obj.get("price", "")),
-            size=str(obj.get("size", "")),
-            status=str(obj.get("status", "")),
-            filled_size=str(obj.get("filled_size", "0")),
-            raw=obj,
-        )
+class OrderBackend(Protocol):
+    """Where orders go: VTS/1's REST API (:class:`VtsOrders`) or a venue's signed API
+    (``client/signed_orders.py``). ``symbol`` is given where the client knows it (its own
+    orders): venues whose cancel names the symbol need it."""
 
-    @property
-    def is_open(self) -> bool:
-        return self.status not in FINAL_STATUSES
+    async def place(self, order: NewOrder) -> Order: ...
+
+    async def open_orders(self, symbol: str | None) -> list[Order]: ...
+
+    async def get(self, order_id: str, symbol: str | None) -> Order: ...
+
+    async def cancel(self, order_id: str, symbol: str | None) -> Order: ...
+
+    async def cancel_all(self, symbol: str | None) -> list[str]: ...
+
+
+class VtsOrders:
+    """VTS/1 section 7 over the client's REST session."""
+
+    def __init__(self, rest: RestClient) -> None:
+        self._rest = rest
+
+    async def place(self, order: NewOrder) -> Order:
+        body = {
+            "symbol": order.symbol,
+            "side": order.side,
+            "type": "limit",
+            "price": order.price,
+            "size": order.size,
+            "client_order_id": order.client_order_id,
+        }
+        return vts_order(await self._rest.place_order(body))
+
+    async def open_orders(self, symbol: str | None) -> list[Order]:
+        body = await self._rest.list_orders("open", symbol)
+        raw = body.get("orders", []) if isinstance(body, dict) else []
+        return [vts_order(o) for o in raw]
+
+    async def get(self, order_id: str, symbol: str | None) -> Order:
+        return vts_order(await self._rest.get_order(order_id))
+
+    async def cancel(self, order_id: str, symbol: str | None) -> Order:
+        return vts_order(await self._rest.cancel_order(order_id))
+
+    async def cancel_all(self, symbol: str | None) -> list[str]:
+        body = await self._rest.cancel_all(symbol)
+        return [str(i) for i in body.get("cancelled", [])] if isinstance(body, dict) else []
 
 
 def _decimal_text(name: str, value: str | Decimal | int) -> str:
@@ -90,8 +123,10 @@ class CancelReport:
 class OrderManager:
     """Places and cancels orders and remembers this client's own open ones."""
 
-    def __init__(self, rest: RestClient, retry: BackoffPolicy, random: Callable[[], float]) -> None:
-        self._rest = rest
+    def __init__(
+        self, backend: OrderBackend, retry: BackoffPolicy, random: Callable[[], float]
+    ) -> None:
+        self._backend = backend
         self._retry = retry
         self._random = random
         self.own: dict[str, Order] = {}
@@ -117,26 +152,25 @@ class OrderManager:
             raise ConfigError(f"side must be 'buy' or 'sell', got {side!r}")
         if not isinstance(symbol, str) or not symbol:
             raise ConfigError(f"symbol must be a non-empty string, got {symbol!r}")
-        body = {
-            "symbol": symbol,
-            "side": side,
-            "type": "limit",
-            "price": _decimal_text("price", price),
-            "size": _decimal_text("size", size),
-            "client_order_id": client_order_id or uuid.uuid4().hex,
-        }
+        new = NewOrder(
+            symbol,
+            side,
+            _decimal_text("price", price),
+            _decimal_text("size", size),
+            client_order_id or uuid.uuid4().hex,
+        )
         backoff = Backoff(self._retry, self._random)
         for attempt in range(PLACE_TRIES):
             self._check_open("place_limit_order")
             try:
-                order = Order.from_wire(await self._rest.place_order(body))
+                order = await self._backend.place(new)
                 break
             except RestError as exc:
                 if not is_retryable(exc) or attempt == PLACE_TRIES - 1:
                     raise
                 delay = getattr(exc, "retry_after_s", None) or backoff.next_delay()
                 log.warning(
-                    "place %s failed (%s), retrying in %.2fs", body["client_order_id"], exc, delay
+                    "place %s failed (%s), retrying in %.2fs", new.client_order_id, exc, delay
                 )
                 await asyncio.sleep(delay)
         if order.is_open:
@@ -145,13 +179,12 @@ class OrderManager:
 
     async def open_orders(self, symbol: str | None = None) -> list[Order]:
         self._check_open("open_orders")
-        body = await self._rest.list_orders("open", symbol)
-        raw = body.get("orders", []) if isinstance(body, dict) else []
-        return [Order.from_wire(o) for o in raw]
+        return await self._backend.open_orders(symbol)
 
     async def get_order(self, order_id: str) -> Order:
         self._check_open("get_order")
-        order = Order.from_wire(await self._rest.get_order(order_id))
+        known = self.own.get(order_id)
+        order = await self._backend.get(order_id, known.symbol if known else None)
         if not order.is_open:
             self.own.pop(order_id, None)  # filled (or cancelled by the gateway): not at risk
         return order
@@ -159,7 +192,8 @@ class OrderManager:
     async def cancel_order(self, order_id: str) -> Order:
         self._check_open("cancel_order")
         try:
-            order = Order.from_wire(await self._rest.cancel_order(order_id))
+            known = self.own.get(order_id)
+            order = await self._backend.cancel(order_id, known.symbol if known else None)
         except UnknownOrderError:
             self.own.pop(order_id, None)
             self._to_retry.discard(order_id)
@@ -170,8 +204,7 @@ class OrderManager:
 
     async def cancel_all_orders(self, symbol: str | None = None) -> list[str]:
         self._check_open("cancel_all_orders")
-        body = await self._rest.cancel_all(symbol)
-        ids = [str(i) for i in body.get("cancelled", [])] if isinstance(body, dict) else []
+        ids = await self._backend.cancel_all(symbol)
         for oid in list(self.own):
             if symbol is None or self.own[oid].symbol == symbol:
                 self.own.pop(oid, None)

@@ -55,6 +55,7 @@ from tickpipe.errors import FrameError, RateLimitedError, RestError, UnknownOrde
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.venues.base import Venue
+from tickpipe.venues.trading import HttpCall
 
 log = logging.getLogger("tickpipe.client.rest")
 
@@ -301,6 +302,63 @@ class RestClient:
                 raise UnknownOrderError(status, code, message, method=method, path=path_q)
             raise RestError(status, code, message, method=method, path=path_q)
         return raw
+
+    # -- a venue's own calls (signed orders) ------------------------------------------------
+    async def send_call(self, call: HttpCall) -> tuple[int, bytes]:
+        """Send ``call`` exactly as built (its bytes were signed) and return the status and
+        body (capped like every answer) for the venue's codec to read. Raises only what no
+        codec can: unreachable, a certificate refused, a body over the cap, the venue's rate
+        limit (its ``rate_limit_statuses``: RateLimitedError with Retry-After). Never
+        recorded: signed calls carry the key."""
+        banned_s = self.banned_until - time.monotonic()
+        if banned_s > 0:
+            raise RateLimitedError(
+                f"not sent: the venue banned this client, {banned_s:.1f}s left",
+                banned_s,
+                method=call.method,
+                path=call.path,
+            )
+        self.requests += 1
+        url = URL(self.base_url + call.target, encoded=True)
+        try:
+            async with self._get_session().request(
+                call.method, url, data=call.body or None, headers=call.headers
+            ) as resp:
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+                raw, over = await _read_capped(resp, self.max_body_bytes)
+                if over:
+                    resp.close()
+        except aiohttp.ClientConnectorCertificateError as exc:
+            reason = getattr(exc.certificate_error, "verify_message", None) or str(exc)
+            raise RestError(
+                UNREACHABLE, CERTIFICATE, reason, method=call.method, path=call.path
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise RestError(
+                UNREACHABLE,
+                "unreachable",
+                f"{type(exc).__name__}: {exc}",
+                method=call.method,
+                path=call.path,
+            ) from exc
+        if over:
+            self.bodies_refused += 1
+            raise RestError(
+                status,
+                BODY_TOO_LARGE,
+                f"answer body over max_rest_body_bytes ({self.max_body_bytes} bytes): refused",
+                method=call.method,
+                path=call.path,
+            )
+        if status in self.rate_limit_statuses:
+            delay, _note = parse_retry_after(retry_after, self.max_retry_after_s)
+            if status != 429:
+                self.banned_until = max(self.banned_until, time.monotonic() + delay)
+            raise RateLimitedError(
+                raw[:200].decode(errors="replace"), delay, method=call.method, path=call.path
+            )
+        return status, raw
 
     # -- market data ---------------------------------------------------------------------
     async def instruments(self) -> list[Instrument]:

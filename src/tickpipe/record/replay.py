@@ -38,7 +38,7 @@ from tickpipe.client.events import (
     Reconnecting,
 )
 from tickpipe.client.metrics import Metrics
-from tickpipe.client.orders import OrderManager
+from tickpipe.client.orders import OrderManager, VtsOrders
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
 from tickpipe.client.supervisor import Supervisor
@@ -197,7 +197,7 @@ class Replay:
             config=config,
             channels=ch,
             dispatcher=dispatcher,
-            orders=OrderManager(self._rest, config.order_retry, self._random),
+            orders=OrderManager(VtsOrders(self._rest), config.order_retry, self._random),
             metrics=metrics,
             clock=self.clock,
             random=self._random,
