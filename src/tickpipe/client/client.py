@@ -38,13 +38,14 @@ from tickpipe.bus.schema import DEFAULT_STREAM
 from tickpipe.bus.venue import BusVenue
 from tickpipe.client.channels import Channels
 from tickpipe.client.config import ClientConfig
-from tickpipe.client.credentials import resolve_credentials
+from tickpipe.client.credentials import resolve_credentials, venue_credentials
 from tickpipe.client.dispatch import Dispatcher, Feed, TickerUpdate
-from tickpipe.client.events import OrdersCancelled, SubscribeError
+from tickpipe.client.events import DeadManSwitch, OrdersCancelled, SubscribeError
 from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
-from tickpipe.client.orders import CancelReport, Order, OrderManager, VtsOrders
+from tickpipe.client.orders import CancelReport, Order, OrderBackend, OrderManager, VtsOrders
 from tickpipe.client.recorder import Recorder
 from tickpipe.client.rest import CERTIFICATE, RestClient
+from tickpipe.client.signed_orders import SignedOrders
 from tickpipe.client.snapshots import SnapshotOutcome, SnapshotScheduler
 from tickpipe.client.supervisor import SubscribeResult, Supervisor
 from tickpipe.client.tap import BookTap
@@ -62,6 +63,7 @@ from tickpipe.errors import (
     CertificateRejected,
     ClientClosedError,
     ConfigError,
+    CredentialsRejected,
     FrameError,
     RestError,
     StreamError,
@@ -73,6 +75,7 @@ from tickpipe.protocol import frames
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.watchdog import SilenceDetector
+from tickpipe.venues.trading import Credentials, OrderCodec
 
 log = logging.getLogger("tickpipe.client")
 
@@ -226,6 +229,7 @@ class Client:
         random: Callable[[], float] = _random.random,
         recorder: Recorder | None = None,
         source: str | None = None,
+        passphrase: str | None = None,
         **knobs: Any,
     ) -> None:
         self.venue = v = resolve_venue(venue)
@@ -249,10 +253,25 @@ class Client:
                 base_url("stream_url", stream_url, v.stream_base_url, ("ws", "wss")) + v.stream_path
             )
             self.rest_url = base_url("rest_url", rest_url, v.rest_base_url, ("http", "https"))
-        self.key, secret = resolve_credentials(key, secret)  # a half-set pair: ConfigError
         if config is not None and knobs:
             raise ConfigError("pass either config= or keyword knobs, not both")
         self.config = config if config is not None else ClientConfig.from_kwargs(**knobs)
+        # a real venue's orders (issue 17): its codec, and the key from the arguments, the
+        # environment (TICKPIPE_<VENUE>_KEY...) or credentials_file; none: market data only
+        codec_of = getattr(self.venue, "order_codec", None)
+        self._codec: OrderCodec | None = codec_of() if callable(codec_of) else None
+        self._venue_creds: Credentials | None = None
+        if self._codec is not None:
+            self._venue_creds = venue_credentials(
+                self.venue.name,
+                key=key,
+                secret=secret,
+                passphrase=passphrase,
+                credentials_file=self.config.credentials_file,
+                needs_passphrase=self._codec.needs_passphrase,
+            )
+            key = secret = None  # the venue's key is not VTS/1's
+        self.key, secret = resolve_credentials(key, secret)  # a half-set pair: ConfigError
         self._secret = secret
         self._clock = clock
         self._random = random
@@ -344,7 +363,12 @@ class Client:
             rate_limit_statuses=self.venue.rate_limit_statuses,
             ca_file=cfg.ca_file,
         )
-        self._orders = OrderManager(VtsOrders(self._rest), cfg.order_retry, self._random)
+        backend: OrderBackend = VtsOrders(self._rest)
+        self._signed: SignedOrders | None = None
+        if self._codec is not None and self._venue_creds is not None:
+            self._signed = SignedOrders(self._rest, self._codec, self._venue_creds)
+            backend = self._signed
+        self._orders = OrderManager(backend, cfg.order_retry, self._random)
         self._orders.on_background_report = self._on_background_cancel
         weight = weight_budget(self.venue, cfg.snapshot_depth)  # a weight window, or None
         rate_per_s, burst = (
@@ -376,6 +400,14 @@ class Client:
             asyncio.create_task(self.dispatcher.run(), name="tickpipe dispatch"),
             asyncio.create_task(self._sample_rate(), name="tickpipe frame rate"),
         ]
+        if (
+            self._signed is not None
+            and self._signed.codec.dead_man_refresh_s is not None
+            and cfg.dead_man_timeout_s is not None
+        ):
+            self._tasks.append(
+                asyncio.create_task(self._dead_man_loop(self._signed), name="tickpipe dead man")
+            )
         first = self._new_shard()
         self._sup, self._channels = first.sup, first.channels
         try:
@@ -411,7 +443,7 @@ class Client:
         ch.instruments = self._instruments  # one dict, shared by every shard
         ch.tap = self._tap
         ch.exact_depth = self._exact_depth
-        if cfg.cancel_orders_on_gap and self.venue.supports_orders:
+        if cfg.cancel_orders_on_gap and self.orders_enabled:
             ch.on_gap = self._cancel_on_gap
         sup = Supervisor(
             stream_url=self.stream_url,
@@ -427,6 +459,7 @@ class Client:
             venue=self.venue,
             connector=self._connector,
         )
+        sup.orders_enabled = self.orders_enabled
         cell.append(sup)
         sup.recorder = self.recorder
         shard = _Shard(len(self._shards), ch, sup)
@@ -555,8 +588,66 @@ class Client:
         self.dispatcher.close_feeds()
         self.dispatcher.flush_error_summaries()
 
+    @property
+    def orders_enabled(self) -> bool:
+        """The order calls work: VTS/1, or a real venue with an order codec and a key."""
+        return self.venue.supports_orders or (
+            self._codec is not None and self._venue_creds is not None
+        )
+
+    async def _dead_man_loop(self, signed: SignedOrders) -> None:
+        """Keep the venue's dead man's switch armed while every connection is up; stop
+        refreshing while blind (the venue's timer then cancels what our own cancels could
+        not). Reported as ``dead_man_switch`` when (re)armed or when arming failed."""
+        codec = signed.codec
+        timeout = self.config.dead_man_timeout_s
+        assert timeout is not None and codec.dead_man_refresh_s is not None
+        every = min(codec.dead_man_refresh_s, timeout / 3)
+        armed = False
+        while True:
+            up = bool(self._shards) and all(sh.sup.connected for sh in self._shards)
+            if not up:
+                armed = False
+            else:
+                orders = self._require(self._orders)
+                symbols: list[str | None] = (
+                    sorted({o.symbol for o in orders.own.values()})  # type: ignore[misc]
+                    if codec.dead_man_per_symbol
+                    else [None]
+                )
+                try:
+                    for sym in symbols:
+                        await signed.arm_dead_man(timeout, sym)
+                    if not armed and symbols:
+                        armed = True
+                        self.dispatcher.event(
+                            DeadManSwitch(venue=self.venue.name, armed=True, timeout_s=timeout)
+                        )
+                except CredentialsRejected as exc:
+                    self.dispatcher.event(
+                        DeadManSwitch(
+                            venue=self.venue.name, armed=False, timeout_s=None, error=str(exc)
+                        )
+                    )
+                    return  # a wrong key: no retry loop
+                except RestError as exc:
+                    armed = False
+                    self.dispatcher.event(
+                        DeadManSwitch(
+                            venue=self.venue.name, armed=False, timeout_s=timeout, error=str(exc)
+                        )
+                    )
+            await asyncio.sleep(every)
+
     def _check_orders(self, what: str) -> None:
-        if not self.venue.supports_orders:
+        if self._codec is not None and self._venue_creds is None:
+            pre = "TICKPIPE_" + self.venue.name.upper().replace("-", "_")
+            raise UnsupportedError(
+                f"{what}: no {self.venue.name} API key: pass key= and secret= (or set "
+                f"{pre}_KEY and {pre}_SECRET, or credentials_file=)",
+                self.venue.name,
+            )
+        if not self.orders_enabled:
             raise UnsupportedError(
                 f"{what}: venue {self.venue.name!r} has no orders in tickpipe (market data "
                 "only; orders on venues are issue 17)",
@@ -621,7 +712,10 @@ class Client:
             report = await orders.cancel_own("own", symbol=symbol)
             self.dispatcher.event(
                 OrdersCancelled(
-                    cancelled=report.cancelled, failed=report.failed, scope=report.scope
+                    cancelled=report.cancelled,
+                    failed=report.failed,
+                    scope=report.scope,
+                    venue=self.venue.name,
                 )
             )
         finally:
@@ -634,6 +728,7 @@ class Client:
                 failed=report.failed,
                 scope=report.scope,
                 background=True,
+                venue=self.venue.name,
             )
         )
 

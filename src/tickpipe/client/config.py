@@ -79,6 +79,15 @@ class ClientConfig:
       that a strategy depends on": when True, a gap on ``orderbook:S`` cancels this client's
       own open orders in ``S`` (reported as ``orders_cancelled`` with scope ``gap:S``). Costs
       one REST call per such order on each gap.
+    - ``dead_man_timeout_s`` (60.0 s; None: not armed): on a real venue with a dead man's
+      switch (Binance USD-M, OKX, Bybit, Kraken: issue 17), the venue cancels every order of
+      the key this long after our last refresh; the client refreshes it while the stream is
+      healthy and stops when it goes blind, so orders die even if our network is what failed.
+      Shorter: orders die sooner after a silent failure; costs one REST call (per symbol with
+      orders, Binance USD-M) every refresh period of the venue (at most a third of this).
+    - ``credentials_file`` (None): a JSON file (mode 0600) with a real venue's ``key``,
+      ``secret`` and ``passphrase``, used when neither ``key=``/``secret=`` nor
+      ``TICKPIPE_<VENUE>_KEY``/``_SECRET`` is set.
     - ``max_frame_bytes`` (1 MiB): a larger frame closes the connection (then reconnect).
     - ``read_slice_s`` (0.005 s): socket work per event-loop turn. Past it, the rest of a
       socket read is processed on later turns (reading paused meanwhile), so REST replies
@@ -193,6 +202,8 @@ class ClientConfig:
     max_snapshot_levels: int = 10_000
     max_fragmented_message_s: float = 5.0
     ca_file: str | None = None
+    dead_man_timeout_s: float | None = 60.0
+    credentials_file: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -208,7 +219,7 @@ class ClientConfig:
             "rotation_handover_timeout_s",
         ):
             _positive(name, getattr(self, name))
-        for opt in ("heartbeat_timeout_s", "stale_after_s"):
+        for opt in ("heartbeat_timeout_s", "stale_after_s", "dead_man_timeout_s"):
             v = getattr(self, opt)
             if v is not None:
                 _positive(opt, v)

@@ -140,6 +140,20 @@ class OrdersCancelled(ClientEvent):
     failed: list[str]
     scope: str = "own"
     background: bool = False
+    venue: str = "vts"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadManSwitch(ClientEvent):
+    """A real venue's own dead man's switch (issue 17): ``armed`` (the venue will cancel the
+    key's orders ``timeout_s`` after our last refresh) when first armed and again after a blind
+    spell; not armed (``error`` says why) when arming failed."""
+
+    name: ClassVar[str] = "dead_man_switch"
+    venue: str
+    armed: bool
+    timeout_s: float | None
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -291,6 +291,7 @@ class Supervisor:
         self._said_no_orders = False
         self._next_id = 1
         self.recorder: Recorder | None = None  # tickpipe record: sees what is received
+        self.orders_enabled = venue.supports_orders  # the client sets it (a venue's key)
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # start() raises what failed first; a start-up error of the stream that lost the race to
         # a REST one is not left behind for asyncio to log as never retrieved
@@ -751,7 +752,7 @@ class Supervisor:
             self._fail_auth(AuthError(conn.close_reason or "auth revoked (4001)"))
             return
         scope = self.config.cancel_orders_on_blind
-        if scope != "none" and not self._closing and not self.venue.supports_orders:
+        if scope != "none" and not self._closing and not self.orders_enabled:
             if not self._said_no_orders:  # the kill switch has nothing to do here: say so once
                 self._said_no_orders = True
                 log.info(
@@ -761,7 +762,12 @@ class Supervisor:
         elif scope != "none" and not self._closing:
             report = await self.orders.cancel_own(scope)
             self.dispatcher.event(
-                OrdersCancelled(cancelled=report.cancelled, failed=report.failed, scope=scope)
+                OrdersCancelled(
+                    cancelled=report.cancelled,
+                    failed=report.failed,
+                    scope=scope,
+                    venue=self.venue.name,
+                )
             )
 
     def _fail_start(self, exc: HandshakeRejected | CertificateRejected) -> None:

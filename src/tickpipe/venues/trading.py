@@ -88,6 +88,8 @@ class OrderCodec(Protocol):
       shell spends before every order call.
     - ``dead_man_refresh_s``: how often the shell re-arms the venue's dead man's switch while
       the stream is healthy (None: the venue has none; :meth:`arm_dead_man` returns None).
+    - ``dead_man_per_symbol``: the venue's timer is armed per symbol (Binance USD-M
+      ``countdownCancelAll``): the shell arms it for each symbol it has open orders on.
     - ``cancel_needs_symbol``: a cancel names the symbol as well as the id (Binance, OKX,
       Bybit); the shell knows it for its own orders.
     """
@@ -97,6 +99,7 @@ class OrderCodec(Protocol):
     orders_per_s: float
     orders_burst: int
     dead_man_refresh_s: float | None
+    dead_man_per_symbol: bool
     cancel_needs_symbol: bool
 
     def time_call(self) -> HttpCall | None: ...
@@ -122,9 +125,12 @@ class OrderCodec(Protocol):
         cancels each own order)."""
         ...
 
-    def arm_dead_man(self, creds: Credentials, ts_ms: int, timeout_s: float) -> HttpCall | None:
-        """Arm (or refresh) the venue's own timer: every order of the key is cancelled
-        ``timeout_s`` after the last refresh. None: the venue has no such switch."""
+    def arm_dead_man(
+        self, creds: Credentials, ts_ms: int, timeout_s: float, symbol: str | None
+    ) -> HttpCall | None:
+        """Arm (or refresh) the venue's own timer: the key's orders (``symbol``'s, for a venue
+        whose timer is per symbol: ``dead_man_per_symbol``) are cancelled ``timeout_s`` after
+        the last refresh. None: the venue has no such switch."""
         ...
 
     def decode_order(self, status: int, body: bytes, sent: NewOrder | None) -> Order:

@@ -1,0 +1,132 @@
+"""Orders on a real venue: the shell around a venue's pure :class:`OrderCodec` (issue 17).
+
+:class:`SignedOrders` is an :class:`~tickpipe.client.orders.OrderBackend`: it asks the codec
+for a signed call, sends it (``RestClient.send_call``) and hands the answer back to the codec.
+What it adds, the same for every venue:
+
+- **Clock**: the venue's time (``codec.time_call``) is read before the first signed call and
+  every ``clock_sync_every_s`` (300 s); our clock is corrected by the offset, measured at the
+  middle of the round trip, so a drifting host never signs out of the venue's ``recvWindow``.
+- **Order rate**: a token bucket at the venue's ``orders_per_s`` / ``orders_burst``: a call
+  waits for a token rather than being refused by the venue.
+- **Credentials**: a :class:`CredentialsRejected` answer is fatal: remembered, and every later
+  call raises it at once without a request (no retry loop against a wrong key).
+- **Dead man's switch**: :meth:`arm_dead_man` arms (refreshes) the venue's own timer; the
+  client refreshes it every ``codec.dead_man_refresh_s`` while the stream is healthy and stops
+  when it goes blind, so orders die at the venue even when our network is what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tickpipe.client.rest import RestClient
+from tickpipe.client.snapshots import TokenBucket
+from tickpipe.errors import CredentialsRejected
+from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order, OrderCodec
+
+CLOCK_SYNC_EVERY_S = 300.0
+T = TypeVar("T")
+
+
+class SignedOrders:
+    def __init__(
+        self,
+        rest: RestClient,
+        codec: OrderCodec,
+        creds: Credentials,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._rest = rest
+        self.codec = codec
+        self._creds = creds
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self.offset_ms = 0  # venue clock - ours
+        self._synced_at: float | None = None
+        self._bucket = TokenBucket(codec.orders_per_s, codec.orders_burst, clock())
+        self._rejected: CredentialsRejected | None = None
+        self.calls = 0
+        self.dead_man_armed = 0
+
+    # -- the venue's clock ----------------------------------------------------------------------
+    async def sync_clock(self) -> None:
+        call = self.codec.time_call()
+        if call is None:
+            return
+        t0 = self._wall_ms()
+        status, body = await self._rest.send_call(call)
+        t1 = self._wall_ms()
+        venue_ms = self.codec.decode_time(status, body)
+        self.offset_ms = venue_ms - (t0 + t1) // 2
+        self._synced_at = self._clock()
+
+    async def _ts(self) -> int:
+        if self._synced_at is None or self._clock() - self._synced_at > CLOCK_SYNC_EVERY_S:
+            await self.sync_clock()
+        return self._wall_ms() + self.offset_ms
+
+    async def _send(self, build: Callable[[int], HttpCall | None]) -> tuple[int, bytes] | None:
+        if self._rejected is not None:
+            raise self._rejected
+        while not self._bucket.take(self._clock()):
+            await asyncio.sleep(self._bucket.wait_time(self._clock()))
+        call = build(await self._ts())
+        if call is None:
+            return None
+        self.calls += 1
+        return await self._rest.send_call(call)
+
+    def _remember(self, exc: CredentialsRejected) -> None:
+        self._rejected = exc
+
+    # -- OrderBackend -----------------------------------------------------------------------------
+    async def place(self, order: NewOrder) -> Order:
+        got = await self._send(lambda ts: self.codec.place(self._creds, ts, order))
+        assert got is not None
+        return self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
+
+    async def open_orders(self, symbol: str | None) -> list[Order]:
+        got = await self._send(lambda ts: self.codec.open_orders(self._creds, ts, symbol))
+        assert got is not None
+        return self._decode(lambda: self.codec.decode_orders(*got))
+
+    async def get(self, order_id: str, symbol: str | None) -> Order:
+        got = await self._send(lambda ts: self.codec.get_order(self._creds, ts, symbol, order_id))
+        assert got is not None
+        return self._decode(lambda: self.codec.decode_order(got[0], got[1], None))
+
+    async def cancel(self, order_id: str, symbol: str | None) -> Order:
+        got = await self._send(lambda ts: self.codec.cancel(self._creds, ts, symbol, order_id))
+        assert got is not None
+        return self._decode(lambda: self.codec.decode_order(got[0], got[1], None))
+
+    async def cancel_all(self, symbol: str | None) -> list[str]:
+        got = await self._send(lambda ts: self.codec.cancel_all(self._creds, ts, symbol))
+        if got is None:
+            return []
+        return self._decode(lambda: self.codec.decode_cancel_all(*got))
+
+    async def arm_dead_man(self, timeout_s: float, symbol: str | None = None) -> bool:
+        """Arm or refresh the venue's timer (``symbol``'s where it is per symbol); False where
+        the venue has none."""
+        got = await self._send(
+            lambda ts: self.codec.arm_dead_man(self._creds, ts, timeout_s, symbol)
+        )
+        if got is None:
+            return False
+        self._decode(lambda: self.codec.decode_ack(*got))
+        self.dead_man_armed += 1
+        return True
+
+    def _decode(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except CredentialsRejected as exc:
+            self._remember(exc)
+            raise
