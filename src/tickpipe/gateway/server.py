@@ -40,6 +40,7 @@ from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.orders import OrderDesk
 from tickpipe.gateway.rest import Rest
 from tickpipe.gateway.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
+from tickpipe.gateway.venue_desk import ORDER_FAULTS, DeadManTimers, OrderFaults
 from tickpipe.protocol import frames
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
@@ -103,6 +104,11 @@ class Gateway:
             self.replay_source = src
         self.desk = OrderDesk(finished_per_key=config.finished_orders_per_key)
         self.hub.trade_listeners.append(self.desk.on_trades)
+        # a real venue's order endpoints (the dialects): its dead man's switch, order faults,
+        # and a network partition (every request dropped, every stream cut, for a while)
+        self.dead_man = DeadManTimers(self.desk)
+        self.order_faults = OrderFaults()
+        self.partitioned_until = 0.0
         self.dialect = make_dialect(self)  # None: VTS/1, served below
         self.hub.dialect = self.dialect
         self.sessions: dict[str, Session] = {}
@@ -216,6 +222,7 @@ class Gateway:
 
     async def stop(self) -> None:
         """Close every connection (1001), stop the market, release the ports."""
+        self.dead_man.close()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -312,8 +319,13 @@ class Gateway:
 
     @web.middleware
     async def _request_started(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """A complete request head arrived: the connection met its header deadline."""
+        """A complete request head arrived: the connection met its header deadline. While a
+        ``partition`` lasts, the connection is dropped with no answer (REST and upgrades)."""
         self.conn_guard.request_started(request.protocol)
+        if time.monotonic() < self.partitioned_until:
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
         return await handler(request)
 
     # -- stream -------------------------------------------------------------------------------
@@ -455,7 +467,24 @@ class Gateway:
                 return handled
         p = _Params(fault, params)
         out: dict[str, Any] = {"triggered": fault}
-        if fault in ("disconnect", "stall", "stop_pings"):
+        if fault == "partition":
+            duration = p.int("duration_ms", 10_000)
+            p.done()
+            if not 1 <= duration <= 3_600_000:
+                raise ConfigError(f"trigger partition: duration_ms 1..3600000, got {duration}")
+            self.partitioned_until = time.monotonic() + duration / 1000
+            if self.dialect is not None:  # every stream cut, no close frame
+                self.dialect.trigger("disconnect", {"close_frame": False})
+            for s in list(self.sessions.values()):
+                self._disconnect(s, False)
+            out.update(duration_ms=duration)
+        elif fault in ORDER_FAULTS:
+            count = p.int("count", 1)
+            duration = p.int("duration_ms", 15_000 if fault == "order_timeout" else 0)
+            p.done()
+            self.order_faults.queue(fault, count, duration)
+            out.update(count=count, duration_ms=duration)
+        elif fault in ("disconnect", "stall", "stop_pings"):
             close_frame = p.bool("close_frame", True) if fault == "disconnect" else True
             duration = p.int("duration_ms", 60_000) if fault != "disconnect" else 0
             sid = p.str("session", None)
@@ -556,6 +585,8 @@ class Gateway:
             },
             "seqs": {name: ch.seq for name, ch in self.hub.channels.items()},
             "orders": self.desk.counts(),
+            "dead_man": self.dead_man.stats(),
+            "order_faults": dict(self.order_faults.taken),
             "abuse": {
                 "replays_refused": self.replays_refused,
                 "connections_refused": self.conn_guard.refused,
