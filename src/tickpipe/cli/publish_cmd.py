@@ -35,12 +35,13 @@ from tickpipe.bus.connect import parse_servers
 from tickpipe.bus.schema import DEFAULT_STREAM
 from tickpipe.bus.streams import StreamSettings
 from tickpipe.cli import watch as watch_cmd
+from tickpipe.cli.common_args import check_stream_args
 from tickpipe.cli.logfmt import add_observe_args, log_event, setup_logging
 from tickpipe.cli.watch import EXIT_UNREACHABLE, EXIT_USAGE, Printer, Watch, _Stopped
 from tickpipe.client.client import Client
 from tickpipe.client.credentials import resolve_credentials
 from tickpipe.errors import BusError, ConfigError
-from tickpipe.venues.registry import VENUES, venue_named
+from tickpipe.venues.registry import VENUES
 
 log = logging.getLogger("tickpipe.cli.publish")
 
@@ -208,19 +209,9 @@ class Publish(Watch):
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    try:
-        venue = venue_named(args.venue)
-    except ConfigError as exc:
-        return _usage(str(exc))
-    for ch in args.channels:
-        try:
-            venue.parse_channel(ch)
-        except ValueError as exc:
-            return _usage(str(exc))
-    if args.duration is not None and not 0 < args.duration < float("inf"):
-        return _usage(f"--duration must be a number of seconds > 0, got {args.duration}")
-    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-        return _usage(f"--metrics-port must be 0..65535 (0: any free), got {args.metrics_port}")
+    venue = check_stream_args(args)
+    if isinstance(venue, str):
+        return _usage(venue)
     if not 0 < args.snapshot_every_s < float("inf"):
         return _usage(f"--snapshot-every-s must be a number of seconds > 0, got "
                       f"{args.snapshot_every_s}")  # fmt: skip

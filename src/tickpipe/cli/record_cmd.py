@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tickpipe.cli import watch as watch_cmd
+from tickpipe.cli.common_args import check_stream_args
 from tickpipe.cli.logfmt import add_observe_args, setup_logging
 from tickpipe.cli.watch import Printer, Watch
 from tickpipe.client.client import Client
@@ -25,7 +26,7 @@ from tickpipe.client.credentials import resolve_credentials
 from tickpipe.client.events import ClientEvent
 from tickpipe.errors import ConfigError
 from tickpipe.record.writer import DEFAULT_ROTATE_MB, RecordingWriter
-from tickpipe.venues.registry import VENUES, venue_named
+from tickpipe.venues.registry import VENUES
 
 EXIT_USAGE = 2
 
@@ -91,21 +92,11 @@ class RecordPrinter(Printer):
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    try:
-        venue = venue_named(args.venue)
-    except ConfigError as exc:
-        return _usage(str(exc))
-    for ch in args.channels:
-        try:
-            venue.parse_channel(ch)
-        except ValueError as exc:
-            return _usage(str(exc))
-    if args.duration is not None and not 0 < args.duration < float("inf"):
-        return _usage(f"--duration must be a number of seconds > 0, got {args.duration}")
+    venue = check_stream_args(args)
+    if isinstance(venue, str):
+        return _usage(venue)
     if not 0 < args.rotate_mb < float("inf"):
         return _usage(f"--rotate-mb must be a number of MiB > 0, got {args.rotate_mb}")
-    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-        return _usage(f"--metrics-port must be 0..65535 (0: any free), got {args.metrics_port}")
     if args.log_format == "json":
         try:
             _, secret = resolve_credentials(args.key, args.secret)

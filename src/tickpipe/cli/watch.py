@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Coroutine
 from decimal import Decimal
 from typing import Any, TextIO, TypeVar
 
+from tickpipe.cli.common_args import check_stream_args
 from tickpipe.cli.logfmt import add_observe_args, log_event, setup_logging
 from tickpipe.client.client import DEFAULT_REST_URL, DEFAULT_STREAM_URL, Client
 from tickpipe.client.credentials import DEFAULT_KEY, DEFAULT_SECRET, resolve_credentials
@@ -48,7 +49,7 @@ from tickpipe.client.dispatch import TickerUpdate, TradeUpdate
 from tickpipe.client.events import AuthFailed, ClientEvent
 from tickpipe.client.views import BookView
 from tickpipe.errors import AuthError, ConfigError, StreamError
-from tickpipe.venues.registry import VENUES, venue_named
+from tickpipe.venues.registry import VENUES
 
 T = TypeVar("T")
 
@@ -165,21 +166,11 @@ def _usage(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    try:
-        venue = venue_named(args.venue)
-    except ConfigError as exc:
-        return _usage(str(exc))
-    for ch in args.channels:
-        try:
-            venue.parse_channel(ch)
-        except ValueError as exc:
-            return _usage(str(exc))
-    if args.duration is not None and not 0 < args.duration < float("inf"):
-        return _usage(f"--duration must be a number of seconds > 0, got {args.duration}")
+    venue = check_stream_args(args)
+    if isinstance(venue, str):
+        return _usage(venue)
     if args.stale_after is not None and not args.stale_after > 0:
         return _usage(f"--stale-after must be > 0, got {args.stale_after}")
-    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-        return _usage(f"--metrics-port must be 0..65535 (0: any free), got {args.metrics_port}")
     if args.log_format == "json":
         global _json_logs
         _json_logs = True
