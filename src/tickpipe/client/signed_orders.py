@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import TokenBucket
-from tickpipe.errors import CredentialsRejected
+from tickpipe.errors import CredentialsRejected, UnknownOrderError
 from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order, OrderCodec
 
 CLOCK_SYNC_EVERY_S = 300.0
@@ -107,10 +107,22 @@ class SignedOrders:
         return self._decode(lambda: self.codec.decode_order(got[0], got[1], None))
 
     async def cancel_all(self, symbol: str | None) -> list[str]:
+        """The venue's cancel-all; where it has none for this call (``codec.cancel_all`` is
+        None: Coinbase, or a per-symbol venue without a symbol), the key's open orders are
+        listed and cancelled one by one (an order already gone is skipped; any other failure
+        raises, as a failed cancel-all would)."""
         got = await self._send(lambda ts: self.codec.cancel_all(self._creds, ts, symbol))
-        if got is None:
-            return []
-        return self._decode(lambda: self.codec.decode_cancel_all(*got))
+        if got is not None:
+            return self._decode(lambda: self.codec.decode_cancel_all(*got))
+        cancelled: list[str] = []
+        for order in await self.open_orders(symbol):
+            try:
+                done = await self.cancel(order.order_id, order.symbol or symbol)
+            except UnknownOrderError:
+                continue  # filled or cancelled meanwhile
+            if done.status == "cancelled":
+                cancelled.append(order.order_id)
+        return cancelled
 
     async def arm_dead_man(self, timeout_s: float, symbol: str | None = None) -> bool:
         """Arm or refresh the venue's timer (``symbol``'s where it is per symbol); False where

@@ -37,6 +37,10 @@ message), ``malformed_frame`` on ``l2_data`` messages; ``disconnect``, ``stall``
 
 Codec gaps filled here (``venues/coinbase`` has no encoder for them): the products REST body and
 the REST error body.
+
+Orders (issue 17): Advanced Trade's private REST API, each request's JWT verified with the
+public key of the gateway key it names: :mod:`.coinbase_orders` (routes, checks, faults). Knobs:
+``private_requests_per_s`` (30), ``jwt_leeway_s`` (1.0). Coinbase has no dead man's switch.
 """
 
 from __future__ import annotations
@@ -67,12 +71,14 @@ from tickpipe.gateway.dialects.base import (
     rename_markets,
     trade_event,
 )
+from tickpipe.gateway.dialects.coinbase_orders import CoinbaseOrderDesk
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent, TradeEvent
 from tickpipe.venues.coinbase import codec, endpoints, limits
 from tickpipe.venues.coinbase.codec import SubscribeRequest
+from tickpipe.venues.coinbase.orders import PRIVATE_REQUESTS_PER_S
 
 if TYPE_CHECKING:
     from tickpipe.gateway.hub import Market
@@ -106,7 +112,11 @@ class CoinbaseOptions:
     - ``idle_close_s`` (60.0): a connection not subscribed to ``heartbeats`` that was sent
       nothing this long is closed (Coinbase closes channels after 60-90 s without updates).
     - ``rest_requests_per_s`` (10): public REST requests an IP may send in any second; more:
-      HTTP 429.
+      HTTP 429 (products, server time).
+    - ``private_requests_per_s`` (30): signed (order) requests one API key may send in any
+      second (Coinbase's documented per-user limit); more: HTTP 429 ``RATE_LIMIT_EXCEEDED``.
+    - ``jwt_leeway_s`` (1.0): how far a JWT's ``nbf``/``exp`` may be off the gateway clock
+      (not a documented figure: Coinbase documents only the 2-minute lifetime).
     """
 
     heartbeat_interval_s: float = limits.HEARTBEAT_INTERVAL_S
@@ -116,6 +126,8 @@ class CoinbaseOptions:
     subscribe_deadline_s: float = limits.SUBSCRIBE_DEADLINE_S
     idle_close_s: float = limits.CHANNEL_IDLE_CLOSE_S
     rest_requests_per_s: int = limits.REST_PUBLIC_REQUESTS_PER_S
+    private_requests_per_s: int = PRIVATE_REQUESTS_PER_S
+    jwt_leeway_s: float = 1.0
 
 
 def coinbase_symbol(symbol: str) -> str:
@@ -363,10 +375,23 @@ class CoinbaseDialect(DialectBase[CoinbaseConn]):
         self.updates = 0
         self.snapshots = 0
         self.refused: dict[str, int] = {"connect": 0, "messages": 0, "rest": 0}
+        self.orders = CoinbaseOrderDesk(self)
+        if self.orders.unusable_keys:
+            log_event(
+                "coinbase_keys",
+                dialect="coinbase",
+                verifying=sorted(self.orders.keys),
+                not_ec_keys=sorted(self.orders.unusable_keys),
+                note="keys whose secret is not an EC P-256 PEM cannot sign JWTs here",
+            )
 
     # -- gateway side -----------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(WS_PATH, self._ws), web.get(PRODUCTS_PATH, self.products)]
+        return [
+            web.get(WS_PATH, self._ws),
+            web.get(PRODUCTS_PATH, self.products),
+            *self.orders.routes(),
+        ]
 
     def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
         if fault == "bad_checksum":
@@ -403,6 +428,7 @@ class CoinbaseDialect(DialectBase[CoinbaseConn]):
             "snapshots": self.snapshots,
             "refused": dict(self.refused),
             "disconnects": dict(self.disconnects),
+            "orders": self.orders.stats(),
         }
 
     def update_id_at(self, sequence_num: int, session: str | None = None) -> tuple[str, int]:

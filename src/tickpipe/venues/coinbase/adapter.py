@@ -30,6 +30,9 @@ Pure, but it keeps one connection's numbering (see "State" below).
 - REST: ``/api/v3/brokerage/market/products`` (public; ``price_increment`` or
   ``quote_increment``, ``base_increment``: the book grid). No API key is sent. Books never seed
   over REST (the product book has no ``sequence_num`` to bridge).
+- Orders (issue 17): :meth:`CoinbaseVenue.order_codec` (``venues/coinbase/orders.py``, a JWT
+  per request signed with the key's EC private key: ``venues/coinbase/auth.py``). Coinbase has
+  no dead man's switch: on going blind the client cancels its own orders itself.
 
 State: :meth:`open_frames` (called once per connection, before anything is read on it) starts
 the connection's numbering and answer queue afresh; :meth:`subscribe_frame` and
@@ -57,6 +60,8 @@ from tickpipe.venues.coinbase.codec import (
     UnsubscribeRequest,
     VenueError,
 )
+from tickpipe.venues.coinbase.orders import CoinbaseOrders
+from tickpipe.venues.trading import OrderCodec
 
 HEARTBEAT_TIMEOUT_S = 5.0
 """No heartbeat this long (five of Coinbase's 1 s heartbeats missed): the link is dead."""
@@ -194,7 +199,13 @@ class CoinbaseVenue:
         return self._frames(channels, request_id, False)
 
     def cancel_on_disconnect_frame(self) -> bytes | None:
-        return None  # no orders here
+        return None  # Coinbase has no cancel-on-disconnect
+
+    def order_codec(self) -> OrderCodec:
+        """Signed orders on Advanced Trade (used when a key is given: ``key=`` / ``secret=``,
+        ``TICKPIPE_COINBASE_KEY`` / ``_SECRET`` (the key name and its EC private key PEM), or
+        ``credentials_file``)."""
+        return CoinbaseOrders()
 
     # -- REST -----------------------------------------------------------------------------------
     def instruments_target(self) -> str:
