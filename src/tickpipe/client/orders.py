@@ -65,7 +65,11 @@ class OrderBackend(Protocol):
 
     async def cancel(self, order_id: str, symbol: str | None) -> Order: ...
 
-    async def cancel_all(self, symbol: str | None) -> list[str]: ...
+    async def cancel_all(self, symbol: str | None) -> list[str] | None:
+        """The ids cancelled; None: the venue has no one-call cancel-all for this scope (OKX
+        spot; a venue whose cancel-all needs a symbol, called without one): the manager then
+        cancels each own order."""
+        ...
 
 
 class VtsOrders:
@@ -205,6 +209,15 @@ class OrderManager:
     async def cancel_all_orders(self, symbol: str | None = None) -> list[str]:
         self._check_open("cancel_all_orders")
         ids = await self._backend.cancel_all(symbol)
+        if ids is None:
+            # no one-call cancel-all at this venue: cancel each own order; those that fail stay
+            # own and are retried in the background
+            targets = sorted(i for i, o in self.own.items() if symbol is None or o.symbol == symbol)
+            cancelled, failed = await self._cancel_ids(targets)
+            if failed:
+                self._to_retry.update(failed)
+                self._ensure_retry_task()
+            return cancelled
         for oid in list(self.own):
             if symbol is None or self.own[oid].symbol == symbol:
                 self.own.pop(oid, None)
@@ -222,8 +235,11 @@ class OrderManager:
             report = CancelReport(cancelled, failed, f"gap:{symbol}")
         elif scope == "key":
             try:
+                before = set(self.own)
                 ids = await self.cancel_all_orders()
-                report = CancelReport(ids, [], scope)
+                # failures of a venue without a one-call cancel-all (cancelled one by one)
+                still = sorted(before & set(self.own) & self._to_retry)
+                report = CancelReport(ids, still, scope)
             except (RestError, ClientClosedError) as exc:
                 log.warning("cancel-all while blind failed: %s", exc)
                 failed = sorted(self.own)
