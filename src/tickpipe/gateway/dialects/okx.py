@@ -51,6 +51,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from tickpipe.errors import ConfigError, FrameError
+from tickpipe.gateway.config import check_exposure
 from tickpipe.gateway.dialects.base import (
     BookWindow,
     DialectBase,
@@ -294,6 +295,8 @@ class OkxDialect(DialectBase[OkxConn]):
 
     def __init__(self, gw: Gateway) -> None:
         super().__init__(gw)
+        # the order endpoints take keys: the public demo pair only on loopback (or when allowed)
+        check_exposure(gw.config.host, gw.keys, gw.config.allow_public_demo_key)
         passphrase = DEFAULT_PASSPHRASE
         options = []
         for name, value in gw.config.dialect_options:
