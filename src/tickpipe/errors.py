@@ -24,7 +24,9 @@
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   ├── UnknownOrderError         404 unknown_order
-    │   └── CredentialsRejected       the venue refused the key or signature: fatal
+    │   ├── CredentialsRejected       the venue refused the key or signature: fatal
+    │   └── DuplicateOrderError       the venue already has an order under this client order
+    │                                 id (a retry after a lost answer): the shell looks it up
     ├── BusError                      the message bus (NATS JetStream) failed or is missing
     │   └── NatsServerError           a local nats-server could not be found, started or
     │                                 made healthy (.log_tail: the end of its stderr)
@@ -158,6 +160,13 @@ class UnknownOrderError(RestError):
 class CredentialsRejected(RestError):
     """The venue refused the API key or its signature (code ``auth_failed``): fatal, never
     retried. The message names the venue and what it said, never the secret."""
+
+
+class DuplicateOrderError(RestError):
+    """The venue refused a new order because its client order id is already used (code
+    ``duplicate_client_order_id``; OKX 51016, where a repeated ``clOrdId`` is refused rather
+    than answered with the first order). On a retry this means an earlier try was placed and
+    its answer lost: ``SignedOrders`` then looks the order up by that id."""
 
 
 class BusError(TickpipeError):

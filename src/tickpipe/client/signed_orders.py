@@ -14,6 +14,13 @@ What it adds, the same for every venue:
 - **Dead man's switch**: :meth:`arm_dead_man` arms (refreshes) the venue's own timer; the
   client refreshes it every ``codec.dead_man_refresh_s`` while the stream is healthy and stops
   when it goes blind, so orders die at the venue even when our network is what failed.
+- **A repeated client order id**: a venue that refuses a client order id it already has (OKX
+  51016) answers a place retry after a lost answer with
+  :class:`~tickpipe.errors.DuplicateOrderError`; when the codec can look an order up by its
+  client order id (an optional ``find_by_client_id(creds, ts_ms, symbol, client_order_id)``),
+  the shell does, and returns that order: one order however many tries (one more request).
+- **Cancel all**: a codec without a one-call cancel-all for the scope (``cancel_all`` None)
+  makes :meth:`cancel_all` answer None; the order manager then cancels each own order.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import TypeVar
 
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import TokenBucket
-from tickpipe.errors import CredentialsRejected, UnknownOrderError
+from tickpipe.errors import CredentialsRejected, DuplicateOrderError, UnknownOrderError
 from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order, OrderCodec
 
 CLOCK_SYNC_EVERY_S = 300.0
@@ -89,7 +96,18 @@ class SignedOrders:
     async def place(self, order: NewOrder) -> Order:
         got = await self._send(lambda ts: self.codec.place(self._creds, ts, order))
         assert got is not None
-        return self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
+        try:
+            return self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
+        except DuplicateOrderError:
+            find = getattr(self.codec, "find_by_client_id", None)
+            if find is None:
+                raise
+            # an earlier try was placed and its answer lost: that order is the one placed
+            found = await self._send(
+                lambda ts: find(self._creds, ts, order.symbol, order.client_order_id)
+            )
+            assert found is not None
+            return self._decode(lambda: self.codec.decode_order(found[0], found[1], None))
 
     async def open_orders(self, symbol: str | None) -> list[Order]:
         got = await self._send(lambda ts: self.codec.open_orders(self._creds, ts, symbol))

@@ -24,6 +24,12 @@ bid/ask or the last price changed); the client's text ``ping`` answered ``pong``
 with no traffic either way for ``idle_timeout_s`` (30) is closed (4004). REST
 ``/api/v5/public/instruments?instType=SPOT`` and ``/api/v5/market/books?instId=&sz=``.
 
+Orders (issue 17, :mod:`.okx_orders`): ``/api/v5/public/time``, ``/api/v5/trade/order`` (place,
+get), ``/api/v5/trade/orders-pending``, ``/api/v5/trade/cancel-order`` and
+``/api/v5/trade/cancel-all-after`` (the dead man's switch, on ``gw.dead_man``), signed as OKX
+documents (``tickpipe.venues.okx.auth``) with the keys of ``gw.keys`` and one passphrase for all
+(the ``passphrase`` option), orders kept in ``gw.desk`` under the API key.
+
 Faults: ``drop_delta``, ``duplicate_delta``, ``reorder_delta``, ``malformed_frame``,
 ``bad_checksum`` (a wrong checksum on one update) on ``books`` updates; ``disconnect``,
 ``stall``, ``silence_channel``. ``stop_pings`` does not apply (OKX never pings) and snapshot
@@ -45,6 +51,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from tickpipe.errors import ConfigError, FrameError
+from tickpipe.gateway.config import check_exposure
 from tickpipe.gateway.dialects.base import (
     BookWindow,
     DialectBase,
@@ -57,12 +64,19 @@ from tickpipe.gateway.dialects.base import (
     rename_markets,
     trade_event,
 )
+from tickpipe.gateway.dialects.okx_orders import (
+    DEFAULT_PASSPHRASE,
+    OkxOrderRoutes,
+    OrderSettings,
+)
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot, TickerEvent
+from tickpipe.venues.okx import auth as okx_auth
 from tickpipe.venues.okx import codec, endpoints, limits
+from tickpipe.venues.okx import orders as okx_orders
 from tickpipe.venues.okx.checksum import checksum as okx_checksum
 from tickpipe.venues.okx.codec import ClientRequest, Subscribed, Unsubscribed, VenueError
 
@@ -99,6 +113,19 @@ class OkxOptions:
       from 23 June 2026.
     - ``rest_books_per_2s`` (40), ``rest_instruments_per_2s`` (20): REST requests an IP may
       send in any 2 s; more: HTTP 429, code 50011.
+
+    Orders (:mod:`.okx_orders`; OKX's figures):
+
+    - ``passphrase`` (text, default ``demo-passphrase``): the OK-ACCESS-PASSPHRASE every key
+      must send (never shown in stats or logs).
+    - ``request_expiry_s`` (30.0): a signed request whose timestamp is further off the
+      gateway's clock is refused (50102).
+    - ``order_rate_per_2s`` (60): place, cancel and get requests, each per key and instId in
+      any 2 s; ``pending_rate_per_2s`` (60): orders-pending requests per key;
+      ``dead_man_per_s`` (1): cancel-all-after requests per key a second;
+      ``time_rate_per_2s`` (10): /api/v5/public/time requests per IP. More: 429, code 50011.
+    - ``dead_man_min_s`` (10), ``dead_man_max_s`` (120): the cancel-all-after ``timeOut``
+      accepted besides 0 (lower the minimum to rehearse a short timer in tests).
     """
 
     idle_timeout_s: float = limits.WS_IDLE_CUT_S
@@ -109,6 +136,13 @@ class OkxOptions:
     zero_checksum: int = 0
     rest_books_per_2s: int = limits.REST_BOOKS_PER_2S_PER_IP
     rest_instruments_per_2s: int = limits.REST_INSTRUMENTS_PER_2S
+    request_expiry_s: float = okx_auth.REQUEST_EXPIRY_MS / 1000
+    order_rate_per_2s: int = okx_orders.ORDERS_PER_2S
+    pending_rate_per_2s: int = okx_orders.ORDERS_PER_2S
+    dead_man_per_s: int = okx_orders.DEAD_MAN_PER_S
+    time_rate_per_2s: int = okx_orders.TIME_PER_2S
+    dead_man_min_s: int = okx_orders.DEAD_MAN_RANGE_S[0]
+    dead_man_max_s: int = okx_orders.DEAD_MAN_RANGE_S[1]
 
 
 def okx_symbol(symbol: str) -> str:
@@ -261,11 +295,41 @@ class OkxDialect(DialectBase[OkxConn]):
 
     def __init__(self, gw: Gateway) -> None:
         super().__init__(gw)
-        self.opts = parse_options(OkxOptions, gw.config.dialect_options, "--dialect okx")
+        # the order endpoints take keys: the public demo pair only on loopback (or when allowed)
+        check_exposure(gw.config.host, gw.keys, gw.config.allow_public_demo_key)
+        passphrase = DEFAULT_PASSPHRASE
+        options = []
+        for name, value in gw.config.dialect_options:
+            if name == "passphrase":  # text, not a number
+                if not isinstance(value, str) or not value:
+                    raise ConfigError("--dialect okx: option passphrase must be non-empty text")
+                passphrase = value
+            else:
+                options.append((name, value))
+        self.opts = parse_options(OkxOptions, options, "--dialect okx")
         if self.opts.zero_checksum not in (0, 1):
             raise ConfigError(
                 f"--dialect okx: option zero_checksum must be 1 (on), got {self.opts.zero_checksum}"
             )
+        if self.opts.dead_man_min_s > self.opts.dead_man_max_s:
+            raise ConfigError(
+                "--dialect okx: dead_man_min_s must be <= dead_man_max_s, got "
+                f"{self.opts.dead_man_min_s} > {self.opts.dead_man_max_s}"
+            )
+        o = self.opts
+        self.orders = OkxOrderRoutes(
+            gw,
+            OrderSettings(
+                passphrase=passphrase,
+                request_expiry_s=o.request_expiry_s,
+                order_rate_per_2s=o.order_rate_per_2s,
+                pending_rate_per_2s=o.pending_rate_per_2s,
+                dead_man_per_s=o.dead_man_per_s,
+                time_rate_per_2s=o.time_rate_per_2s,
+                dead_man_min_s=o.dead_man_min_s,
+                dead_man_max_s=o.dead_man_max_s,
+            ),
+        )
         self.windows: dict[str, _Window] = {}
         for sym, m in gw.hub.markets.items():
             self.windows[sym] = _Window(m.history.seq)
@@ -284,6 +348,7 @@ class OkxDialect(DialectBase[OkxConn]):
             web.get(WS_PATH, self._ws),
             web.get(codec.INSTRUMENTS_PATH, self.instruments),
             web.get(codec.BOOKS_PATH, self.books),
+            *self.orders.routes(),
         ]
 
     def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -322,6 +387,7 @@ class OkxDialect(DialectBase[OkxConn]):
             "snapshots": self.snapshots,
             "refused": dict(self.refused),
             "disconnects": dict(self.disconnects),
+            "orders": self.orders.stats(),
         }
 
     # -- subscriptions ----------------------------------------------------------------------

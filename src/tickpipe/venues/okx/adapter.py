@@ -24,6 +24,9 @@ builds frames and decodes bodies and frames with :mod:`.codec`; the client shell
   the user's own subscribes and reconnects.
 - REST: ``/api/v5/public/instruments?instType=SPOT`` (``tickSz``/``lotSz``: the book grid). No
   API key is sent. OKX's REST book has no ``seqId``, so it never seeds a book.
+- Orders (issue 17): :meth:`OkxVenue.order_codec` gives :class:`.orders.OkxOrderCodec` (spot
+  limit orders signed with :mod:`.auth`, ``cancel-all-after`` as the dead man's switch); the
+  client uses it when an OKX key is set (key, secret and passphrase).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Pong, Refused
 from tickpipe.venues.okx import checksum, codec, endpoints, limits
+from tickpipe.venues.okx.orders import DEAD_MAN_RANGE_S, OkxOrderCodec
+from tickpipe.venues.trading import OrderCodec
 
 NOTICE_CLOSING = "64008"  # "The connection will soon be closed for a service upgrade"
 
@@ -54,10 +59,14 @@ def _request_id(text: str | None) -> int | str | None:
 
 
 class OkxVenue:
-    """OKX v5 public market data, spot (``--venue okx``).
+    """OKX v5 public market data, spot (``--venue okx``), and its orders with a key.
 
     ``client_ping_interval_s`` (20.0 s) and ``pong_timeout_s`` (10.0 s) are OKX's documented
-    heartbeat; tests pass shorter ones."""
+    heartbeat; tests pass shorter ones. Orders (:class:`.orders.OkxOrderCodec`):
+    ``demo_trading`` (False: live; True: OKX Demo Trading, ``x-simulated-trading: 1`` on every
+    request, with a demo key), ``dead_man_refresh_s`` (10.0 s: the ``cancel-all-after``
+    refresh period while healthy, one request each) and ``dead_man_range_s`` ((10, 120): OKX's
+    ``timeOut`` range; lower only to rehearse against the reference gateway)."""
 
     name = "okx"
     title = "OKX"
@@ -78,6 +87,10 @@ class OkxVenue:
         pong_timeout_s: float = endpoints.PONG_TIMEOUT_S,
         resubscribes_per_s: float = limits.WS_OPS_PER_HOUR_PER_CONNECTION / 3600.0 / 2 / 2,
         resubscribe_burst: int = 10,
+        *,
+        demo_trading: bool = False,
+        dead_man_refresh_s: float = 10.0,
+        dead_man_range_s: tuple[int, int] = DEAD_MAN_RANGE_S,
     ) -> None:
         spec = endpoints.VENUE
         self.stream_base_url = spec.stream_base_url
@@ -88,6 +101,15 @@ class OkxVenue:
         self.resubscribes_per_s = resubscribes_per_s
         self.resubscribe_burst = resubscribe_burst
         self.decode: Callable[[Any], object] = self._decode
+        self._orders = OkxOrderCodec(
+            simulated=demo_trading,
+            dead_man_refresh_s=dead_man_refresh_s,
+            dead_man_range_s=dead_man_range_s,
+        )
+
+    def order_codec(self) -> OrderCodec:
+        """OKX's signed spot orders (:class:`.orders.OkxOrderCodec`)."""
+        return self._orders
 
     def _decode(self, data: Any) -> object:
         if isinstance(data, memoryview):
