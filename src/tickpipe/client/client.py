@@ -604,11 +604,14 @@ class Client:
         assert timeout is not None and codec.dead_man_refresh_s is not None
         every = min(codec.dead_man_refresh_s, timeout / 3)
         armed = False
+        opened = -1  # connections made so far: a new one since the last look = a blind spell
         while True:
             up = bool(self._shards) and all(sh.sup.connected for sh in self._shards)
-            if not up:
-                armed = False
-            else:
+            now_opened = sum(sh.sup.connections_opened for sh in self._shards)
+            if not up or now_opened != opened:
+                armed = False  # reported again once re-armed (even after a short spell)
+            opened = now_opened
+            if up:
                 orders = self._require(self._orders)
                 symbols: list[str | None] = (
                     sorted({o.symbol for o in orders.own.values()})  # type: ignore[misc]

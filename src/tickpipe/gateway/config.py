@@ -127,7 +127,8 @@ class GatewayConfig:
     idle_timeout_s: float = 60.0
     allow_public_demo_key: bool = False
     dialect: str = "vts"
-    dialect_options: tuple[tuple[str, str | float | int], ...] = ()
+    # not in the repr: an option may be a credential (OKX's passphrase)
+    dialect_options: tuple[tuple[str, str | float | int], ...] = field(default=(), repr=False)
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     replay_paths: tuple[str, ...] = ()
