@@ -29,6 +29,10 @@
 - REST: ``/0/public/AssetPairs`` (v1; ``tick_size`` or ``pair_decimals``, ``lot_decimals``:
   the book grid and the checksum's precision), symbols under their v2 names (``XBT/USD`` ->
   ``BTC/USD``). No API key is sent. Books never seed over REST (no checksum there to verify).
+- Orders (issue 17): :meth:`KrakenVenue.order_codec` (``venues/kraken/orders.py``), signed
+  REST calls on the same base (``https://api.kraken.com``: ``--rest-url`` replaces its scheme,
+  host and port); the pair names it sends (``XBTUSD``) are learned from the AssetPairs body
+  the instruments come from.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Opened, OpenRefused, Pong, Refused
 from tickpipe.venues.kraken import checksum, codec, endpoints, limits
 from tickpipe.venues.kraken.codec import SubscribeParams, SubscribeRequest, UnsubscribeRequest
+from tickpipe.venues.kraken.orders import KrakenOrders, KrakenPairs
 
 CLIENT_PING = b'{"method":"ping"}'
 CLIENT_PING_INTERVAL_S = 2.0
@@ -113,6 +118,12 @@ class KrakenVenue:
         self.resubscribe_burst = resubscribe_burst
         self._rules = _rules(depth)
         self.decode: Callable[[Any], object] = self._decode
+        self._pairs = KrakenPairs()  # AssetPairs names, shared with the order codec
+
+    def order_codec(self) -> KrakenOrders:
+        """Kraken spot orders over REST (signed, ``venues/kraken/orders.py``): used by the
+        client when a Kraken API key is set (``TICKPIPE_KRAKEN_KEY`` / ``_SECRET``)."""
+        return KrakenOrders(self._pairs)
 
     def _decode(self, data: Any) -> object:
         if isinstance(data, memoryview):
@@ -181,7 +192,9 @@ class KrakenVenue:
         return endpoints.VENUE.instruments_path
 
     def decode_instruments(self, body: bytes) -> list[Instrument]:
-        return codec.decode_asset_pairs(body)
+        instruments = codec.decode_asset_pairs(body)
+        self._pairs.learn(body)  # XBTUSD <-> BTC/USD, for the orders
+        return instruments
 
     def snapshot_target(self, symbol: str, depth: int | None) -> str:
         return f"{DEPTH_BOOK_SNAPSHOT}?pair={symbol}&count={depth or self.depth}"
