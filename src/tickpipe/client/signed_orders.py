@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import TokenBucket
-from tickpipe.errors import CredentialsRejected
+from tickpipe.errors import CredentialsRejected, UnknownOrderError
 from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order, OrderCodec
 
 CLOCK_SYNC_EVERY_S = 300.0
@@ -135,9 +135,20 @@ class SignedOrders:
         return order
 
     async def cancel_all(self, symbol: str | None) -> list[str]:
+        """Every open order of the key (``symbol``'s only, when given). A venue that cannot
+        cancel that scope in one call (the codec builds none: Kraken's CancelAll has no pair
+        filter, Binance spot's needs one) gets its open orders listed and cancelled one by
+        one: the ids cancelled."""
         got = await self._send(lambda ts: self.codec.cancel_all(self._creds, ts, symbol))
         if got is None:
-            return []
+            ids = []
+            for order in await self.open_orders(symbol):
+                try:
+                    await self.cancel(order.order_id, order.symbol or symbol)
+                except UnknownOrderError:
+                    continue  # filled or cancelled meanwhile
+                ids.append(order.order_id)
+            return ids
         return self._decode(lambda: self.codec.decode_cancel_all(*got))
 
     async def arm_dead_man(self, timeout_s: float, symbol: str | None = None) -> bool:
