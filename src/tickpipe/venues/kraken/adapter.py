@@ -47,7 +47,7 @@ from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Opened, OpenRefused, Pong, Refused
 from tickpipe.venues.kraken import checksum, codec, endpoints, limits
 from tickpipe.venues.kraken.codec import SubscribeParams, SubscribeRequest, UnsubscribeRequest
-from tickpipe.venues.kraken.orders import KrakenOrders, KrakenPairs
+from tickpipe.venues.kraken.orders import ORDERS_BURST, ORDERS_PER_S, KrakenOrders, KrakenPairs
 
 CLIENT_PING = b'{"method":"ping"}'
 CLIENT_PING_INTERVAL_S = 2.0
@@ -76,6 +76,10 @@ class KrakenVenue:
     - ``client_ping_interval_s`` (2.0 s), ``heartbeat_timeout_s`` (5.0 s): see the module
       docstring; tests pass shorter ones.
     - ``resubscribes_per_s`` (1.0), ``resubscribe_burst`` (10): re-seeds by re-subscribing.
+    - ``orders_per_s`` (1.0), ``orders_burst`` (15): the client's token bucket over Kraken's
+      private calls (the Starter tier: trading counter decay 1/s, REST counter ceiling 15; see
+      ``venues/kraken/orders.py``). A higher tier may raise them; too high and Kraken answers
+      ``EOrder:Rate limit exceeded`` / ``EAPI:Rate limit exceeded`` (then waited out).
     """
 
     name = "kraken"
@@ -95,6 +99,8 @@ class KrakenVenue:
         heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
         resubscribes_per_s: float = 1.0,
         resubscribe_burst: int = 10,
+        orders_per_s: float = ORDERS_PER_S,
+        orders_burst: int = ORDERS_BURST,
     ) -> None:
         if depth not in limits.BOOK_DEPTHS:
             raise ConfigError(
@@ -119,11 +125,15 @@ class KrakenVenue:
         self._rules = _rules(depth)
         self.decode: Callable[[Any], object] = self._decode
         self._pairs = KrakenPairs()  # AssetPairs names, shared with the order codec
+        self._orders = KrakenOrders(
+            self._pairs, orders_per_s=orders_per_s, orders_burst=orders_burst
+        )  # checks the knobs now
 
     def order_codec(self) -> KrakenOrders:
         """Kraken spot orders over REST (signed, ``venues/kraken/orders.py``): used by the
         client when a Kraken API key is set (``TICKPIPE_KRAKEN_KEY`` / ``_SECRET``)."""
-        return KrakenOrders(self._pairs)
+        o = self._orders
+        return KrakenOrders(self._pairs, orders_per_s=o.orders_per_s, orders_burst=o.orders_burst)
 
     def _decode(self, data: Any) -> object:
         if isinstance(data, memoryview):
