@@ -19,13 +19,22 @@ What it adds, the same for every venue:
   :class:`~tickpipe.errors.DuplicateOrderError`; when the codec can look an order up by its
   client order id (an optional ``find_by_client_id(creds, ts_ms, symbol, client_order_id)``),
   the shell does, and returns that order: one order however many tries (one more request).
-- **Cancel all**: a codec without a one-call cancel-all for the scope (``cancel_all`` None)
-  makes :meth:`cancel_all` answer None; the order manager then cancels each own order.
+- **Cancel all**: a codec without a one-call cancel-all for the scope (``cancel_all`` None:
+  Coinbase, OKX spot, Kraken with a symbol, Binance spot without one) gets the key's open
+  orders listed and cancelled one by one.
+- **Nonces** (a codec with ``serial_nonce`` True: Kraken, whose nonce is ``ts_ms`` and must
+  rise with every call of a key): calls are sent one at a time, each with a ``ts_ms`` above the
+  last one's, so two calls in one millisecond, or two in flight at once, never present Kraken
+  with a nonce it must refuse. Costs: a call waits for the one before it to be answered.
+- Answers that do not say it (Kraken's CancelOrder answers a count): the order id asked for is
+  filled in; venues that list every order (Kraken's OpenOrders has no pair filter) are
+  filtered to the symbol asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -60,6 +69,9 @@ class SignedOrders:
         self._rejected: CredentialsRejected | None = None
         self.calls = 0
         self.dead_man_armed = 0
+        # a venue whose nonce is ts_ms (Kraken): one call at a time, ts strictly increasing
+        self._serial = asyncio.Lock() if getattr(codec, "serial_nonce", False) else None
+        self._last_ts = 0
 
     # -- the venue's clock ----------------------------------------------------------------------
     async def sync_clock(self) -> None:
@@ -83,11 +95,22 @@ class SignedOrders:
             raise self._rejected
         while not self._bucket.take(self._clock()):
             await asyncio.sleep(self._bucket.wait_time(self._clock()))
-        call = build(await self._ts())
-        if call is None:
-            return None
-        self.calls += 1
-        return await self._rest.send_call(call)
+        if self._serial is None:
+            call = build(await self._ts())
+            if call is None:
+                return None
+            self.calls += 1
+            return await self._rest.send_call(call)
+        async with self._serial:
+            if self._rejected is not None:  # the call before this one found the key refused
+                raise self._rejected
+            ts = max(await self._ts(), self._last_ts + 1)
+            call = build(ts)
+            if call is None:
+                return None
+            self._last_ts = ts
+            self.calls += 1
+            return await self._rest.send_call(call)
 
     def _remember(self, exc: CredentialsRejected) -> None:
         self._rejected = exc
@@ -112,7 +135,8 @@ class SignedOrders:
     async def open_orders(self, symbol: str | None) -> list[Order]:
         got = await self._send(lambda ts: self.codec.open_orders(self._creds, ts, symbol))
         assert got is not None
-        return self._decode(lambda: self.codec.decode_orders(*got))
+        orders = self._decode(lambda: self.codec.decode_orders(*got))
+        return orders if symbol is None else [o for o in orders if o.symbol == symbol]
 
     async def get(self, order_id: str, symbol: str | None) -> Order:
         got = await self._send(lambda ts: self.codec.get_order(self._creds, ts, symbol, order_id))
@@ -122,7 +146,12 @@ class SignedOrders:
     async def cancel(self, order_id: str, symbol: str | None) -> Order:
         got = await self._send(lambda ts: self.codec.cancel(self._creds, ts, symbol, order_id))
         assert got is not None
-        return self._decode(lambda: self.codec.decode_order(got[0], got[1], None))
+        order = self._decode(lambda: self.codec.decode_order(got[0], got[1], None))
+        if not order.order_id:  # the answer names no order (Kraken's: a count)
+            order = dataclasses.replace(
+                order, order_id=order_id, symbol=order.symbol or symbol or ""
+            )
+        return order
 
     async def cancel_all(self, symbol: str | None) -> list[str]:
         """The venue's cancel-all; where it has none for this call (``codec.cancel_all`` is

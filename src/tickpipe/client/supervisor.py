@@ -442,6 +442,11 @@ class Supervisor:
         except BaseException:
             self._forget(conn)
             raise
+        if conn.listener is None:
+            # picows resolves the handshake with no listener when the peer drops the connection
+            # before answering the upgrade (a network cut, a server going away): retried
+            self._forget(conn)
+            raise StreamError(f"{self.url}: connection lost during the WebSocket upgrade")
         conn.transport = transport
         self.connections_opened += 1
         venue = self.venue

@@ -33,6 +33,13 @@ idempotent); ``disconnect``, ``stall``, ``stop_pings`` (no heartbeat and no pong
 signs of life stop while data may still flow), ``silence_channel``; 429 on AssetPairs past
 ``rest_calls_per_s``. Snapshot faults do not apply (books seed in band) and are refused.
 
+Orders (issue 17): Kraken's private REST endpoints (``AddOrder``, ``OpenOrders``,
+``QueryOrders``, ``CancelOrder``, ``CancelAll``, ``CancelAllOrdersAfter``) and ``/0/public/Time``,
+signed and checked as Kraken does (``API-Key``/``API-Sign`` verified with
+``venues.kraken.auth``, the nonce above the key's last), over ``gw.desk`` and ``gw.dead_man``:
+see :mod:`tickpipe.gateway.dialects.kraken_orders`. Keys are the gateway's (``--key
+NAME:SECRET``, the secret base64 as Kraken's are).
+
 Codec gaps filled here (``venues/kraken`` decodes AssetPairs but has no encoder for it): the
 ``/0/public/AssetPairs`` body.
 """
@@ -63,6 +70,7 @@ from tickpipe.gateway.dialects.base import (
     rename_markets,
     trade_event,
 )
+from tickpipe.gateway.dialects.kraken_orders import KrakenPrivate, PrivateLimits
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
@@ -113,6 +121,14 @@ class KrakenOptions:
       an IP may open (Kraken's Cloudflare limit); more are refused HTTP 429 before the upgrade.
     - ``rest_calls_per_s`` (1): ``/0/public/AssetPairs`` calls an IP may make in any one second;
       more: HTTP 429 ``EGeneral:Too many requests`` with ``Retry-After: 1``.
+    - Orders (Kraken's Starter tier, ``venues.kraken.limits``): ``trading_counter_max`` (60)
+      and ``trading_decay_per_s`` (1.0): the trading counter per key and pair (AddOrder +1, a
+      cancel +1..+8 by the order's age), past it ``EOrder:Rate limit exceeded``;
+      ``api_counter_max`` (15) and ``api_decay_per_s`` (0.33): the REST counter per key
+      (OpenOrders, QueryOrders, CancelAll, CancelAllOrdersAfter +1 each), past it
+      ``EAPI:Rate limit exceeded``; ``max_open_per_pair`` (60): open orders a key may have on
+      one pair (``EOrder:Orders limit exceeded``). Tests that refresh the dead man's switch
+      several times a second raise ``api_decay_per_s``.
     """
 
     book_interval_ms: int = 100
@@ -121,6 +137,11 @@ class KrakenOptions:
     max_connects_per_window: int = limits.CONNECT_ATTEMPTS_PER_WINDOW
     connect_window_s: float = limits.CONNECT_WINDOW_S
     rest_calls_per_s: int = int(limits.REST_PUBLIC_CALLS_PER_S)
+    trading_counter_max: float = limits.TRADING_COUNTER_MAX
+    trading_decay_per_s: float = limits.TRADING_DECAY_PER_S
+    api_counter_max: float = limits.REST_PRIVATE_COUNTER_MAX
+    api_decay_per_s: float = limits.REST_PRIVATE_DECAY_PER_S
+    max_open_per_pair: int = limits.MAX_OPEN_ORDERS_PER_PAIR
 
 
 def kraken_symbol(symbol: str) -> str:
@@ -359,10 +380,26 @@ class KrakenDialect(DialectBase[KrakenConn]):
         self.updates = 0
         self.snapshots = 0
         self.refused: dict[str, int] = {"connect": 0, "rest": 0, "requests": 0}
+        o = self.opts
+        self.private = KrakenPrivate(
+            gw,
+            PrivateLimits(
+                o.trading_counter_max,
+                o.trading_decay_per_s,
+                o.api_counter_max,
+                o.api_decay_per_s,
+                o.max_open_per_pair,
+            ),
+            {_altname(sym): sym for sym in gw.hub.markets},
+        )
 
     # -- gateway side -----------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(WS_PATH, self._ws), web.get(ASSET_PAIRS_PATH, self.asset_pairs)]
+        return [
+            web.get(WS_PATH, self._ws),
+            web.get(ASSET_PAIRS_PATH, self.asset_pairs),
+            *self.private.routes(),
+        ]
 
     def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
         if fault in ("snapshot_error", "stale_snapshot"):
@@ -392,6 +429,7 @@ class KrakenDialect(DialectBase[KrakenConn]):
             "snapshots": self.snapshots,
             "refused": dict(self.refused),
             "disconnects": dict(self.disconnects),
+            "orders": self.private.stats(),
         }
 
     # -- books ------------------------------------------------------------------------------

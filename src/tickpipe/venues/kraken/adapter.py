@@ -29,6 +29,10 @@
 - REST: ``/0/public/AssetPairs`` (v1; ``tick_size`` or ``pair_decimals``, ``lot_decimals``:
   the book grid and the checksum's precision), symbols under their v2 names (``XBT/USD`` ->
   ``BTC/USD``). No API key is sent. Books never seed over REST (no checksum there to verify).
+- Orders (issue 17): :meth:`KrakenVenue.order_codec` (``venues/kraken/orders.py``), signed
+  REST calls on the same base (``https://api.kraken.com``: ``--rest-url`` replaces its scheme,
+  host and port); the pair names it sends (``XBTUSD``) are learned from the AssetPairs body
+  the instruments come from.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Opened, OpenRefused, Pong, Refused
 from tickpipe.venues.kraken import checksum, codec, endpoints, limits
 from tickpipe.venues.kraken.codec import SubscribeParams, SubscribeRequest, UnsubscribeRequest
+from tickpipe.venues.kraken.orders import ORDERS_BURST, ORDERS_PER_S, KrakenOrders, KrakenPairs
 
 CLIENT_PING = b'{"method":"ping"}'
 CLIENT_PING_INTERVAL_S = 2.0
@@ -71,6 +76,10 @@ class KrakenVenue:
     - ``client_ping_interval_s`` (2.0 s), ``heartbeat_timeout_s`` (5.0 s): see the module
       docstring; tests pass shorter ones.
     - ``resubscribes_per_s`` (1.0), ``resubscribe_burst`` (10): re-seeds by re-subscribing.
+    - ``orders_per_s`` (1.0), ``orders_burst`` (15): the client's token bucket over Kraken's
+      private calls (the Starter tier: trading counter decay 1/s, REST counter ceiling 15; see
+      ``venues/kraken/orders.py``). A higher tier may raise them; too high and Kraken answers
+      ``EOrder:Rate limit exceeded`` / ``EAPI:Rate limit exceeded`` (then waited out).
     """
 
     name = "kraken"
@@ -90,6 +99,8 @@ class KrakenVenue:
         heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
         resubscribes_per_s: float = 1.0,
         resubscribe_burst: int = 10,
+        orders_per_s: float = ORDERS_PER_S,
+        orders_burst: int = ORDERS_BURST,
     ) -> None:
         if depth not in limits.BOOK_DEPTHS:
             raise ConfigError(
@@ -113,6 +124,16 @@ class KrakenVenue:
         self.resubscribe_burst = resubscribe_burst
         self._rules = _rules(depth)
         self.decode: Callable[[Any], object] = self._decode
+        self._pairs = KrakenPairs()  # AssetPairs names, shared with the order codec
+        self._orders = KrakenOrders(
+            self._pairs, orders_per_s=orders_per_s, orders_burst=orders_burst
+        )  # checks the knobs now
+
+    def order_codec(self) -> KrakenOrders:
+        """Kraken spot orders over REST (signed, ``venues/kraken/orders.py``): used by the
+        client when a Kraken API key is set (``TICKPIPE_KRAKEN_KEY`` / ``_SECRET``)."""
+        o = self._orders
+        return KrakenOrders(self._pairs, orders_per_s=o.orders_per_s, orders_burst=o.orders_burst)
 
     def _decode(self, data: Any) -> object:
         if isinstance(data, memoryview):
@@ -181,7 +202,9 @@ class KrakenVenue:
         return endpoints.VENUE.instruments_path
 
     def decode_instruments(self, body: bytes) -> list[Instrument]:
-        return codec.decode_asset_pairs(body)
+        instruments = codec.decode_asset_pairs(body)
+        self._pairs.learn(body)  # XBTUSD <-> BTC/USD, for the orders
+        return instruments
 
     def snapshot_target(self, symbol: str, depth: int | None) -> str:
         return f"{DEPTH_BOOK_SNAPSHOT}?pair={symbol}&count={depth or self.depth}"

@@ -46,3 +46,24 @@ FORCED_DISCONNECT_S: float | None = None
 # counter applies to private calls only). Books are seeded in band, never over REST.
 REST_PUBLIC_CALLS_PER_S = 1.0
 REST_BOOK_SNAPSHOT_COST: int | None = None  # books seed in band (no REST snapshot)
+
+# Private REST (orders, issue 17). The REST call counter per API key: "Starter: max 15,
+# -0.33/sec; Intermediate: 20, -0.5/sec; Pro: 20, -1/sec"; Ledger/trade history calls +2, other
+# private calls +1, "except AddOrder, CancelOrder which operate on a different limiter"
+# (docs.kraken.com/api/docs/guides/spot-rest-ratelimits). Past it: EAPI:Rate limit exceeded.
+REST_PRIVATE_COUNTER_MAX = 15.0
+REST_PRIVATE_DECAY_PER_S = 0.33
+
+# The trading engine's counter, per pair: "Starter 60 (-1/sec), Intermediate 125 (-2.34/sec),
+# Pro 180 (-3.75/sec)"; AddOrder +1; CancelOrder +8/+6/+5/+4/+2/+1 for an order younger than
+# 5/10/15/45/90/300 s. Past it: EOrder:Rate limit exceeded. Open orders per pair: Starter 60,
+# Intermediate 80, Pro 225 (docs.kraken.com/api/docs/guides/spot-ratelimits).
+TRADING_COUNTER_MAX = 60.0
+TRADING_DECAY_PER_S = 1.0
+MAX_OPEN_ORDERS_PER_PAIR = 60
+
+# The dead man's switch (CancelAllOrdersAfter): "The recommended use is to make a call every 15
+# to 30 seconds, providing a timeout of 60 seconds" (docs.kraken.com/api-reference/trading/
+# cancel-all-orders-after-x); timeout in whole seconds, 0 disables.
+DEAD_MAN_RECOMMENDED_REFRESH_S = 20.0
+DEAD_MAN_RECOMMENDED_TIMEOUT_S = 60
