@@ -1,7 +1,7 @@
 """The bus against direct connections, in one run: 1, 4 and 16 consumer processes.
 
-    .venv/bin/python -m benchmarks.bus            # 2k and 10k deltas/s, 1/4/16 consumers: ~3 min
-    .venv/bin/python -m benchmarks.bus --quick    # 10k deltas/s only, shorter windows: < 1 min
+    .venv/bin/python -m benchmarks.bus            # 2k, 10k deltas/s x 1/4/16 consumers + flood: ~2 min
+    .venv/bin/python -m benchmarks.bus --quick    # 10k deltas/s only, 2 s windows: ~1 min
     .venv/bin/python -m benchmarks.bus --smoke    # 4 books, 1 consumer, a 0.5 s window: seconds
 
 Every row runs the reference gateway (``tickpipe.gateway.Gateway``, VTS/1) in THIS process
@@ -15,12 +15,17 @@ with ``--books`` order books (20) at a fixed total delta rate, and N consumer pr
   gateway's only connection) and N consumers ``Client(source="nats://...", venue="vts")``.
 
 Nothing is pinned: with 16 consumers, a collector, nats-server and the gateway on 2 cores the
-CPU is oversubscribed on purpose (the table shows what each side does then). Once every
-process has every book synced (and 0.5 s of warm-up), the window (``--window-s``) is opened and
-closed in every child at once (stdin commands). Per row:
+CPU is oversubscribed on purpose (the table shows what each side does then;
+``--consumer-nice`` / ``--producer-nice`` change who comes first). The market is paused while
+the processes start and seed their books (16 interpreters starting would starve the collector
+and open the window on its backlog); then it runs, every process must reach the gateway's seqs
+of that moment (``--catchup-timeout-s``; a bus consumer's books are synced from the collector's
+last Snap and then replay the deltas after it), 0.5 s of warm-up, and the window
+(``--window-s``) is opened and closed in every child at once (stdin commands). Per row:
 
 - **gw deltas/s**: deltas the gateway generated in the window / its wall time (what the rate
-  actually was: a starved gateway falls behind its schedule).
+  actually was: a starved gateway falls behind its schedule; "behind" counts its
+  ``market_behind`` warnings, when it gave up catching up).
 - **applied/s per consumer**: deltas applied to books in the window, mean and lowest consumer.
 - **latency**: gateway ``ts`` (its clock at writing) -> book applied in the consumer (same
   machine, same clock), p50 and p99 of every delta of the window: median over consumers, and
@@ -35,7 +40,15 @@ closed in every child at once (stdin commands). Per row:
   ``--final-timeout-s`` to reach the final seq of every book; then every book's every level
   (SHA-1 of ``text_levels(None)``) is compared with the gateway's ``true_book`` at that seq.
   Counted over all consumers (N x books) and, for the bus, the collector.
+- **collector published deltas/s**, its queue at the window's end, and its mean publish batch
+  (messages, and ms from the first ``publish_async`` to the last ack: the collector keeps one
+  batch in flight, so batch / ack time is its publishing ceiling; timed by wrapping its
+  private ``_try``, a diagnostic).
 - **gaps / reconnects**, and the collector's dropped messages (its queue overflowed).
+
+The JSON also has nats-server's own counters over the window (``nats_window``: messages in and
+out, slow consumers, JetStream API requests, consumers) and every child's raw window.
+``TICKPIPE_BENCH_PROFILE=DIR`` cProfiles each child's window (``benchmarks/bus_child.py``).
 
 The exit status is 0 whatever the figures (a measurement); ``--json PATH`` writes every raw
 figure (per consumer).
@@ -52,6 +65,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -106,6 +120,24 @@ def markets(n: int) -> tuple[MarketSpec, ...]:
             )
         )
     return tuple(out)
+
+
+def nats_counters(nats: NatsServer) -> dict[str, int]:
+    """nats-server's own counters (``/varz``, ``/jsz``): messages in and out, slow consumers,
+    JetStream API requests (consumers created, info, direct gets)."""
+    out: dict[str, int] = {}
+    try:
+        with urllib.request.urlopen(f"{nats.monitor_url}/varz", timeout=2) as r:
+            v = json.load(r)
+        with urllib.request.urlopen(f"{nats.monitor_url}/jsz", timeout=2) as r:
+            j = json.load(r)
+    except (OSError, ValueError):
+        return out
+    for k in ("in_msgs", "out_msgs", "slow_consumers"):
+        out[k] = int(v.get(k, 0))
+    out["js_api_total"] = int(j.get("api", {}).get("total", 0))
+    out["js_consumers"] = int(j.get("consumers", 0))
+    return out
 
 
 def proc_cpu(p: psutil.Process) -> float:
@@ -278,7 +310,10 @@ async def _row(
     try:
         if spec.mode == "bus":
             nats = NatsServer().start()
+            if a.producer_nice and nats.pid is not None:
+                psutil.Process(nats.pid).nice(a.producer_nice)
             col_args = ["collector", *direct(MAX_KEYS - 1), "--nats", nats.url, *common]
+            col_args += ["--nice", str(a.producer_nice)]
             collector = Child(f"{tag}-collector", col_args, log_dir)
             await collector.start()
             await collector.recv("ready", READY_TIMEOUT_S)
@@ -360,6 +395,7 @@ async def window(
     seq0 = sum(gw.seq(f"orderbook:{s}") for s in symbols)
     gw_c0 = proc_cpu(me)
     nats_c0 = proc_cpu(nats_p) if nats_p is not None else 0.0
+    nats_n0 = nats_counters(nats) if nats is not None else {}
     t0 = time.perf_counter()
     await asyncio.gather(*(c.ask("start", "started", REPLY_TIMEOUT_S) for c in everyone))
     await asyncio.sleep(a.window_s)
@@ -368,6 +404,7 @@ async def window(
     gw_cpu = proc_cpu(me) - gw_c0
     load = os.getloadavg()[0]
     nats_cpu = proc_cpu(nats_p) - nats_c0 if nats_p is not None else None
+    nats_n1 = nats_counters(nats) if nats is not None else {}
     generated = sum(gw.seq(f"orderbook:{s}") for s in symbols) - seq0
     cons = wins[: spec.consumers]
     out: dict[str, Any] = {
@@ -402,6 +439,9 @@ async def window(
         out["collector_dropped"] = cw["dropped"]
         out["published_deltas"] = cw["published_deltas"]
     if nats_cpu is not None:
+        out["nats_window"] = {
+            k: v - nats_n0.get(k, 0) if k != "js_consumers" else v for k, v in nats_n1.items()
+        }
         out["nats_cores"] = nats_cpu / wall
         pub = out.get("published_deltas") or 0
         out["nats_us_per_delta"] = nats_cpu / pub * 1e6 if pub else None
@@ -416,7 +456,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| deltas/s (total) | consumers | mode | gw deltas/s | applied/s per consumer (mean / min)"
         " | p50 ms | p99 ms (median / worst) | collector p50 / p99 ms"
-        " | collector published deltas/s (queue at end)"
+        " | collector published deltas/s (queue at end; mean batch: msgs, ms to ack)"
         " | µs CPU/delta consumer | µs CPU/delta collector"
         " | µs CPU/delta nats-server | cores: gateway / consumers / collector / nats | load"
         " | books = truth | gaps / reconnects / dropped |"
@@ -458,11 +498,12 @@ def table(rows: list[dict[str, Any]]) -> str:
             if bus
             else "-"
         )
-        col_pub = (
-            f"{fnum(r['published_deltas'] / r['wall_s'])} ({r['collector_raw']['queue_depth']:,})"
-            if bus
-            else "-"
-        )
+        col_pub = "-"
+        if bus:
+            cr = r["collector_raw"]
+            col_pub = f"{fnum(r['published_deltas'] / r['wall_s'])} ({cr['queue_depth']:,}; "
+            ms = None if cr["batch_mean_s"] is None else cr["batch_mean_s"] * 1e3
+            col_pub += f"{fnum(cr['batch_mean_msgs'])}, {fnum(ms, '.1f')})"
         lines.append(
             f"| {r['rate_label']} | {r['consumers']} | {r['mode']} "
             f"| {gw_rate} "
@@ -556,6 +597,10 @@ def main() -> None:
     ap.add_argument("--consumer-nice", type=int, default=0,
                     help="nice of the consumer processes (0; 10: the gateway, collector and "
                     "nats-server come first, as on machines of their own)")  # fmt: skip
+    ap.add_argument("--producer-nice", type=int, default=0,
+                    help="nice of the gateway (this process), collector and nats-server "
+                    "(0; negative needs root: a diagnostic, they then come before "
+                    "everything else on the machine)")  # fmt: skip
     ap.add_argument("--json", default=None, help="write every raw figure here")
     a = ap.parse_args()
     if a.smoke:
@@ -575,6 +620,8 @@ def main() -> None:
     a.flood = [int(x) for x in str(a.flood).split(",") if x]
     t0 = time.perf_counter()
     load0 = os.getloadavg()
+    if a.producer_nice:
+        psutil.Process().nice(a.producer_nice)
     rows = uvloop.run(amain(a))
     total = time.perf_counter() - t0
     m = machine()

@@ -42,6 +42,7 @@ import hashlib
 import json
 import math
 import os
+import statistics
 import sys
 import threading
 import time
@@ -229,11 +230,30 @@ async def consumer(a: argparse.Namespace, symbols: list[str]) -> None:
             await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
 
 
+def time_batches(col: Collector) -> list[tuple[int, float]]:
+    """(messages, seconds) of every publish batch: one round of ``publish_async`` for each
+    message and the wait for all their acks (a diagnostic: wraps the collector's private
+    ``_try``). The list is cleared at each window's start."""
+    out: list[tuple[int, float]] = []
+    inner = col._try
+
+    async def timed(pending: list[Any]) -> list[BaseException | None]:
+        t = time.perf_counter()
+        try:
+            return await inner(pending)
+        finally:
+            out.append((len(pending), time.perf_counter() - t))
+
+    col._try = timed  # type: ignore[method-assign]
+    return out
+
+
 async def collector(a: argparse.Namespace, symbols: list[str]) -> None:
     client = Client(a.stream_url, a.rest_url, key=a.key, secret=a.secret)
     events: list[dict[str, Any]] = []
     col = Collector(client, a.nats, CollectorConfig(), on_event=events.append)
     await col.start()
+    batches = time_batches(col)
     base: dict[str, int] = {}
 
     def counters() -> dict[str, int]:
@@ -248,9 +268,14 @@ async def collector(a: argparse.Namespace, symbols: list[str]) -> None:
         nonlocal base
         if what == "start":
             base = counters()
+            batches.clear()
             return {}
         now = counters()
         out: dict[str, Any] = {k: v - base[k] for k, v in now.items()}
+        if what == "stop":
+            out["batches"] = len(batches)
+            out["batch_mean_msgs"] = statistics.fmean(n for n, _ in batches) if batches else None
+            out["batch_mean_s"] = statistics.fmean(t for _, t in batches) if batches else None
         out["queue_depth"] = col.queue_depth
         if what == "final":
             out["overflow_events"] = sum(1 for e in events if e.get("event") == "bus_overflow")
