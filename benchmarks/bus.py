@@ -1,6 +1,6 @@
 """The bus against direct connections, in one run: 1, 4 and 16 consumer processes.
 
-    .venv/bin/python -m benchmarks.bus            # 2k, 10k deltas/s x 1/4/16 consumers + flood: ~2 min
+    .venv/bin/python -m benchmarks.bus            # 2k, 10k deltas/s x 1, 4, 16 + flood: ~2 min
     .venv/bin/python -m benchmarks.bus --quick    # 10k deltas/s only, 2 s windows: ~1 min
     .venv/bin/python -m benchmarks.bus --smoke    # 4 books, 1 consumer, a 0.5 s window: seconds
 
