@@ -243,12 +243,23 @@ def truth_digests(gw: Gateway, seqs: dict[str, int]) -> dict[str, str]:
 
 
 def books_equal(final: dict[str, Any], seqs: dict[str, int], truth: dict[str, str]) -> int:
+    """Books synced at the final seq and equal to the truth, level for level."""
     ok = 0
     for sym, seq in seqs.items():
         b = final["books"].get(sym)
         if b and b["synced"] and b["seq"] == seq and b["digest"] == truth[sym]:
             ok += 1
     return ok
+
+
+def books_differ(final: dict[str, Any], seqs: dict[str, int], truth: dict[str, str]) -> int:
+    """Books synced at the final seq that are NOT equal to the truth (a wrong book)."""
+    bad = 0
+    for sym, seq in seqs.items():
+        b = final["books"].get(sym)
+        if b and b["synced"] and b["seq"] == seq and b["digest"] != truth[sym]:
+            bad += 1
+    return bad
 
 
 async def run_row(spec: RowSpec, a: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
@@ -361,6 +372,7 @@ async def _row(
         cons_final = finals[: len(consumers)]
         out["books_equal"] = sum(books_equal(f, seqs, truth) for f in cons_final)
         out["books_total"] = books * len(consumers)
+        out["books_differ"] = sum(books_differ(f, seqs, truth) for f in finals)
         final_took = [f["caught_up_s"] for f in cons_final]
         out["caught_up_s"] = None if None in final_took else max(final_took)
         out["consumer_finals"] = [
@@ -485,9 +497,13 @@ def table(rows: list[dict[str, Any]]) -> str:
             eq += f"; {r['catchup_missed']} never at the gateway's seqs before the window"
         if r["caught_up_s"] is None:
             missed = sum(1 for f in r["consumer_finals"] if f["caught_up_s"] is None)
-            eq += f"; {missed} not at the final seqs in {r['final_timeout_s']:.0f} s"
+            eq += (
+                f"; {missed} consumers not at the final seqs in {r['final_timeout_s']:.0f} s "
+                "(not compared)"
+            )
         elif r["caught_up_s"] > 0.5:
             eq += f", caught up in {r['caught_up_s']:.1f} s"
+        eq += f"; **{r['books_differ']} differ**" if r["books_differ"] else "; 0 differ"
         drops = f"{r['gaps']} / {r['reconnects']} / " + (
             str(r["collector_dropped"]) if bus else "-"
         )

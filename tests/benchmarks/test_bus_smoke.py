@@ -45,6 +45,7 @@ def test_smoke_run_rebuilds_every_book_in_both_modes(tmp_path: Path) -> None:
     for r in rows:
         assert "error" not in r, r.get("error")
         assert r["books_equal"] == r["books_total"] == 4
+        assert r["books_differ"] == 0
         assert r["consumers_raw"][0]["applied"] > 0
         assert r["p50_ms"] is not None
         assert r["gaps"] == 0
