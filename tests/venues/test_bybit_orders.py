@@ -372,6 +372,9 @@ def test_rate_limit_unknown_order_and_transient_codes() -> None:
         with pytest.raises(RestError) as tr:
             spot().decode_order(200, error(code, "Server error."), NEW)
         assert tr.value.code == "venue_error" and is_retryable(tr.value)
+    with pytest.raises(RestError) as missing:
+        spot().decode_orders(404, b"<html>404 Not Found</html>")
+    assert missing.value.code == "rejected" and not is_retryable(missing.value)
     for status, body in ((502, b"<html>bad gateway</html>"), (200, b"not json"), (200, b"[]")):
         with pytest.raises(RestError) as bad:
             spot().decode_orders(status, body)

@@ -32,9 +32,11 @@ Answers are ``{"retCode", "retMsg", "result"}`` (HTTP 200 for most refusals). Ma
 trading); 10006 and spot 170222 -> :class:`RateLimitedError` (Bybit's window is one rolling
 second: wait 1 s); 110001 / 170213 -> :class:`UnknownOrderError`, and so are 110008 / 110010 /
 170139 / 170142 / 170190 (the order is already filled or cancelled: nothing to cancel); 10000 /
-10016 / 170146 / 170147 / retCode 429 and HTTP 5xx -> :class:`RestError` ``venue_error`` (503:
-retried with the same ``orderLinkId``); 10002 (timestamp outside ``recv_window``) and every
-other code -> :class:`RestError` ``rejected`` naming the code and Bybit's message.
+10016 / 170146 / 170147 / retCode 429, HTTP 5xx and an unreadable 200 -> :class:`RestError`
+``venue_error`` (retried with the same ``orderLinkId``); another 4xx with no retCode (404: a wrong
+path, or a category the account does not serve) -> ``rejected``; 10002 (timestamp outside
+``recv_window``) and every other code -> :class:`RestError` ``rejected`` naming the code and
+Bybit's message.
 
 Order-rate limit ("Rate Limit Rules", per UID, a rolling second, unified account defaults):
 create / cancel / cancel-all 10/s on ``linear``, 20/s on ``spot``; realtime 50/s; DCP 5/s. The
@@ -204,6 +206,13 @@ def _parse(status: int, body: bytes) -> tuple[int, str, dict[str, Any]]:
     except DECODE_ERRORS:
         obj = None
     if not isinstance(obj, dict) or not isinstance(obj.get("retCode"), int):
+        if 400 <= status < 500:  # 400 bad method, 404 wrong path or category for the account
+            raise RestError(
+                status,
+                "rejected",
+                f"bybit answered HTTP {status} (404: a wrong path, or a category the account "
+                f"mode does not serve): {_clip(body.decode(errors='replace'))}",
+            )
         raise RestError(
             502,
             "venue_error",
