@@ -38,6 +38,8 @@ and frames with :mod:`.codec`; the client shell does every I/O.
 - REST: ``/v5/market/instruments-info?category=spot`` (``tickSize`` / ``basePrecision``) or
   ``?category=linear&limit=1000`` (``tickSize`` / ``qtyStep``; one page of up to 1000, which
   covers Bybit's linear list). No API key is sent. Books never seed over REST.
+- Orders (issue 17): :meth:`BybitVenue.order_codec` is the category's signed v5 orders
+  (:class:`~tickpipe.venues.bybit.orders.BybitOrders`), used when a Bybit key is configured.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Opened, OpenRefused, Pong, Refused
 from tickpipe.venues.bybit import codec, endpoints, limits
 from tickpipe.venues.bybit.endpoints import BYBIT, BYBIT_LINEAR, VenueSpec
+from tickpipe.venues.bybit.orders import BybitOrders
+from tickpipe.venues.trading import OrderCodec
 
 MAX_SPLIT_REQUESTS = 1024
 """Split subscribe requests (spot, more than 10 topics) awaiting their answer, at most; the
@@ -177,7 +181,12 @@ class BybitVenue:
         return self._frames("unsubscribe", channels, request_id)
 
     def cancel_on_disconnect_frame(self) -> bytes | None:
-        return None  # no orders here
+        return None  # Bybit's public streams carry no orders
+
+    def order_codec(self) -> OrderCodec:
+        """Signed v5 orders of this category (``spot`` or ``linear``): pure, see
+        :mod:`tickpipe.venues.bybit.orders`."""
+        return BybitOrders(self.spec)
 
     # -- REST --------------------------------------------------------------------------------
     def instruments_target(self) -> str:
