@@ -15,6 +15,7 @@ code ``rejected`` (the order itself was refused: bad price, insufficient funds..
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,6 +79,28 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status not in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class GuardStream:
+    """A private WebSocket a venue's dead man's switch watches (Bybit's DCP: every order of the
+    product is cancelled once every private connection subscribed to a ``dcp`` topic has been
+    gone for the window). The client holds it while its market stream is healthy and drops it
+    when it goes blind; a network cut drops it too. A codec offers one as its optional
+    ``guard_stream`` attribute.
+
+    - ``path``: appended to the venue's stream base URL (``/v5/private``).
+    - ``open_frames(creds, ts_ms)``: sent in order after connecting (auth, subscribe); each is
+      answered by one frame, read by ``check``: None when good, else the venue's refusal
+      (``auth`` in it: a refused key, never retried).
+    - ``ping_frame()`` every ``ping_every_s`` (its answer is read and checked too).
+    """
+
+    path: str
+    ping_every_s: float
+    open_frames: Callable[[Credentials, int], list[bytes]]
+    ping_frame: Callable[[], bytes]
+    check: Callable[[bytes | str], str | None]
 
 
 class OrderCodec(Protocol):

@@ -76,7 +76,7 @@ from tickpipe.errors import (
 from tickpipe.protocol.decode_errors import DECODE_ERRORS
 from tickpipe.venues.bybit import auth
 from tickpipe.venues.bybit.endpoints import VenueSpec
-from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order
+from tickpipe.venues.trading import Credentials, GuardStream, HttpCall, NewOrder, Order
 
 CREATE_PATH = "/v5/order/create"
 REALTIME_PATH = "/v5/order/realtime"
@@ -99,6 +99,8 @@ account defaults, "Rate Limit Rules › API Rate Limit Table")."""
 PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES"}
 """The DCP ``product`` of a category."""
 DCP_TOPIC = {"spot": "dcp.spot", "linear": "dcp.future"}
+PRIVATE_PING_S = 20.0  # Bybit: "send the ping heartbeat packet every 20 seconds"
+PRIVATE_AUTH_VALID_MS = 10_000  # the auth frame's expires: 10 s ahead of the venue's clock
 """The private-stream topic whose connections DCP watches, per category."""
 DCP_WINDOW_MIN_S = 3
 DCP_WINDOW_MAX_S = 300
@@ -308,6 +310,19 @@ class BybitOrders:
         self.orders_per_s: float = per_s * 0.8
         self.orders_burst: int = max(1, round(per_s * 0.2))
         self.dead_man_refresh_s: float | None = DCP_REFRESH_S
+        topic = DCP_TOPIC[spec.category]
+        # what arms DCP at Bybit: a private connection subscribed to the product's dcp topic,
+        # held by the client while its market stream is healthy (venues/trading.GuardStream)
+        self.guard_stream = GuardStream(
+            PRIVATE_STREAM_PATH,
+            PRIVATE_PING_S,
+            lambda creds, ts_ms: [
+                private_auth_frame(creds, ts_ms + PRIVATE_AUTH_VALID_MS),
+                private_subscribe_frame([topic]),
+            ],
+            private_ping_frame,
+            _check_private_answer,
+        )
 
     # -- building -------------------------------------------------------------------------------
     def _get(
@@ -541,6 +556,18 @@ def decode_private_answer(data: bytes | str) -> PrivateAnswer:
         raise FrameError(f"unreadable private-stream frame: {exc}") from None
     success = a.success if a.success is not None else a.op == "pong"
     return PrivateAnswer(a.op, success, a.ret_msg, a.req_id)
+
+
+def _check_private_answer(data: bytes | str) -> str | None:
+    """None for a good answer of the private stream, else what Bybit said (``auth`` first
+    when the key was refused)."""
+    try:
+        a = decode_private_answer(data)
+    except FrameError as exc:
+        return str(exc)
+    if a.success:
+        return None
+    return f"{a.op}: {a.message or 'refused'}"
 
 
 def decode_private_request(data: bytes | str) -> PrivateRequest:
