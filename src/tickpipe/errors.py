@@ -24,6 +24,8 @@
     ├── RestError                     a REST call answered with an error body (.status, .code)
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   ├── UnknownOrderError         404 unknown_order
+    │   ├── DuplicateOrderError       a real venue refused a place: its client order id is an
+    │   │                             open order's (an earlier try whose answer was lost)
     │   └── CredentialsRejected       the venue refused the key or signature: fatal
     ├── BusError                      the message bus (NATS JetStream) failed or is missing
     │   └── NatsServerError           a local nats-server could not be found, started or
@@ -153,6 +155,13 @@ class RateLimitedError(RestError):
 
 class UnknownOrderError(RestError):
     """The key has no such order (404 unknown_order)."""
+
+
+class DuplicateOrderError(RestError):
+    """A real venue refused a place because an open order already has its client order id
+    (code ``duplicate_order``; Binance ``-2010 Duplicate order sent.`` / ``-4116``): usually
+    an earlier try of the same place whose answer was lost. The signed-orders shell then
+    reads that order by its client order id instead of failing."""
 
 
 class CredentialsRejected(RestError):

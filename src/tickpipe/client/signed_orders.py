@@ -11,6 +11,11 @@ What it adds, the same for every venue:
   waits for a token rather than being refused by the venue.
 - **Credentials**: a :class:`CredentialsRejected` answer is fatal: remembered, and every later
   call raises it at once without a request (no retry loop against a wrong key).
+- **Duplicates**: a place the venue refuses as a duplicate client order id
+  (:class:`DuplicateOrderError`: an earlier try went through but its answer was lost) is that
+  earlier order: read back by client order id when the codec can (an optional
+  ``get_order_by_client_id(creds, ts_ms, symbol, client_order_id)``), and returned when it is
+  the same order (symbol, side, price, size); otherwise the refusal is raised.
 - **Dead man's switch**: :meth:`arm_dead_man` arms (refreshes) the venue's own timer; the
   client refreshes it every ``codec.dead_man_refresh_s`` while the stream is healthy and stops
   when it goes blind, so orders die at the venue even when our network is what failed.
@@ -19,16 +24,19 @@ What it adds, the same for every venue:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import TokenBucket
-from tickpipe.errors import CredentialsRejected
+from tickpipe.errors import CredentialsRejected, DuplicateOrderError
 from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order, OrderCodec
 
 CLOCK_SYNC_EVERY_S = 300.0
+log = logging.getLogger("tickpipe.client.signed_orders")
 T = TypeVar("T")
 
 
@@ -89,7 +97,40 @@ class SignedOrders:
     async def place(self, order: NewOrder) -> Order:
         got = await self._send(lambda ts: self.codec.place(self._creds, ts, order))
         assert got is not None
-        return self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
+        try:
+            return self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
+        except DuplicateOrderError as exc:
+            found = await self._earlier_try(order)
+            if found is None:
+                raise
+            log.info(
+                "place %s: the venue already has it (%s): an earlier try went through",
+                order.client_order_id,
+                exc.message,
+            )
+            return found
+
+    async def _earlier_try(self, order: NewOrder) -> Order | None:
+        """The open order placed under ``order``'s client order id, when the codec can read it
+        back and it is the same order; else None."""
+        find = getattr(self.codec, "get_order_by_client_id", None)
+        if find is None:
+            return None
+        got = await self._send(
+            lambda ts: find(self._creds, ts, order.symbol, order.client_order_id)
+        )
+        assert got is not None
+        found = self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
+        try:
+            same = (
+                found.symbol == order.symbol
+                and found.side == order.side
+                and Decimal(found.price) == Decimal(order.price)
+                and Decimal(found.size) == Decimal(order.size)
+            )
+        except InvalidOperation:
+            same = False
+        return found if same else None
 
     async def open_orders(self, symbol: str | None) -> list[Order]:
         got = await self._send(lambda ts: self.codec.open_orders(self._creds, ts, symbol))
