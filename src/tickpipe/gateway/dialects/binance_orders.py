@@ -141,6 +141,7 @@ class BinanceOrderEndpoints:
         self.signed_requests = 0  # requests that reached a signed endpoint
         self.refused: dict[str, int] = {}  # reason -> count
         self.faults_served: dict[str, int] = {}
+        self.duplicates_refused = 0  # places refused: their client order id is an open order's
 
     def routes(self) -> list[web.RouteDef]:
         s = self.spec
@@ -160,6 +161,7 @@ class BinanceOrderEndpoints:
             "signed_requests": self.signed_requests,
             "refused": dict(self.refused),
             "faults_served": dict(self.faults_served),
+            "duplicates_refused": self.duplicates_refused,
             "orders_per_10s": self.orders_per_10s,
         }
 
@@ -480,6 +482,7 @@ class BinanceOrderEndpoints:
         desk = self.gw.desk
         existing = desk.by_client_id(key, coid)
         if existing is not None and existing.status == "open":
+            self.duplicates_refused += 1
             raise _Refused(400, self.spec.duplicate_code, self.spec.duplicate_msg)
         if desk.open_count(key) >= desk.max_open_per_key:
             raise _Refused(400, -1013, "Filter failure: MAX_NUM_ORDERS")
