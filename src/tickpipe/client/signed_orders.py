@@ -148,9 +148,22 @@ class SignedOrders:
         return self._decode(lambda: self.codec.decode_order(got[0], got[1], None))
 
     async def cancel_all(self, symbol: str | None) -> list[str]:
+        """Every open order of the key (``symbol``'s only, when given). A venue that cancels
+        all only per symbol (Binance: the codec builds no call without one) gets one cancel-all
+        per symbol the key has open orders on, read from its open orders first (and, where the
+        venue's answer names no ids, those listed are the ids returned)."""
         got = await self._send(lambda ts: self.codec.cancel_all(self._creds, ts, symbol))
         if got is None:
-            return []
+            if symbol is not None:
+                return []
+            listed = await self.open_orders(None)
+            ids: list[str] = []
+            for sym in sorted({o.symbol for o in listed}):
+                # a venue whose cancel-all names no ids (Binance USD-M): the ones listed open
+                ids.extend(
+                    await self.cancel_all(sym) or [o.order_id for o in listed if o.symbol == sym]
+                )
+            return ids
         return self._decode(lambda: self.codec.decode_cancel_all(*got))
 
     async def arm_dead_man(self, timeout_s: float, symbol: str | None = None) -> bool:
