@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
+from yarl import URL
 
 from tickpipe import Client
 from tickpipe.errors import CredentialsRejected
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.dialects.binance_orders import BinanceOrderEndpoints
 from tickpipe.protocol.backoff import BackoffPolicy
+from tickpipe.venues.binance.auth import API_KEY_HEADER, sign_params
+from tickpipe.venues.binance.orders import ORDER_SPECS
 
 from .conftest import FAST_RECONNECT, Recorder
 
@@ -304,3 +310,166 @@ async def test_cancel_fails_once_is_retried_in_the_background(gw: Gateway) -> No
             assert endpoints(gw).stats()["faults_served"] == {"cancel_fails_once": 1}
         finally:
             await rec.close()
+
+
+# -- the dialect's checks, by raw signed requests ----------------------------------------------
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Raw:
+    """Signed requests as Binance's docs build them (``auth.sign_params``), sent as is."""
+
+    def __init__(self, g: Gateway, session: aiohttp.ClientSession) -> None:
+        self.g, self.session = g, session
+        self.spec = ORDER_SPECS[venue_of(g)]
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]],
+        *,
+        key: str | None = KEY,
+        secret: str = SECRET,
+        ts: int | None = None,
+        signed_query: str | None = None,
+        body: str | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        if signed_query is None:
+            full = [*params, ("timestamp", str(now_ms() if ts is None else ts))]
+            signed_query = sign_params(secret, full)
+        headers = {API_KEY_HEADER: key} if key is not None else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        url = URL(
+            f"{self.g.rest_url}{path}" + (f"?{signed_query}" if signed_query else ""), encoded=True
+        )
+        async with self.session.request(method, url, headers=headers, data=body) as resp:
+            return resp.status, await resp.json(content_type=None), dict(resp.headers)
+
+    def order(self, cid: str, price: str = "1000.00") -> list[tuple[str, str]]:
+        return [
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("timeInForce", "GTC"),
+            ("quantity", "0.0100"),
+            ("price", price),
+            ("newClientOrderId", cid),
+        ]
+
+
+@pytest.fixture
+async def raw(gw: Gateway) -> AsyncIterator[Raw]:
+    async with aiohttp.ClientSession() as session:
+        yield Raw(gw, session)
+
+
+async def test_dialect_refuses_keys_signatures_and_timestamps_as_binance(raw: Raw) -> None:
+    path = raw.spec.open_orders_path
+
+    async def refused(status: int, code: int, **kw: Any) -> str:
+        got = await raw.send("GET", path, [], **kw)
+        assert (got[0], got[1]["code"]) == (status, code), got
+        return str(got[1]["msg"])
+
+    assert await refused(401, -2014, key=None) == "API-key format invalid."
+    assert (
+        await refused(401, -2015, key="nope") == "Invalid API-key, IP, or permissions for action."
+    )
+    assert (
+        await refused(400, -1022, secret=WRONG_SECRET) == "Signature for this request is not valid."
+    )
+    assert "outside of the recvWindow" in await refused(400, -1021, ts=now_ms() - 6000)
+    assert "1000ms ahead" in await refused(400, -1021, ts=now_ms() + 3000)
+    signed = sign_params(SECRET, [("recvWindow", "60001"), ("timestamp", str(now_ms()))])
+    assert "recvWindow" in await refused(400, -1130, signed_query=signed)
+    assert "'timestamp'" in await refused(
+        400, -1102, signed_query=sign_params(SECRET, [("a", "1")])
+    )
+    # a longer recvWindow takes an older timestamp; a copy within its window is served again
+    signed = sign_params(SECRET, [("recvWindow", "20000"), ("timestamp", str(now_ms() - 6000))])
+    for _ in range(2):
+        status, body, headers = await raw.send("GET", path, [], signed_query=signed)
+        assert (status, body) == (200, [])
+        assert headers["X-MBX-USED-WEIGHT-1M"].isdigit()
+    stats = endpoints(raw.g).stats()
+    assert stats["refused"] == {
+        "no_key": 1,
+        "unknown_key": 1,
+        "bad_signature": 1,
+        "timestamp": 2,
+        "bad_recv_window": 1,
+        "no_timestamp": 1,
+    }
+
+
+async def test_dialect_orders_answers_and_refusals(raw: Raw) -> None:
+    s = raw.spec
+    status, o, _ = await raw.send("POST", s.order_path, raw.order("raw-1"))
+    assert status == 200 and o["status"] == "NEW" and o["clientOrderId"] == "raw-1"
+    assert isinstance(o["orderId"], int)
+    # the same newClientOrderId while the first is open: refused as Binance does
+    status, e, _ = await raw.send("POST", s.order_path, raw.order("raw-1"))
+    assert (status, e["code"], e["msg"]) == (400, s.duplicate_code, s.duplicate_msg)
+    # parameters in a form body, signature last in it (query string + body signed)
+    body = sign_params(SECRET, [*raw.order("raw-2"), ("timestamp", str(now_ms()))])
+    status, o2, _ = await raw.send("POST", s.order_path, [], signed_query="", body=body)
+    assert status == 200 and o2["clientOrderId"] == "raw-2"
+    for params, code in [
+        (raw.order("raw-3", price="1000.005"), -1013),  # off the tick grid: PRICE_FILTER
+        ([("symbol", "NOPEUSDT"), *raw.order("raw-4")[1:]], -1121),
+        (raw.order("bad id!"), -1100),
+        ([p for p in raw.order("raw-5") if p[0] != "timeInForce"], -1102),
+    ]:
+        status, e, _ = await raw.send("POST", s.order_path, params)
+        assert (status, e["code"]) == (400, code), e
+    q = [("symbol", "BTCUSDT"), ("orderId", "999999")]
+    status, e, _ = await raw.send("GET", s.order_path, q)
+    assert (status, e["code"], e["msg"]) == (400, -2013, "Order does not exist.")
+    status, e, _ = await raw.send("DELETE", s.order_path, q)
+    assert (status, e["code"], e["msg"]) == (400, -2011, "Unknown order sent.")
+    by_cid = [("symbol", "BTCUSDT"), ("origClientOrderId", "raw-1")]
+    status, got, _ = await raw.send("GET", s.order_path, by_cid)
+    assert status == 200 and got["orderId"] == o["orderId"]
+    status, c, _ = await raw.send("DELETE", s.order_path, by_cid)
+    assert status == 200 and c["status"] == "CANCELED"
+    status, _, _ = await raw.send("POST", "/api/v3/countdownCancelAll", [("symbol", "BTCUSDT")])
+    assert status == 404  # spot has no dead man's switch (and USD-M's lives under /fapi/v1)
+    if s.dead_man_path is not None:
+        arm = [("symbol", "BTCUSDT"), ("countdownTime", "120000")]
+        status, ack, _ = await raw.send("POST", s.dead_man_path, arm)
+        assert (status, ack) == (200, {"symbol": "BTCUSDT", "countdownTime": "120000"})
+        assert raw.g.dead_man.is_armed(KEY, "BTCUSDT")
+        arm = [("symbol", "BTCUSDT"), ("countdownTime", "0")]
+        assert (await raw.send("POST", s.dead_man_path, arm))[0] == 200
+        assert not raw.g.dead_man.is_armed(KEY, "BTCUSDT")
+
+
+async def test_dialect_order_rate_limit() -> None:
+    cfg = replace(config("binance"), dialect_options=(("orders_per_10s", 3),))
+    async with Gateway(cfg) as g, aiohttp.ClientSession() as session:
+        raw = Raw(g, session)
+        for i in range(3):
+            assert (await raw.send("POST", raw.spec.order_path, raw.order(f"rl-{i}")))[0] == 200
+        status, e, headers = await raw.send("POST", raw.spec.order_path, raw.order("rl-3"))
+        assert (status, e["code"]) == (429, -1015)
+        assert e["msg"] == "Too many new orders; current limit is 3 orders per 10 SECOND."
+        assert 1 <= int(headers["Retry-After"]) <= 10
+        assert len(g.desk.find(KEY, "open", None)) == 3
+
+
+async def test_cancel_all_without_a_symbol_cancels_every_symbol(gw: Gateway) -> None:
+    """Binance cancels all only per symbol: the client lists the key's open orders and cancels
+    each symbol's (the orders are not just forgotten)."""
+    async with client_for(gw) as client:
+        a = await client.place_limit_order("BTCUSDT", "buy", "1000.00", "0.0100")
+        b = await client.place_limit_order("ETHUSDT", "buy", "100.00", "0.100")
+        ids = await client.cancel_all_orders()
+        assert sorted(ids) == sorted([a.order_id, b.order_id])  # USD-M: the ones listed open
+        assert open_ids(gw) == [] and client.own_orders == {}
+        c = await client.place_limit_order("BTCUSDT", "buy", "1000.00", "0.0100")
+        ids = await client.cancel_all_orders("BTCUSDT")
+        assert ids == ([c.order_id] if venue_of(gw) == "binance" else [])  # USD-M names none
+        assert open_ids(gw) == []
