@@ -20,7 +20,7 @@ import pytest
 from yarl import URL
 
 from tickpipe import Client
-from tickpipe.errors import CredentialsRejected
+from tickpipe.errors import CredentialsRejected, RestError
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.dialects.binance_orders import BinanceOrderEndpoints
 from tickpipe.protocol.backoff import BackoffPolicy
@@ -473,3 +473,17 @@ async def test_cancel_all_without_a_symbol_cancels_every_symbol(gw: Gateway) -> 
         ids = await client.cancel_all_orders("BTCUSDT")
         assert ids == ([c.order_id] if venue_of(gw) == "binance" else [])  # USD-M names none
         assert open_ids(gw) == []
+
+
+async def test_a_clock_step_is_refused_then_the_venue_clock_is_read_again(sgw: Gateway) -> None:
+    async with client_for(sgw) as client:
+        await client.place_limit_order("BTCUSDT", "buy", "1000.00", "0.0100")
+        signed = client._signed
+        assert signed is not None
+        signed.offset_ms -= 10_000  # as if our clock stepped 10 s ahead after the last sync
+        with pytest.raises(RestError) as info:
+            await client.place_limit_order("BTCUSDT", "buy", "1000.00", "0.0100", "bn-skew")
+        assert info.value.code == "clock_skew" and "-1021" in str(info.value)
+        assert [o.client_order_id for o in sgw.desk.find(KEY, None, None)].count("bn-skew") == 0
+        o = await client.place_limit_order("BTCUSDT", "buy", "1000.00", "0.0100", "bn-skew")
+        assert o.client_order_id == "bn-skew" and abs(signed.offset_ms) < 5_000

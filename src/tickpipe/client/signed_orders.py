@@ -6,7 +6,9 @@ What it adds, the same for every venue:
 
 - **Clock**: the venue's time (``codec.time_call``) is read before the first signed call and
   every ``clock_sync_every_s`` (300 s); our clock is corrected by the offset, measured at the
-  middle of the round trip, so a drifting host never signs out of the venue's ``recvWindow``.
+  middle of the round trip, so a drifting host never signs out of the venue's ``recvWindow``;
+  an answer the codec reads as ``clock_skew`` (the venue refused the timestamp: our clock
+  stepped) makes the next call read the venue's clock again.
 - **Order rate**: a token bucket at the venue's ``orders_per_s`` / ``orders_burst``: a call
   waits for a token rather than being refused by the venue.
 - **Credentials**: a :class:`CredentialsRejected` answer is fatal: remembered, and every later
@@ -32,10 +34,11 @@ from typing import TypeVar
 
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import TokenBucket
-from tickpipe.errors import CredentialsRejected, DuplicateOrderError
+from tickpipe.errors import CredentialsRejected, DuplicateOrderError, RestError
 from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order, OrderCodec
 
 CLOCK_SYNC_EVERY_S = 300.0
+CLOCK_SKEW = "clock_skew"  # a codec's RestError code: the venue refused the request's timestamp
 log = logging.getLogger("tickpipe.client.signed_orders")
 T = TypeVar("T")
 
@@ -183,4 +186,8 @@ class SignedOrders:
             return fn()
         except CredentialsRejected as exc:
             self._remember(exc)
+            raise
+        except RestError as exc:
+            if exc.code == CLOCK_SKEW:
+                self._synced_at = None  # the venue refused our timestamp: re-read its clock
             raise

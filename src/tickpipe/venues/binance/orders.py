@@ -379,8 +379,8 @@ class BinanceOrderCodec:
             return RestError(
                 status,
                 "clock_skew",
-                f"{said} (recvWindow {self.recv_window_ms} ms; the venue's clock is re-read "
-                "every few minutes)",
+                f"{said} (recvWindow {self.recv_window_ms} ms; the venue's clock is read again "
+                "before the next call)",
             )
         if code == TOO_MANY_ORDERS:
             return RateLimitedError(said, 1.0)
