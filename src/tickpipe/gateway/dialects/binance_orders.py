@@ -14,8 +14,9 @@ the request checks Binance documents, in its order, answered with its codes and 
    (``venues.binance.auth.verify_signature``: HMAC-SHA256 of the raw query string followed by
    the body, keyed with the key's secret) -> 400 ``-1022 Signature for this request is not
    valid.``
-5. The timestamp within the window (``auth.check_timestamp``: not 1000 ms ahead of the
-   gateway's clock, not older than ``recvWindow``) -> 400 ``-1021``. A request repeated within
+5. The timestamp (ms; spot also takes µs, 16 digits) within the window
+   (``auth.check_timestamp``: not 1000 ms ahead of the gateway's clock, not older than
+   ``recvWindow``) -> 400 ``-1021``. A request repeated within
    its window is processed again, as on Binance (no replay cache): a repeated place of an open
    order is refused by its client order id instead.
 
@@ -223,7 +224,10 @@ class BinanceOrderEndpoints:
                 "Signature for this request is not valid.",
                 key=key,
             )
-        why = check_timestamp(int(ts_text), time.time_ns() // 1_000_000, recv_window)
+        ts_ms = int(ts_text)
+        if not self.usdm and len(ts_text) >= 16:  # spot also takes microseconds
+            ts_ms //= 1000
+        why = check_timestamp(ts_ms, time.time_ns() // 1_000_000, recv_window)
         if why is not None:
             raise self._refuse(
                 request, "timestamp", 400, TIMESTAMP_OUTSIDE_RECV_WINDOW, why, key=key
@@ -429,14 +433,6 @@ class BinanceOrderEndpoints:
     async def _place(self, call: _Call) -> web.Response:
         key, params = call.key, call.params
         after = await self._before("place")
-        wait = self._new_order_admitted(key)
-        if wait > 0:
-            raise _Refused(
-                429,
-                TOO_MANY_ORDERS,
-                self._too_many(),
-                {RETRY_AFTER_HEADER: str(max(1, math.ceil(wait)))},
-            )
         market = self._market(params)
         inst = market.instrument
         side = params.get("side")
@@ -486,6 +482,14 @@ class BinanceOrderEndpoints:
             raise _Refused(400, self.spec.duplicate_code, self.spec.duplicate_msg)
         if desk.open_count(key) >= desk.max_open_per_key:
             raise _Refused(400, -1013, "Filter failure: MAX_NUM_ORDERS")
+        wait = self._new_order_admitted(key)  # an order that would be accepted counts
+        if wait > 0:
+            raise _Refused(
+                429,
+                TOO_MANY_ORDERS,
+                self._too_many(),
+                {RETRY_AFTER_HEADER: str(max(1, math.ceil(wait)))},
+            )
         order = desk.place(
             key,
             inst,
