@@ -25,8 +25,8 @@
     │   ├── RateLimitedError          429; .retry_after_s from Retry-After
     │   ├── UnknownOrderError         404 unknown_order
     │   ├── CredentialsRejected       the venue refused the key or signature: fatal
-    │   └── DuplicateOrderError       the venue already has an order under this client order
-    │                                 id (a retry after a lost answer): the shell looks it up
+    │   └── DuplicateOrderError       a real venue refused a place: its client order id is an
+    │                                 order's already (an earlier try whose answer was lost)
     ├── BusError                      the message bus (NATS JetStream) failed or is missing
     │   └── NatsServerError           a local nats-server could not be found, started or
     │                                 made healthy (.log_tail: the end of its stderr)
@@ -163,10 +163,10 @@ class CredentialsRejected(RestError):
 
 
 class DuplicateOrderError(RestError):
-    """The venue refused a new order because its client order id is already used (code
-    ``duplicate_client_order_id``; OKX 51016, where a repeated ``clOrdId`` is refused rather
-    than answered with the first order). On a retry this means an earlier try was placed and
-    its answer lost: ``SignedOrders`` then looks the order up by that id."""
+    """A real venue refused a place because an order already has its client order id (Binance
+    ``-2010 Duplicate order sent.`` / ``-4116``, OKX 51016, Bybit 110072): usually an earlier
+    try of the same place whose answer was lost. The signed-orders shell then reads that order
+    back by its client order id (where the codec can) instead of failing."""
 
 
 class BusError(TickpipeError):

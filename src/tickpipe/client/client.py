@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random as _random
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -78,6 +79,9 @@ from tickpipe.protocol.watchdog import SilenceDetector
 from tickpipe.venues.trading import Credentials, OrderCodec
 
 log = logging.getLogger("tickpipe.client")
+# how soon the dead man's switch is armed when a healthy period begins or an order opens on a
+# new symbol (a cheap check of the connections and own orders, no request unless one is due)
+DEAD_MAN_POLL_S = 0.2
 
 DEFAULT_STREAM_URL = "ws://127.0.0.1:8765/v1/stream"
 DEFAULT_REST_URL = "http://127.0.0.1:8765"
@@ -598,18 +602,28 @@ class Client:
     async def _dead_man_loop(self, signed: SignedOrders) -> None:
         """Keep the venue's dead man's switch armed while every connection is up; stop
         refreshing while blind (the venue's timer then cancels what our own cancels could
-        not). Reported as ``dead_man_switch`` when (re)armed or when arming failed."""
+        not). Reported as ``dead_man_switch`` when (re)armed or when arming failed.
+
+        Each timer (each symbol's, where the venue's is per symbol) is refreshed every
+        ``min(codec.dead_man_refresh_s, dead_man_timeout_s / 3)``, and armed at once (within
+        :data:`DEAD_MAN_POLL_S`) when a healthy period begins or an order opens on a new symbol:
+        after a blind spell the venue's timer from before it is still running, and an order
+        placed then must not wait a whole refresh period for it to be pushed back."""
         codec = signed.codec
         timeout = self.config.dead_man_timeout_s
         assert timeout is not None and codec.dead_man_refresh_s is not None
         every = min(codec.dead_man_refresh_s, timeout / 3)
+        poll = min(every, DEAD_MAN_POLL_S)
+        loop = asyncio.get_running_loop()
         armed = False
+        sent: dict[str | None, float] = {}  # timer -> when last (re)armed in this healthy period
         opened = -1  # connections made so far: a new one since the last look = a blind spell
         while True:
             up = bool(self._shards) and all(sh.sup.connected for sh in self._shards)
             now_opened = sum(sh.sup.connections_opened for sh in self._shards)
-            if not up or now_opened != opened:
-                armed = False  # reported again once re-armed (even after a short spell)
+            if not up or now_opened != opened:  # blind, or was (however briefly): re-arm
+                armed = False
+                sent.clear()
             opened = now_opened
             if up:
                 orders = self._require(self._orders)
@@ -618,10 +632,14 @@ class Client:
                     if codec.dead_man_per_symbol
                     else [None]
                 )
+                sent = {s: t for s, t in sent.items() if s in symbols}
+                now = loop.time()
+                due = [s for s in symbols if now - sent.get(s, -math.inf) >= every]
                 try:
-                    for sym in symbols:
+                    for sym in due:
+                        sent[sym] = now  # a failed try is retried a refresh period later
                         await signed.arm_dead_man(timeout, sym)
-                    if not armed and symbols:
+                    if not armed and symbols and due:
                         armed = True
                         self.dispatcher.event(
                             DeadManSwitch(venue=self.venue.name, armed=True, timeout_s=timeout)
@@ -640,7 +658,7 @@ class Client:
                             venue=self.venue.name, armed=False, timeout_s=timeout, error=str(exc)
                         )
                     )
-            await asyncio.sleep(every)
+            await asyncio.sleep(poll)
 
     def _check_orders(self, what: str) -> None:
         if self._codec is not None and self._venue_creds is None:

@@ -6,11 +6,18 @@ What it adds, the same for every venue:
 
 - **Clock**: the venue's time (``codec.time_call``) is read before the first signed call and
   every ``clock_sync_every_s`` (300 s); our clock is corrected by the offset, measured at the
-  middle of the round trip, so a drifting host never signs out of the venue's ``recvWindow``.
+  middle of the round trip, so a drifting host never signs out of the venue's ``recvWindow``;
+  an answer the codec reads as ``clock_skew`` (the venue refused the timestamp: our clock
+  stepped) makes the next call read the venue's clock again.
 - **Order rate**: a token bucket at the venue's ``orders_per_s`` / ``orders_burst``: a call
   waits for a token rather than being refused by the venue.
 - **Credentials**: a :class:`CredentialsRejected` answer is fatal: remembered, and every later
   call raises it at once without a request (no retry loop against a wrong key).
+- **Duplicates**: a place the venue refuses as a duplicate client order id
+  (:class:`DuplicateOrderError`: an earlier try went through but its answer was lost) is that
+  earlier order: read back by client order id when the codec can (an optional
+  ``get_order_by_client_id(creds, ts_ms, symbol, client_order_id)``), and returned when it is
+  the same order (symbol, side, price, size); otherwise the refusal is raised.
 - **Dead man's switch**: :meth:`arm_dead_man` arms (refreshes) the venue's own timer; the
   client refreshes it every ``codec.dead_man_refresh_s`` while the stream is healthy and stops
   when it goes blind, so orders die at the venue even when our network is what failed.
@@ -35,16 +42,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 from tickpipe.client.rest import RestClient
 from tickpipe.client.snapshots import TokenBucket
-from tickpipe.errors import CredentialsRejected, DuplicateOrderError, UnknownOrderError
+from tickpipe.errors import (
+    CredentialsRejected,
+    DuplicateOrderError,
+    RestError,
+    UnknownOrderError,
+)
 from tickpipe.venues.trading import Credentials, HttpCall, NewOrder, Order, OrderCodec
 
 CLOCK_SYNC_EVERY_S = 300.0
+CLOCK_SKEW = "clock_skew"  # a codec's RestError code: the venue refused the request's timestamp
+log = logging.getLogger("tickpipe.client.signed_orders")
 T = TypeVar("T")
 
 
@@ -121,16 +137,40 @@ class SignedOrders:
         assert got is not None
         try:
             return self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
-        except DuplicateOrderError:
-            find = getattr(self.codec, "find_by_client_id", None)
-            if find is None:
+        except DuplicateOrderError as exc:
+            found = await self._earlier_try(order)
+            if found is None:
                 raise
-            # an earlier try was placed and its answer lost: that order is the one placed
-            found = await self._send(
-                lambda ts: find(self._creds, ts, order.symbol, order.client_order_id)
+            log.info(
+                "place %s: the venue already has it (%s): an earlier try went through",
+                order.client_order_id,
+                exc.message,
             )
-            assert found is not None
-            return self._decode(lambda: self.codec.decode_order(found[0], found[1], None))
+            return found
+
+    async def _earlier_try(self, order: NewOrder) -> Order | None:
+        """The open order placed under ``order``'s client order id, when the codec can read it
+        back and it is the same order; else None."""
+        find = getattr(self.codec, "get_order_by_client_id", None) or getattr(
+            self.codec, "find_by_client_id", None
+        )
+        if find is None:
+            return None
+        got = await self._send(
+            lambda ts: find(self._creds, ts, order.symbol, order.client_order_id)
+        )
+        assert got is not None
+        found = self._decode(lambda: self.codec.decode_order(got[0], got[1], order))
+        try:
+            same = (
+                found.symbol == order.symbol
+                and found.side == order.side
+                and Decimal(found.price) == Decimal(order.price)
+                and Decimal(found.size) == Decimal(order.size)
+            )
+        except InvalidOperation:
+            same = False
+        return found if same else None
 
     async def open_orders(self, symbol: str | None) -> list[Order]:
         got = await self._send(lambda ts: self.codec.open_orders(self._creds, ts, symbol))
@@ -154,22 +194,38 @@ class SignedOrders:
         return order
 
     async def cancel_all(self, symbol: str | None) -> list[str]:
-        """The venue's cancel-all; where it has none for this call (``codec.cancel_all`` is
-        None: Coinbase, or a per-symbol venue without a symbol), the key's open orders are
-        listed and cancelled one by one (an order already gone is skipped; any other failure
-        raises, as a failed cancel-all would)."""
+        """Every open order of the key (``symbol``'s only, when given). Where the codec builds
+        no call for that scope, the key's open orders are listed and, per symbol, cancelled with
+        the venue's per-symbol cancel-all where it has one (Binance: none across symbols; where
+        its answer names no ids, those listed are returned), else one by one (Coinbase, OKX
+        spot, Kraken with a symbol; an order already gone is skipped, any other failure raises
+        as a failed cancel-all would)."""
         got = await self._send(lambda ts: self.codec.cancel_all(self._creds, ts, symbol))
         if got is not None:
             return self._decode(lambda: self.codec.decode_cancel_all(*got))
-        cancelled: list[str] = []
-        for order in await self.open_orders(symbol):
-            try:
-                done = await self.cancel(order.order_id, order.symbol or symbol)
-            except UnknownOrderError:
-                continue  # filled or cancelled meanwhile
-            if done.status == "cancelled":
-                cancelled.append(order.order_id)
-        return cancelled
+        listed = await self.open_orders(symbol)
+        ids: list[str] = []
+        for sym in sorted({o.symbol for o in listed}):
+            mine = [o for o in listed if o.symbol == sym]
+            per_symbol = None
+            if symbol is None and sym:
+                per_symbol = await self._send(
+                    lambda ts, s=sym: self.codec.cancel_all(self._creds, ts, s)  # type: ignore[misc]
+                )
+            if per_symbol is not None:
+                done = self._decode(
+                    lambda a=per_symbol: self.codec.decode_cancel_all(*a)  # type: ignore[misc]
+                )
+                ids.extend(done or [o.order_id for o in mine])
+                continue
+            for order in mine:
+                try:
+                    cancelled = await self.cancel(order.order_id, order.symbol or symbol)
+                except UnknownOrderError:
+                    continue  # filled or cancelled meanwhile
+                if cancelled.status == "cancelled":
+                    ids.append(order.order_id)
+        return ids
 
     async def arm_dead_man(self, timeout_s: float, symbol: str | None = None) -> bool:
         """Arm or refresh the venue's timer (``symbol``'s where it is per symbol); False where
@@ -188,4 +244,8 @@ class SignedOrders:
             return fn()
         except CredentialsRejected as exc:
             self._remember(exc)
+            raise
+        except RestError as exc:
+            if exc.code == CLOCK_SKEW:
+                self._synced_at = None  # the venue refused our timestamp: re-read its clock
             raise

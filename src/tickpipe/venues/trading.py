@@ -115,6 +115,10 @@ class OrderCodec(Protocol):
       ``countdownCancelAll``): the shell arms it for each symbol it has open orders on.
     - ``cancel_needs_symbol``: a cancel names the symbol as well as the id (Binance, OKX,
       Bybit); the shell knows it for its own orders.
+    - Optional ``get_order_by_client_id(creds, ts_ms, symbol, client_order_id) -> HttpCall``:
+      a venue that refuses a repeated client order id (``DuplicateOrderError`` from
+      :meth:`decode_order`) offers it, and the shell reads the earlier try's order back with
+      it (``SignedOrders.place``).
     """
 
     venue: str

@@ -31,6 +31,13 @@ Served:
   closed (1008). At most ``max_streams_per_connection`` streams. Closed (1001) at
   ``max_connection_age_s``.
 
+Signed orders (issue 17; :mod:`.binance_orders`): ``POST/GET/DELETE /api/v3/order``,
+``GET/DELETE /api/v3/openOrders`` with Binance's HMAC-SHA256 signature, key header and
+``recvWindow`` checks (verified with ``venues.binance.auth``, the client's signing code), kept
+in ``gw.desk`` under the API key (``gw.keys``); order faults ``order_5xx``, ``order_timeout``,
+``order_rate_limit``, ``cancel_fails_once``; ``orders_per_10s`` new orders a key. Spot has no
+dead man's switch.
+
 Faults (same names as VTS/1): ``drop_delta``, ``duplicate_delta``, ``reorder_delta``,
 ``malformed_frame`` on depth events; ``stale_snapshot``, ``snapshot_error`` (503, code -1001),
 ``snapshot_rate_limit`` (429), ``snapshot_delay_ms`` on ``/api/v3/depth``; ``disconnect``,
@@ -74,6 +81,7 @@ from tickpipe.gateway.dialects.base import (
     rename_markets,
     trade_event,
 )
+from tickpipe.gateway.dialects.binance_orders import BinanceOrderEndpoints
 from tickpipe.gateway.guard import clip
 from tickpipe.gateway.logs import log_event
 from tickpipe.gateway.markets import MarketSpec
@@ -89,6 +97,7 @@ from tickpipe.venues.binance.limits import (
     USED_WEIGHT_HEADER,
     Limits,
 )
+from tickpipe.venues.binance.orders import SPOT_ORDERS, OrderSpec
 
 if TYPE_CHECKING:
     from tickpipe.gateway.hub import Market
@@ -120,6 +129,9 @@ class BinanceOptions:
       a ``418`` ban of ``ban_s`` (120.0, Binance's documented minimum) seconds.
     - ``depth_interval_ms`` (100): the diff stream's batching period (``@depth@100ms``); costs
       one merge dict per symbol, bounded by the levels changed in one period.
+    - ``orders_per_10s`` (50, spot's documented unfilled-order limit): new orders one API key
+      may place in any 10 s; one more is a 429 ``-1015`` with ``Retry-After``. Memory: one
+      timestamp per order in the window per key.
     """
 
     ping_interval_s: float = SPOT_LIMITS.server_ping_interval_s
@@ -132,6 +144,7 @@ class BinanceOptions:
     ban_after_429s: int = 3
     ban_s: float = BAN_MIN_S
     depth_interval_ms: int = 100
+    orders_per_10s: int = SPOT_ORDERS.orders_per_10s
 
 
 def binance_symbol(symbol: str) -> str:
@@ -423,10 +436,12 @@ class BinanceDialect(DialectBase[BinanceConn]):
     options: ClassVar[type[BinanceOptions]] = BinanceOptions
     api_prefix: ClassVar[str] = "/api/v3"
     default_depth_limit: ClassVar[int] = DEFAULT_DEPTH_LIMIT
+    order_spec: ClassVar[OrderSpec] = SPOT_ORDERS
 
     def __init__(self, gw: Gateway) -> None:
         super().__init__(gw)
         self.opts = parse_options(self.options, gw.config.dialect_options, f"--dialect {self.name}")
+        self.orders = BinanceOrderEndpoints(self)
         self.codec = Codec(self.spec)
         # update id = hub seq x id_step (1 on spot; USD-M leaves room between events)
         self.id_step = 1
@@ -454,6 +469,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
             web.get(spec.instruments_path, self.exchange_info),
             web.get(self.api_prefix + "/ping", self.ping),
             web.get(self.api_prefix + "/time", self.time),
+            *self.orders.routes(),
         ]
 
     def trigger(self, fault: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -487,6 +503,7 @@ class BinanceDialect(DialectBase[BinanceConn]):
             "refused": {str(k): v for k, v in self.weights.refused.items()},
             "banned": sorted(ip for ip, t in self.weights.banned_until.items() if t > now),
             "disconnects": dict(self.disconnects),
+            "orders": self.orders.stats(),
         }
 
     # -- subscriptions ----------------------------------------------------------------------

@@ -25,6 +25,12 @@ from spot:
 - Server pings every 180 s, pong deadline 600 s; 10 incoming messages a second; 1024 streams a
   connection; 24 h connection age. Each is a knob of :class:`BinanceUsdmOptions`.
 
+- Signed orders (issue 17; :mod:`.binance_orders`): ``POST/GET/DELETE /fapi/v1/order``,
+  ``GET /fapi/v1/openOrders``, ``DELETE /fapi/v1/allOpenOrders`` (answers ``{"code": 200,
+  ...}``, no ids), and the dead man's switch ``POST /fapi/v1/countdownCancelAll``
+  (``symbol``, ``countdownTime`` ms; 0 disarms) on ``gw.dead_man`` per key and symbol. A
+  repeated ``newClientOrderId`` of an open order is ``-4116``.
+
 Faults: as the binance dialect (``drop_delta``, ``duplicate_delta``, ``reorder_delta``,
 ``malformed_frame``, ``stale_snapshot``, ``snapshot_error``, ``snapshot_rate_limit``,
 ``snapshot_delay_ms``, ``disconnect``, ``stall``, ``stop_pings``, ``silence_channel``;
@@ -43,6 +49,7 @@ from tickpipe.gateway.dialects.binance import (
 )
 from tickpipe.venues.binance.endpoints import USDM, VenueSpec
 from tickpipe.venues.binance.limits import USDM_LIMITS, Limits
+from tickpipe.venues.binance.orders import USDM_ORDERS, OrderSpec
 
 if TYPE_CHECKING:
     from tickpipe.gateway.markets import MarketSpec
@@ -61,6 +68,8 @@ class BinanceUsdmOptions(BinanceOptions):
       (86400.0), ``max_incoming_per_s`` (10), ``max_streams_per_connection`` (1024),
       ``weight_per_window`` (2400) per ``weight_window_s`` (60.0), ``ban_after_429s`` (3),
       ``ban_s`` (120.0), ``depth_interval_ms`` (100).
+    - ``orders_per_10s`` (300, USD-M's documented order limit per 10 s): new orders one API key
+      may place in any 10 s, then 429 ``-1015``.
     - ``update_id_step`` (10): Binance update id per hub seq; 1 makes every event's ``U`` equal
       ``pu + 1`` (which USD-M does not promise). Costs nothing.
     """
@@ -72,6 +81,7 @@ class BinanceUsdmOptions(BinanceOptions):
     max_streams_per_connection: int = USDM_LIMITS.ws_streams_per_connection
     weight_per_window: int = USDM_LIMITS.request_weight_per_minute
     update_id_step: int = 10
+    orders_per_10s: int = USDM_ORDERS.orders_per_10s
 
 
 def binance_usdm_markets(markets: tuple[MarketSpec, ...]) -> tuple[MarketSpec, ...]:
@@ -88,6 +98,7 @@ class BinanceUsdmDialect(BinanceDialect):
     options: ClassVar[type[BinanceOptions]] = BinanceUsdmOptions
     api_prefix: ClassVar[str] = "/fapi/v1"
     default_depth_limit: ClassVar[int] = DEFAULT_DEPTH_LIMIT
+    order_spec: ClassVar[OrderSpec] = USDM_ORDERS
 
     def __init__(self, gw: Gateway) -> None:
         super().__init__(gw)

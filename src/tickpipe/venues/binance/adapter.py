@@ -25,6 +25,11 @@ I/O. One class, :class:`BinanceVenue`, parameterised by the market's ``endpoints
 - Books: ``Continuity.RANGE`` (``U <= lastUpdateId + 1 <= u``, then ``U == previous u + 1``),
   REST seeding, no checksum; a book's ``seq`` is the update id ``u``.
 
+Signed orders (issue 17): :meth:`BinanceVenue.order_codec` (``orders.BinanceOrderCodec``,
+signing in ``auth``): ``POST/GET/DELETE /api/v3/order``, ``/api/v3/openOrders``; USD-M
+``/fapi/v1/...`` plus its dead man's switch ``countdownCancelAll``. Binance spot has no dead
+man's switch.
+
 USD-M futures (``endpoints.USDM``, ``limits.USDM_LIMITS``):
 
 - Stream ``wss://fstream.binance.com`` + ``/ws``; REST ``https://fapi.binance.com``:
@@ -64,6 +69,8 @@ from tickpipe.venues.binance.limits import (
     USED_WEIGHT_HEADER,
     Limits,
 )
+from tickpipe.venues.binance.orders import ORDER_SPECS, BinanceOrderCodec
+from tickpipe.venues.trading import OrderCodec
 
 RESERVED_WEIGHT = 100  # weight a window kept for exchangeInfo (spot 20, USD-M 1) and other calls
 
@@ -166,6 +173,11 @@ class BinanceVenue:
 
     def sync_rules(self, symbol: str) -> SyncRules:
         return self._rules
+
+    def order_codec(self) -> OrderCodec:
+        """This market's signed orders (issue 17; ``orders.BinanceOrderCodec``): spot has no
+        dead man's switch, USD-M arms ``countdownCancelAll`` per symbol."""
+        return BinanceOrderCodec(ORDER_SPECS[self.name])
 
 
 class BinanceSpotVenue(BinanceVenue):
