@@ -220,11 +220,6 @@ async def test_a_network_cut_ends_with_the_orders_cancelled_by_bybits_dcp(ygw: G
             await dcp.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bybit's DCP is armed by a private stream subscribed to dcp, which the client does "
-    "not hold: docs/orders.md, Bybit",
-)
 async def test_a_network_cut_with_the_client_alone_ends_with_bybits_dcp(ygw: Gateway) -> None:
     price, size = far_buy(ygw)
     async with order_client(ygw, dead_man_timeout_s=3.0) as client:

@@ -34,11 +34,13 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from tickpipe.bus.link import BusConnector, split_servers
 from tickpipe.bus.schema import DEFAULT_STREAM
 from tickpipe.bus.venue import BusVenue
 from tickpipe.client.channels import Channels
-from tickpipe.client.config import ClientConfig
+from tickpipe.client.config import ClientConfig, tls_context
 from tickpipe.client.credentials import resolve_credentials, venue_credentials
 from tickpipe.client.dispatch import Dispatcher, Feed, TickerUpdate
 from tickpipe.client.events import DeadManSwitch, OrdersCancelled, SubscribeError
@@ -76,12 +78,13 @@ from tickpipe.protocol import frames
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.watchdog import SilenceDetector
-from tickpipe.venues.trading import Credentials, OrderCodec
+from tickpipe.venues.trading import Credentials, GuardStream, OrderCodec
 
 log = logging.getLogger("tickpipe.client")
 # how soon the dead man's switch is armed when a healthy period begins or an order opens on a
 # new symbol (a cheap check of the connections and own orders, no request unless one is due)
 DEAD_MAN_POLL_S = 0.2
+GUARD_ANSWER_TIMEOUT_S = 10.0  # a private stream's answer to auth, subscribe or ping
 
 DEFAULT_STREAM_URL = "ws://127.0.0.1:8765/v1/stream"
 DEFAULT_REST_URL = "http://127.0.0.1:8765"
@@ -412,6 +415,13 @@ class Client:
             self._tasks.append(
                 asyncio.create_task(self._dead_man_loop(self._signed), name="tickpipe dead man")
             )
+            guard = getattr(self._signed.codec, "guard_stream", None)
+            if isinstance(guard, GuardStream):
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._guard_stream_loop(self._signed, guard), name="tickpipe guard"
+                    )
+                )
         first = self._new_shard()
         self._sup, self._channels = first.sup, first.channels
         try:
@@ -615,6 +625,9 @@ class Client:
         every = min(codec.dead_man_refresh_s, timeout / 3)
         poll = min(every, DEAD_MAN_POLL_S)
         loop = asyncio.get_running_loop()
+        # a venue whose switch watches a private stream (Bybit DCP): this sets its window,
+        # and the switch is reported armed by _guard_stream_loop once that stream is held
+        guarded = isinstance(getattr(codec, "guard_stream", None), GuardStream)
         armed = False
         sent: dict[str | None, float] = {}  # timer -> when last (re)armed in this healthy period
         opened = -1  # connections made so far: a new one since the last look = a blind spell
@@ -641,9 +654,10 @@ class Client:
                         await signed.arm_dead_man(timeout, sym)
                     if not armed and symbols and due:
                         armed = True
-                        self.dispatcher.event(
-                            DeadManSwitch(venue=self.venue.name, armed=True, timeout_s=timeout)
-                        )
+                        if not guarded:  # else armed once the guard stream is held
+                            self.dispatcher.event(
+                                DeadManSwitch(venue=self.venue.name, armed=True, timeout_s=timeout)
+                            )
                 except CredentialsRejected as exc:
                     self.dispatcher.event(
                         DeadManSwitch(
@@ -659,6 +673,84 @@ class Client:
                         )
                     )
             await asyncio.sleep(poll)
+
+    async def _guard_stream_loop(self, signed: SignedOrders, guard: GuardStream) -> None:
+        """Hold the private stream the venue's dead man's switch watches (Bybit DCP) while
+        every market connection is up; drop it when they are not, so the venue's timer starts
+        (a network cut drops it too). A refused key ends the loop (reported, never retried);
+        anything else is retried after the reconnect backoff's ceiling."""
+        assert self.venue.stream_path is not None and self._venue_creds is not None
+        url = self.stream_url[: -len(self.venue.stream_path)] + guard.path
+        creds = self._venue_creds
+        policy = self.config.reconnect
+        attempt = 0
+        tls = tls_context(self.config.ca_file) if url.startswith("wss:") else None
+        async with aiohttp.ClientSession() as session:
+            while True:
+                # up, and the venue's switch set through REST first (a refused key stops here)
+                while not (
+                    self._shards
+                    and all(sh.sup.connected for sh in self._shards)
+                    and signed.dead_man_armed > 0
+                ):
+                    if signed.rejected is not None:
+                        return
+                    await asyncio.sleep(DEAD_MAN_POLL_S)
+                try:
+                    async with session.ws_connect(
+                        url, ssl=tls if tls is not None else True,
+                        timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                    ) as ws:  # fmt: skip
+                        ts_ms = int(time.time() * 1000) + signed.offset_ms
+                        for frame in guard.open_frames(creds, ts_ms):
+                            await ws.send_str(frame.decode())
+                            refused = guard.check(await self._guard_answer(ws))
+                            if refused is not None:
+                                self.dispatcher.event(
+                                    DeadManSwitch(
+                                        venue=self.venue.name,
+                                        armed=False,
+                                        timeout_s=None,
+                                        error=f"{guard.path}: {refused}",
+                                    )
+                                )
+                                if "auth" in refused:
+                                    return  # a wrong key: no retry loop
+                                raise StreamError(refused)
+                        attempt = 0
+                        log.info(
+                            "%s: holding %s for the venue's dead man's switch",
+                            self.venue.name,
+                            guard.path,
+                        )
+                        self.dispatcher.event(
+                            DeadManSwitch(
+                                venue=self.venue.name,
+                                armed=True,
+                                timeout_s=self.config.dead_man_timeout_s,
+                            )
+                        )
+                        last_ping = time.monotonic()
+                        while all(sh.sup.connected for sh in self._shards) and not ws.closed:
+                            if time.monotonic() - last_ping >= guard.ping_every_s:
+                                last_ping = time.monotonic()
+                                await ws.send_str(guard.ping_frame().decode())
+                                refused = guard.check(await self._guard_answer(ws))
+                                if refused is not None:
+                                    raise StreamError(refused)
+                            await asyncio.sleep(DEAD_MAN_POLL_S)
+                        # blind (or the venue closed it): dropped, the venue's timer runs
+                except (aiohttp.ClientError, OSError, TimeoutError, StreamError) as exc:
+                    log.warning("%s %s: %s", self.venue.name, guard.path, exc)
+                    await asyncio.sleep(policy.ceiling(attempt))
+                    attempt += 1
+
+    @staticmethod
+    async def _guard_answer(ws: aiohttp.ClientWebSocketResponse) -> str:
+        msg = await asyncio.wait_for(ws.receive(), GUARD_ANSWER_TIMEOUT_S)
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            raise StreamError(f"private stream answered {msg.type.name}, not text")
+        return str(msg.data)
 
     def _check_orders(self, what: str) -> None:
         if self._codec is not None and self._venue_creds is None:

@@ -128,6 +128,11 @@ class SignedOrders:
             self.calls += 1
             return await self._rest.send_call(call)
 
+    @property
+    def rejected(self) -> CredentialsRejected | None:
+        """The venue refused the key (every call now raises this at once), or None."""
+        return self._rejected
+
     def _remember(self, exc: CredentialsRejected) -> None:
         self._rejected = exc
 
