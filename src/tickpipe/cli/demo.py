@@ -338,7 +338,9 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         metrics_port=metrics_port,
         log_format=getattr(args, "log_format", "text"),
         dialect=dialect,
-        strategy_off="" if venue.supports_orders else f"off: {venue.title} has no orders",
+        strategy_off=""
+        if venue.supports_orders
+        else f"off: {venue.title} has no orders in the demo",
     )
 
 
