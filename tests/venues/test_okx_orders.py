@@ -363,7 +363,7 @@ def _item_error(code: str, msg: str) -> dict[str, object]:
 
 def test_okx_error_codes_map_to_typed_errors() -> None:
     e = _raises(401, {"code": "50102", "msg": "Timestamp request expired", "data": []})
-    assert e.code == "timestamp_rejected" and not isinstance(e, CredentialsRejected)
+    assert e.code == "clock_skew" and not isinstance(e, CredentialsRejected)
     e = _raises(200, {"code": "51603", "msg": "Order does not exist", "data": []})
     assert isinstance(e, UnknownOrderError)
     e = _raises(200, _item_error("51400", "Cancellation failed as the order does not exist"))

@@ -35,8 +35,8 @@ second: wait 1 s); 110001 / 170213 -> :class:`UnknownOrderError`, and so are 110
 10016 / 170146 / 170147 / retCode 429, HTTP 5xx and an unreadable 200 -> :class:`RestError`
 ``venue_error`` (retried with the same ``orderLinkId``); another 4xx with no retCode (404: a wrong
 path, or a category the account does not serve) -> ``rejected``; 10002 (timestamp outside
-``recv_window``) and every other code -> :class:`RestError` ``rejected`` naming the code and
-Bybit's message.
+``recv_window``) -> ``clock_skew`` (the shell re-reads Bybit's clock before the next call); every
+other code -> :class:`RestError` ``rejected`` naming the code and Bybit's message.
 
 Order-rate limit ("Rate Limit Rules", per UID, a rolling second, unified account defaults):
 create / cancel / cancel-all 10/s on ``linear``, 20/s on ``spot``; realtime 50/s; DCP 5/s. The
@@ -242,10 +242,10 @@ def _error(code: int, msg: str, status: int, *, what: str) -> RestError:
     if code == TIMESTAMP_CODE:
         return RestError(
             status,
-            "rejected",
+            "clock_skew",
             f"{said}: the request's X-BAPI-TIMESTAMP was outside Bybit's window "
-            f"(server_time - recv_window <= timestamp < server_time + 1000); tickpipe reads "
-            "Bybit's clock at start and every 300 s: the host clock jumped",
+            f"(server_time - recv_window <= timestamp < server_time + 1000): the host clock "
+            "jumped; the next call reads Bybit's clock again",
         )
     return RestError(status, "rejected", said)
 

@@ -34,7 +34,8 @@ all signed with :mod:`.auth` but the clock, with OKX's rate limits:
   A place or cancel answer holds only the ids: the order is the one sent (open), or cancelled.
 - **Errors** (OKX's code -> tickpipe): 50100, 50101, 50103-50107, 50110, 50111, 50113, 50114
   (key, passphrase, signature, IP: :data:`AUTH_CODES`) -> CredentialsRejected (fatal);
-  50102 / 50112 (timestamp expired / malformed) -> RestError ``timestamp_rejected``;
+  50102 / 50112 (timestamp expired / malformed) -> RestError ``clock_skew`` (the shell re-reads
+  OKX's clock before the next call);
   50011, 50061 -> RateLimitedError; 51603, 51400-51402 (no such order, or already
   cancelled or filled) -> UnknownOrderError; 51016 -> DuplicateOrderError; 50001, 50004,
   50013, 50026 and any 5xx -> RestError ``venue_error`` (status >= 500: retried with the same
@@ -135,8 +136,9 @@ def raise_for(status: int, code: str, msg: str) -> None:
     if code in TIMESTAMP_CODES:
         raise RestError(
             status,
-            "timestamp_rejected",
-            f"{text} (the request's OK-ACCESS-TIMESTAMP is more than 30 s off OKX's clock)",
+            "clock_skew",
+            f"{text} (the request's OK-ACCESS-TIMESTAMP is more than 30 s off OKX's clock: "
+            "the next call reads OKX's clock again)",
         )
     if code in RATE_CODES:
         raise RateLimitedError(text, RATE_WAIT_S)
