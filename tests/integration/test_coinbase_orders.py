@@ -312,7 +312,7 @@ def _token(method: str = "POST", path: str = PLACE, now: int | None = None, **kw
         method,
         path,
         now_s=int(time.time()) if now is None else now,
-        nonce=auth.new_nonce(),
+        nonce=auth.NonceCounter()(int(time.time() * 1000)),
     )
 
 

@@ -201,7 +201,7 @@ def test_keys_load_as_coinbase_hands_them_and_bad_ones_are_named_not_echoed() ->
 
 
 def codec() -> CoinbaseOrders:
-    return CoinbaseOrders(nonce=lambda: "fixed-nonce")
+    return CoinbaseOrders(nonce=lambda ts_ms: "fixed-nonce")
 
 
 def _check_signed(call: Any, method: str, path: str) -> None:
@@ -487,3 +487,10 @@ def test_http_errors_are_typed() -> None:
     c.decode_ack(200, b"{}")
     with pytest.raises(CredentialsRejected):
         c.decode_ack(401, b"Unauthorized")
+
+
+def test_nonces_are_32_hex_digits_and_never_repeat() -> None:
+    n = auth.NonceCounter()
+    got = [n(1_700_000_000_000) for _ in range(1000)] + [n(1_700_000_000_001)]
+    assert len(set(got)) == len(got)
+    assert all(len(x) == 32 and int(x, 16) >= 0 for x in got)

@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickpipe.client.rest import is_retryable
 from tickpipe.errors import (
@@ -392,3 +394,21 @@ def test_an_unreadable_answer_names_what_came() -> None:
         codec.decode_orders(200, _body({"code": "0", "msg": "", "data": [{"state": "live"}]}))
     with pytest.raises(RestError, match="no ts"):
         codec.decode_time(200, _body({"code": "0", "msg": "", "data": [{"ts": "soon"}]}))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 4_102_444_800_000))
+def test_the_timestamp_text_is_datetimes_and_reads_back(ms: int) -> None:
+    import datetime as dt
+
+    want = dt.datetime.fromtimestamp(ms // 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    text = auth.iso_timestamp(ms)
+    assert text == f"{want}.{ms % 1000:03d}Z"
+    assert auth.parse_timestamp(text) == ms
+
+
+@pytest.mark.parametrize(
+    "text", ["2021-02-30T00:00:00.000Z", "2021-13-01T00:00:00.000Z", "2021-01-01T24:00:00.000Z"]
+)
+def test_an_impossible_timestamp_is_refused(text: str) -> None:
+    assert auth.parse_timestamp(text) is None

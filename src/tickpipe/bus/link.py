@@ -155,6 +155,7 @@ class BusTransport:
         self.collector = ""  # the first one heard (the session's name)
         self.heartbeat_ms = 0
         self._heard = asyncio.Event()
+        self._heard_at = 0.0  # loop time of the first heartbeat
         self._opened = False
         self._subs: dict[str, Any] = {}
         self._gen: dict[str, int] = {}
@@ -242,6 +243,7 @@ class BusTransport:
         if not self._heard.is_set():
             self.collector = hb.collector
             self.heartbeat_ms = hb.interval_ms
+            self._heard_at = asyncio.get_running_loop().time()
             self._heard.set()
         elif self._opened and not self.is_disconnected:
             self.listener.sink.on_ping()
@@ -302,6 +304,12 @@ class BusTransport:
         return int(raw.seq)
 
     async def _subscribe(self, req_id: int, channel: str) -> None:
+        # a link just up may not have heard every live collector yet (each speaks once an
+        # interval): a channel no one has named waits that long before it is refused
+        loop = asyncio.get_running_loop()
+        until = self._heard_at + COLLECTOR_TIMEOUT_FACTOR * self.heartbeat_ms / 1000.0
+        while channel not in self.published and loop.time() < until and not self.is_disconnected:
+            await asyncio.sleep(0.05)
         if channel not in self.published:
             self._deliver(
                 encode_link(

@@ -25,7 +25,6 @@ Pure: the time (``now_s``) and the nonce are given. Errors never contain the sec
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,9 +99,18 @@ def jwt_uri(method: str, path: str, host: str = REST_HOST) -> str:
     return f"{method.upper()} {host}{path.partition('?')[0]}"
 
 
-def new_nonce() -> str:
-    """A random header nonce (32 hex digits, as the SDK's ``secrets.token_hex()``)."""
-    return secrets.token_hex(16)
+class NonceCounter:
+    """Header nonces, 32 hex digits as the SDK's ``secrets.token_hex(16)`` but drawn from no
+    randomness (this module stays pure): the venue's ms and a count, unique in this process.
+    Coinbase only needs one there (it refuses no JWT for its nonce: the tokens differ anyway
+    by ``nbf`` and the ES256 signature)."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def __call__(self, ts_ms: int) -> str:
+        self._n += 1
+        return f"{ts_ms & 0xFFFFFFFFFFFF:012x}{self._n & ((1 << 80) - 1):020x}"
 
 
 def sign(

@@ -254,10 +254,10 @@ class CoinbaseOrders:
     cancel_needs_symbol = False
 
     def __init__(
-        self, jwt_host: str = auth.REST_HOST, nonce: Callable[[], str] = auth.new_nonce
+        self, jwt_host: str = auth.REST_HOST, nonce: Callable[[int], str] | None = None
     ) -> None:
         self.jwt_host = jwt_host
-        self._nonce = nonce
+        self._nonce = nonce if nonce is not None else auth.NonceCounter()
         self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}  # the last secret's loaded key
 
     # -- signing ----------------------------------------------------------------------------
@@ -283,7 +283,7 @@ class CoinbaseOrders:
             method,
             path,
             now_s=ts_ms // 1000,
-            nonce=self._nonce(),
+            nonce=self._nonce(ts_ms),
             host=self.jwt_host,
         )
         headers = {"Authorization": f"Bearer {token}"}

@@ -22,10 +22,10 @@ No secret or passphrase ever goes into a message from here.
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
 
 from tickpipe.errors import ConfigError
 from tickpipe.venues.trading import Credentials
@@ -42,26 +42,44 @@ REQUEST_EXPIRY_MS = 30_000
 _TS_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z$")
 
 
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of ``days`` since 1970-01-01, proleptic Gregorian (H. Hinnant's
+    algorithm): pure arithmetic, no clock and no datetime."""
+    z = days + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (m <= 2), m, d
+
+
 def iso_timestamp(ts_ms: int) -> str:
     """``OK-ACCESS-TIMESTAMP`` for ``ts_ms`` (Unix ms): ``2020-12-08T09:08:57.715Z``."""
     if ts_ms < 0:
         raise ConfigError(f"OKX timestamp must be >= 0 ms, got {ts_ms}")
     secs, ms = divmod(ts_ms, 1000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms:03d}Z"
+    days, rem = divmod(secs, 86400)
+    y, mo, d = _civil_from_days(days)
+    h, rem = divmod(rem, 3600)
+    mi, sec = divmod(rem, 60)
+    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}.{ms:03d}Z"
 
 
 def parse_timestamp(text: str) -> int | None:
     """Unix ms of an ``OK-ACCESS-TIMESTAMP`` written exactly as OKX documents it
-    (``YYYY-MM-DDTHH:MM:SS.mmmZ``); None for anything else."""
+    (``YYYY-MM-DDTHH:MM:SS.mmmZ``); None for anything else (an impossible date included)."""
     m = _TS_RE.match(text) if len(text) == 24 and text.isascii() else None
     if m is None:
         return None
     y, mo, d, h, mi, s, ms = (int(g) for g in m.groups())
-    try:
-        when = datetime(y, mo, d, h, mi, s, tzinfo=UTC)
-    except ValueError:
+    if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1]):
         return None
-    return int(when.timestamp()) * 1000 + ms
+    if h > 23 or mi > 59 or s > 59:
+        return None
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) * 1000 + ms
 
 
 def prehash(timestamp: str, method: str, request_path: str, body: bytes | str = b"") -> bytes:
