@@ -41,7 +41,7 @@ from tickpipe.bus.schema import DEFAULT_STREAM
 from tickpipe.bus.venue import BusVenue
 from tickpipe.client.channels import Channels
 from tickpipe.client.config import ClientConfig, tls_context
-from tickpipe.client.credentials import resolve_credentials, venue_credentials
+from tickpipe.client.credentials import env_prefix, resolve_credentials, venue_credentials
 from tickpipe.client.dispatch import Dispatcher, Feed, TickerUpdate
 from tickpipe.client.events import DeadManSwitch, OrdersCancelled, SubscribeError
 from tickpipe.client.metrics import RATE_SAMPLE_EVERY_S, RATE_WINDOW_S, Metrics, RateMeter
@@ -754,7 +754,7 @@ class Client:
 
     def _check_orders(self, what: str) -> None:
         if self._codec is not None and self._venue_creds is None:
-            pre = "TICKPIPE_" + self.venue.name.upper().replace("-", "_")
+            pre = env_prefix(self.venue.name)
             raise UnsupportedError(
                 f"{what}: no {self.venue.name} API key: pass key= and secret= (or set "
                 f"{pre}_KEY and {pre}_SECRET, or credentials_file=)",

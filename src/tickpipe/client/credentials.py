@@ -55,7 +55,9 @@ def resolve_credentials(
     return k, s
 
 
-def _env_prefix(venue: str) -> str:
+def env_prefix(venue: str) -> str:
+    """``TICKPIPE_<VENUE>`` (``binance-usdm`` -> ``TICKPIPE_BINANCE_USDM``): the venue key's
+    environment variables start with it."""
     return "TICKPIPE_" + venue.upper().replace("-", "_")
 
 
@@ -79,7 +81,7 @@ def venue_credentials(
     ConfigError naming what is missing; no message ever holds a secret.
     """
     env = os.environ if environ is None else environ
-    pre = _env_prefix(venue)
+    pre = env_prefix(venue)
     k = key if key is not None else env.get(pre + "_KEY")
     s = secret if secret is not None else env.get(pre + "_SECRET")
     p = passphrase if passphrase is not None else env.get(pre + "_PASSPHRASE")
