@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tickpipe import hotpath
 from tickpipe.gateway import Gateway, GatewayConfig
 from tickpipe.gateway.testing import GatewayProcess
 
@@ -52,3 +53,18 @@ def gateway_process() -> Iterator[GatewayProcess]:
         "--rate", str(GATEWAY_RATE), "--heartbeat-ms", str(GATEWAY_HEARTBEAT_MS)
     ) as gp:
         yield gp
+
+
+@pytest.fixture(params=["compiled", "pure"])
+def hot_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the test once on the compiled hot path and once on the pure-Python reference
+    (``tickpipe.hotpath.pure()``); the compiled run is skipped only where it is not built
+    (``tests/test_hotpath.py`` fails loudly then). Hypothesis tests taking it suppress
+    ``HealthCheck.function_scoped_fixture``: the path holds for every example."""
+    if request.param == "pure":
+        with hotpath.pure():
+            yield "pure"
+        return
+    if hotpath.hot is None:
+        pytest.skip(f"compiled hot path not in use: {hotpath.describe()}")
+    yield "compiled"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tickpipe import __version__
+from tickpipe import __version__, hotpath
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tickpipe",
         description="Resilient, low-latency streaming market data over one WebSocket (VTS/1).",
     )
-    parser.add_argument("--version", action="version", version=f"tickpipe {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"tickpipe {__version__}, hot path: {hotpath.describe()}",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.register(sub)
     watch.register(sub)

@@ -24,6 +24,13 @@ this module keeps it to ~2-3 µs with state that is exact and bounded by the boo
   (~1 µs a delta) than it saved;
 - formatting goes straight through :func:`format_units`: bounded units -> text caches were
   tried and did not pay in the whole loop (they do in a micro-benchmark: ~0.03 against 0.26 µs).
+
+That is the pure-Python reference. When the compiled hot path is built (``tickpipe.hotpath``),
+:meth:`BookSide.apply` runs ``_hot.side_apply`` on the same ``dict`` and sorted ``list`` (so
+every reader of ``levels``/``prices`` is unchanged), no ``top_texts`` are kept, and
+:meth:`OrderBook.checksum` formats the top 10 and takes their CRC-32 in C when a top level
+changed (``_hot.top_crc``, ~0.5 µs). ``tests/protocol/test_hot_differential.py`` holds the two
+to the same books and checksums.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ import zlib
 from bisect import bisect_left
 from collections.abc import Iterable
 
+from tickpipe import hotpath
 from tickpipe.protocol.instruments import Instrument, format_units
+
+_hot = hotpath.hot  # None: the pure path (hotpath.pure() swaps it in tests)
 
 Level = tuple[int, int]
 
@@ -78,6 +88,10 @@ class BookSide:
         """Set each ``(price, size)`` in order, as :meth:`set` does: one loop for a whole delta
         side, no call per level. A change at rank ``r`` < 10 (0 = best) also updates
         ``top_texts[r]`` when it is kept (see the module docstring)."""
+        if _hot is not None:
+            if _hot.side_apply(self.levels, self.prices, self.descending, updates):
+                self.top_changed = True
+            return
         levels = self.levels
         prices = self.prices
         desc = self.descending
@@ -248,6 +262,23 @@ class OrderBook:
         """VTS/1 section 5 CRC-32 (unsigned) of the top 10 levels; recomputed only when a change
         since the last call touched a top-10 level, from the sides' ``top_texts``."""
         bids, asks = self.bids, self.asks
+        if _hot is not None:
+            if bids.top_changed or asks.top_changed:
+                crc = _hot.top_crc(
+                    bids.levels,
+                    bids.prices,
+                    asks.levels,
+                    asks.prices,
+                    bids.price_decimals,
+                    bids.size_decimals,
+                    CHECKSUM_DEPTH,
+                    0,  # _hot.STYLE_VTS
+                )
+                if crc is None:  # declined (units beyond 64 bits): the reference text
+                    crc = zlib.crc32(self.checksum_string().encode())
+                bids.top_changed = asks.top_changed = False
+                self._crc = crc
+            return self._crc
         if bids.top_changed or asks.top_changed:
             for side in (bids, asks):
                 if not side.top_valid:  # after load/clear: rebuild once, then kept in step

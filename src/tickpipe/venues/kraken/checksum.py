@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import zlib
 
+from tickpipe import hotpath
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument, decimals_of, format_units
 from tickpipe.protocol.normalised import BookSnapshot
 
 CHECKSUM_DEPTH = 10  # "always calculated over the top 10 price levels regardless of depth"
+
+_hot = hotpath.hot  # the compiled twin of checksum() (None: pure; see tickpipe.hotpath)
 
 
 def _digits(units: int, decimals: int, precision: int) -> str:
@@ -69,6 +72,18 @@ def checksum(
     book: OrderBook, price_precision: int | None = None, qty_precision: int | None = None
 ) -> int:
     """Kraken's CRC-32 (unsigned) of ``book``'s top 10 levels (see the module docstring)."""
+    if _hot is not None:
+        inst = book.instrument
+        pd, sd = inst.price_decimals, inst.size_decimals
+        if (price_precision is None or price_precision == pd) and (
+            qty_precision is None or qty_precision == sd
+        ):  # the units' own digits: what the compiled twin writes
+            bids, asks = book.bids, book.asks
+            crc = _hot.top_crc(
+                bids.levels, bids.prices, asks.levels, asks.prices, pd, sd, CHECKSUM_DEPTH, 2
+            )  # 2: _hot.STYLE_KRAKEN
+            if crc is not None:
+                return crc  # type: ignore[no-any-return]
     return zlib.crc32(checksum_string(book, price_precision, qty_precision).encode())
 
 

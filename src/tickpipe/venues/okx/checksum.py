@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import zlib
 
+from tickpipe import hotpath
 from tickpipe.protocol.book import BookSide, OrderBook
 from tickpipe.protocol.instruments import format_units
+
+_hot = hotpath.hot  # the compiled twin of checksum() (None: pure; see tickpipe.hotpath)
 
 CHECKSUM_DEPTH = 25
 
@@ -58,7 +61,21 @@ def signed32(crc: int) -> int:
 
 
 def checksum(book: OrderBook) -> int:
-    """OKX's signed CRC-32 of the book (~25 µs for 25 + 25 levels)."""
+    """OKX's signed CRC-32 of the book (~25 µs for 25 + 25 levels; ~1 µs compiled)."""
+    if _hot is not None:
+        bids, asks, inst = book.bids, book.asks, book.instrument
+        crc = _hot.top_crc(
+            bids.levels,
+            bids.prices,
+            asks.levels,
+            asks.prices,
+            inst.price_decimals,
+            inst.size_decimals,
+            CHECKSUM_DEPTH,
+            1,  # _hot.STYLE_OKX
+        )
+        if crc is not None:
+            return signed32(crc)
     return signed32(zlib.crc32(checksum_string(book).encode()))
 
 

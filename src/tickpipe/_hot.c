@@ -1,0 +1,433 @@
+/* tickpipe._hot: the compiled hot path of the pure core (plain CPython C API, no build
+ * dependency but a C compiler and the Python headers).
+ *
+ * Every function here is a faster twin of a pure-Python function that stays the reference
+ * (tickpipe/protocol/book.py, frames.py, venues/okx/checksum.py, venues/kraken/checksum.py).
+ * A twin either gives exactly the reference's result or declines (returns None), and the
+ * caller then runs the reference: the compiled path never invents its own error messages or
+ * its own edge cases. tests/protocol/test_hot_differential.py drives both with the same inputs.
+ *
+ *   parse_side(levels, price_decimals, size_decimals, tick_units, lot_units)
+ *       [[price, size], ...] texts -> [(price_units, size_units), ...], or None when any level
+ *       is not a well-formed, on-grid level whose units fit in 63 bits (frames.parse_levels).
+ *   side_apply(levels_dict, prices_list, descending, updates) -> bool
+ *       BookSide.apply on the same dict and sorted list; True when a change touched the top 10.
+ *   top_text(bid_levels, bid_prices, ask_levels, ask_prices, price_decimals, size_decimals,
+ *            depth, style) -> bytes | None
+ *   top_crc(... same ...) -> int | None
+ *       The checksum text of a book's top ``depth`` levels, or its CRC-32 (unsigned):
+ *       style 0 = VTS/1 (fixed point, bid0:ask0:bid1:...), 1 = OKX (shortest decimal text,
+ *       interleaved), 2 = Kraken (asks then bids, the units' digits, no separators).
+ *   crc32(data) -> int       the same CRC-32 as zlib.crc32 (tests check them against each other)
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HOT_ABI 1               /* tickpipe.hotpath refuses a build of another ABI */
+#define CHECKSUM_DEPTH 10       /* book.CHECKSUM_DEPTH: the top levels the VTS/1 CRC covers */
+#define MAX_DEPTH 64            /* top_text/top_crc: deeper asks are declined */
+#define MAX_DIGITS 18           /* 10**18 < 2**63: parsed units always fit in int64 */
+#define NUM_BUF 48              /* one formatted number: 19 digits, a point, padding zeros */
+#define TEXT_BUF (MAX_DEPTH * 2 * (2 * NUM_BUF + 1))
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t crc_update(uint32_t crc, const unsigned char *p, Py_ssize_t n) {
+    crc = ~crc;
+    for (Py_ssize_t i = 0; i < n; i++) crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+static const int64_t POW10[MAX_DIGITS + 1] = {
+    1LL, 10LL, 100LL, 1000LL, 10000LL, 100000LL, 1000000LL, 10000000LL, 100000000LL,
+    1000000000LL, 10000000000LL, 100000000000LL, 1000000000000LL, 10000000000000LL,
+    100000000000000LL, 1000000000000000LL, 10000000000000000LL, 100000000000000000LL,
+    1000000000000000000LL};
+
+/* -- parsing: instruments.parse_units, restricted to what fits in int64 ------------------ */
+
+/* 1 and *out on success; 0 when the text is not one the fast path takes (malformed, off the
+ * grid of ``decimals``, or too many digits): the caller then defers to the reference. */
+static int parse_units(PyObject *obj, int decimals, int64_t *out) {
+    if (!PyUnicode_CheckExact(obj) || !PyUnicode_IS_ASCII(obj)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(obj);
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(obj);
+    Py_ssize_t i = 0;
+    int64_t v = 0;
+    int digits = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        if (v || s[i] != '0') {
+            if (++digits > MAX_DIGITS) return 0;
+        }
+        v = v * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i == 0) return 0; /* no whole part: "", ".5", "-1", " 1" */
+    int frac = 0;
+    if (i < n) {
+        if (s[i] != '.') return 0;
+        i++;
+        if (i == n) return 0; /* "1." */
+        while (i < n) {
+            char c = s[i];
+            if (c < '0' || c > '9') return 0;
+            if (frac < decimals) {
+                if (v || c != '0') {
+                    if (++digits > MAX_DIGITS) return 0;
+                }
+                v = v * 10 + (c - '0');
+                frac++;
+            } else if (c != '0') {
+                return 0; /* a non-zero digit beyond the grid's decimals */
+            }
+            i++;
+        }
+    }
+    int pad = decimals - frac;
+    if (pad > 0) {
+        if (digits + pad > MAX_DIGITS && v) return 0;
+        v *= POW10[pad];
+    }
+    *out = v;
+    return 1;
+}
+
+static PyObject *hot_parse_side(PyObject *self, PyObject *args) {
+    PyObject *levels, *tick_obj, *lot_obj;
+    int pd, sd, overflow_t = 0, overflow_l = 0;
+    if (!PyArg_ParseTuple(args, "OiiOO:parse_side", &levels, &pd, &sd, &tick_obj, &lot_obj))
+        return NULL;
+    long long tick = PyLong_AsLongLongAndOverflow(tick_obj, &overflow_t);
+    long long lot = PyLong_AsLongLongAndOverflow(lot_obj, &overflow_l);
+    if (PyErr_Occurred()) return NULL;
+    if (overflow_t || overflow_l) Py_RETURN_NONE;
+    if (pd < 0 || sd < 0 || pd > MAX_DIGITS || sd > MAX_DIGITS || tick <= 0 || lot <= 0)
+        Py_RETURN_NONE;
+    if (!PyList_CheckExact(levels)) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(levels);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *lv = PyList_GET_ITEM(levels, k);
+        PyObject *ps, *ss;
+        if (PyTuple_CheckExact(lv) && PyTuple_GET_SIZE(lv) == 2) {
+            ps = PyTuple_GET_ITEM(lv, 0);
+            ss = PyTuple_GET_ITEM(lv, 1);
+        } else if (PyList_CheckExact(lv) && PyList_GET_SIZE(lv) == 2) {
+            ps = PyList_GET_ITEM(lv, 0);
+            ss = PyList_GET_ITEM(lv, 1);
+        } else {
+            goto decline;
+        }
+        int64_t p, s;
+        if (!parse_units(ps, pd, &p) || p == 0 || p % tick) goto decline;
+        if (!parse_units(ss, sd, &s) || s % lot) goto decline;
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) goto fail;
+        PyObject *po = PyLong_FromLongLong(p);
+        PyObject *so = po ? PyLong_FromLongLong(s) : NULL;
+        if (so == NULL) {
+            Py_XDECREF(po);
+            Py_DECREF(pair);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(pair, 0, po);
+        PyTuple_SET_ITEM(pair, 1, so);
+        PyList_SET_ITEM(out, k, pair);
+    }
+    return out;
+decline:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* -- the book side: BookSide.apply ----------------------------------------------------- */
+
+/* bisect_left(prices, price): -1 with an exception set when a comparison fails */
+static Py_ssize_t bisect_left(PyObject *prices, PyObject *price) {
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(prices);
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        PyObject *item = PyList_GET_ITEM(prices, mid);
+        Py_INCREF(item);
+        int lt = PyObject_RichCompareBool(item, price, Py_LT);
+        Py_DECREF(item);
+        if (lt < 0) return -1;
+        if (lt)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* One (price, size) update; returns 1 when it touched the top 10, 0 when not, -1 on error. */
+static int apply_one(PyObject *levels, PyObject *prices, int desc, PyObject *price,
+                     PyObject *size) {
+    Py_ssize_t n = PyList_GET_SIZE(prices);
+    int nonzero = PyObject_IsTrue(size);
+    if (nonzero < 0) return -1;
+    if (nonzero) {
+        PyObject *old = PyDict_GetItemWithError(levels, price); /* borrowed */
+        if (old == NULL && PyErr_Occurred()) return -1;
+        if (old != NULL) {
+            int same = PyObject_RichCompareBool(old, size, Py_EQ);
+            if (same < 0) return -1;
+            if (same) return 0;
+        }
+        int is_new = old == NULL;
+        if (PyDict_SetItem(levels, price, size) < 0) return -1;
+        if (is_new) {
+            Py_ssize_t i = bisect_left(prices, price);
+            if (i < 0 || PyList_Insert(prices, i, price) < 0) return -1;
+            Py_ssize_t rank = desc ? n - i : i;
+            return rank < CHECKSUM_DEPTH;
+        }
+        if (n <= CHECKSUM_DEPTH) return 1;
+        PyObject *edge = desc ? PyList_GET_ITEM(prices, n - CHECKSUM_DEPTH)
+                              : PyList_GET_ITEM(prices, CHECKSUM_DEPTH - 1);
+        Py_INCREF(edge);
+        int top = PyObject_RichCompareBool(price, edge, desc ? Py_GE : Py_LE);
+        Py_DECREF(edge);
+        return top;
+    }
+    int present = PyDict_Contains(levels, price);
+    if (present <= 0) return present;
+    if (PyDict_DelItem(levels, price) < 0) return -1;
+    Py_ssize_t i = bisect_left(prices, price);
+    if (i < 0 || PyList_SetSlice(prices, i, i + 1, NULL) < 0) return -1;
+    Py_ssize_t rank = desc ? n - 1 - i : i;
+    return rank < CHECKSUM_DEPTH;
+}
+
+static PyObject *hot_side_apply(PyObject *self, PyObject *args) {
+    PyObject *levels, *prices, *updates;
+    int desc;
+    if (!PyArg_ParseTuple(args, "O!O!pO:side_apply", &PyDict_Type, &levels, &PyList_Type,
+                          &prices, &desc, &updates))
+        return NULL;
+    PyObject *seq = PySequence_Fast(updates, "updates must be an iterable of (price, size)");
+    if (seq == NULL) return NULL;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    int changed = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        PyObject *u = items[k];
+        PyObject *price, *size;
+        if (PyTuple_CheckExact(u) && PyTuple_GET_SIZE(u) == 2) {
+            price = PyTuple_GET_ITEM(u, 0);
+            size = PyTuple_GET_ITEM(u, 1);
+            Py_INCREF(price);
+            Py_INCREF(size);
+        } else {
+            PyObject *pair = PySequence_Tuple(u);
+            if (pair == NULL) goto fail;
+            if (PyTuple_GET_SIZE(pair) != 2) {
+                PyErr_Format(PyExc_ValueError, "a level must be (price, size), got %zd items",
+                             PyTuple_GET_SIZE(pair));
+                Py_DECREF(pair);
+                goto fail;
+            }
+            price = PyTuple_GET_ITEM(pair, 0);
+            size = PyTuple_GET_ITEM(pair, 1);
+            Py_INCREF(price);
+            Py_INCREF(size);
+            Py_DECREF(pair);
+        }
+        int r = apply_one(levels, prices, desc, price, size);
+        Py_DECREF(price);
+        Py_DECREF(size);
+        if (r < 0) goto fail;
+        changed |= r;
+    }
+    Py_DECREF(seq);
+    return PyBool_FromLong(changed);
+fail:
+    Py_DECREF(seq);
+    return NULL;
+}
+
+/* -- checksum texts ------------------------------------------------------------------- */
+
+enum { STYLE_VTS = 0, STYLE_OKX = 1, STYLE_KRAKEN = 2 };
+
+/* Writes ``units`` with ``decimals`` digits after the point (style VTS), in shortest form
+ * (OKX), or as plain digits (Kraken) at ``out``; returns the length, or -1 to decline
+ * (negative or too large for int64). */
+static int format_units(PyObject *obj, int decimals, int style, char *out) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow || v < 0 || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return -1;
+    }
+    char digits[24];
+    int nd = 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (style == STYLE_KRAKEN || decimals == 0) {
+        for (int k = 0; k < nd; k++) out[k] = digits[nd - 1 - k];
+        return nd;
+    }
+    while (nd < decimals + 1) digits[nd++] = '0';
+    int len = 0;
+    for (int k = nd - 1; k >= decimals; k--) out[len++] = digits[k];
+    int frac_end = 0; /* digits[frac_end..decimals-1] are written (least significant first) */
+    if (style == STYLE_OKX) {
+        while (frac_end < decimals && digits[frac_end] == '0') frac_end++;
+        if (frac_end == decimals) return len; /* a whole number: no point */
+    }
+    out[len++] = '.';
+    for (int k = decimals - 1; k >= frac_end; k--) out[len++] = digits[k];
+    return len;
+}
+
+/* One level "price:size" (VTS, OKX) or "pricesize" (Kraken) at ``out``; -1 to decline. */
+static int format_level(PyObject *levels, PyObject *price, int pd, int sd, int style, char *out) {
+    PyObject *size = PyDict_GetItemWithError(levels, price);
+    if (size == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_KeyError, "a book side's price list and levels disagree");
+        return -2;
+    }
+    int a = format_units(price, pd, style, out);
+    if (a < 0) return -1;
+    if (style != STYLE_KRAKEN) out[a++] = ':';
+    int b = format_units(size, sd, style, out + a);
+    if (b < 0) return -1;
+    return a + b;
+}
+
+/* the best ``k``-th price of a side (0 = best): bids from the end of the ascending list */
+static inline PyObject *nth_best(PyObject *prices, Py_ssize_t k, int desc) {
+    Py_ssize_t n = PyList_GET_SIZE(prices);
+    return PyList_GET_ITEM(prices, desc ? n - 1 - k : k);
+}
+
+/* Builds the text into ``buf``; returns its length, -1 to decline, -2 on an error set. */
+static Py_ssize_t build_text(PyObject *args, char *buf) {
+    PyObject *bl, *bp, *al, *ap;
+    int pd, sd, depth, style;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!iiii", &PyDict_Type, &bl, &PyList_Type, &bp,
+                          &PyDict_Type, &al, &PyList_Type, &ap, &pd, &sd, &depth, &style))
+        return -2;
+    if (depth < 0 || depth > MAX_DEPTH || pd < 0 || sd < 0 || pd > 20 || sd > 20 || style < 0 ||
+        style > STYLE_KRAKEN)
+        return -1;
+    Py_ssize_t nb = PyList_GET_SIZE(bp), na = PyList_GET_SIZE(ap);
+    if (nb > depth) nb = depth;
+    if (na > depth) na = depth;
+    Py_ssize_t len = 0;
+    if (style == STYLE_KRAKEN) { /* asks best first, then bids best first */
+        for (Py_ssize_t k = 0; k < na; k++) {
+            int w = format_level(al, nth_best(ap, k, 0), pd, sd, style, buf + len);
+            if (w < 0) return w;
+            len += w;
+        }
+        for (Py_ssize_t k = 0; k < nb; k++) {
+            int w = format_level(bl, nth_best(bp, k, 1), pd, sd, style, buf + len);
+            if (w < 0) return w;
+            len += w;
+        }
+        return len;
+    }
+    Py_ssize_t both = nb < na ? nb : na;
+    for (Py_ssize_t k = 0; k < both; k++) {
+        if (len) buf[len++] = ':';
+        int w = format_level(bl, nth_best(bp, k, 1), pd, sd, style, buf + len);
+        if (w < 0) return w;
+        len += w;
+        buf[len++] = ':';
+        w = format_level(al, nth_best(ap, k, 0), pd, sd, style, buf + len);
+        if (w < 0) return w;
+        len += w;
+    }
+    for (Py_ssize_t k = both; k < nb; k++) { /* the longer side's tail */
+        if (len) buf[len++] = ':';
+        int w = format_level(bl, nth_best(bp, k, 1), pd, sd, style, buf + len);
+        if (w < 0) return w;
+        len += w;
+    }
+    for (Py_ssize_t k = both; k < na; k++) {
+        if (len) buf[len++] = ':';
+        int w = format_level(al, nth_best(ap, k, 0), pd, sd, style, buf + len);
+        if (w < 0) return w;
+        len += w;
+    }
+    return len;
+}
+
+static PyObject *hot_top_text(PyObject *self, PyObject *args) {
+    char buf[TEXT_BUF];
+    Py_ssize_t len = build_text(args, buf);
+    if (len == -2) return NULL;
+    if (len < 0) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize(buf, len);
+}
+
+static PyObject *hot_top_crc(PyObject *self, PyObject *args) {
+    char buf[TEXT_BUF];
+    Py_ssize_t len = build_text(args, buf);
+    if (len == -2) return NULL;
+    if (len < 0) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(crc_update(0, (const unsigned char *)buf, len));
+}
+
+static PyObject *hot_crc32(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    uint32_t crc = crc_update(0, (const unsigned char *)view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(crc);
+}
+
+static PyMethodDef hot_methods[] = {
+    {"parse_side", hot_parse_side, METH_VARARGS,
+     "parse_side(levels, price_decimals, size_decimals, tick_units, lot_units) -> "
+     "list[tuple[int, int]] | None"},
+    {"side_apply", hot_side_apply, METH_VARARGS,
+     "side_apply(levels, prices, descending, updates) -> bool (a top-10 level changed)"},
+    {"top_text", hot_top_text, METH_VARARGS,
+     "top_text(bid_levels, bid_prices, ask_levels, ask_prices, pd, sd, depth, style) -> "
+     "bytes | None"},
+    {"top_crc", hot_top_crc, METH_VARARGS,
+     "top_crc(bid_levels, bid_prices, ask_levels, ask_prices, pd, sd, depth, style) -> "
+     "int | None"},
+    {"crc32", hot_crc32, METH_O, "crc32(data) -> int, as zlib.crc32(data)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef hot_module = {
+    PyModuleDef_HEAD_INIT, "tickpipe._hot",
+    "The compiled hot path of tickpipe's core (see tickpipe.hotpath).", -1, hot_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__hot(void) {
+    crc_init();
+    PyObject *m = PyModule_Create(&hot_module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "ABI", HOT_ABI) < 0 ||
+        PyModule_AddIntConstant(m, "STYLE_VTS", STYLE_VTS) < 0 ||
+        PyModule_AddIntConstant(m, "STYLE_OKX", STYLE_OKX) < 0 ||
+        PyModule_AddIntConstant(m, "STYLE_KRAKEN", STYLE_KRAKEN) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
