@@ -12,8 +12,12 @@ snapshots:
 4. ``+ checksum``: ``OrderBook.checksum`` (CRC-32 of the top 10, the client verifies every one).
    Once a book has been checksummed, ``apply`` also keeps each side's top-10 texts in step
    (formatting the levels that changed), so that work shows up here, not in stage 3.
-5. ``BookSync``: ``decode`` + ``parse`` + ``BookSync.on_delta`` (seq check, apply, checksum
-   compare): what the client's ``Channels._on_delta`` wraps with metrics and dispatch.
+5. ``BookSync``: ``decode`` + ``BookSync.on_delta_texts`` (the compiled one-step parse and
+   apply of a LIVE book's next delta; else ``parse`` + ``BookSync.on_delta``), seq check and
+   checksum compare: what the client's ``Channels._on_delta`` wraps with metrics and dispatch.
+
+Run on both hot paths (``tickpipe.hotpath``): the compiled one, then the pure-Python reference
+in the same process; only the pure one when the compiled one is not built.
 
 The difference between consecutive stages is that stage's cost; the client row's
 ``cpu_us`` minus stage 5 is the client shell (picows callback, metrics, dispatch, tickers and
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import framegen
+from tickpipe import hotpath
 from tickpipe.client.config import ClientConfig
 from tickpipe.protocol import frames as vts
 from tickpipe.protocol.book import OrderBook
@@ -83,11 +88,16 @@ def _pass(stage: int, snap: framegen.Snapshots, data: list[bytes]) -> float:
         ch = f.channel
         b = books[ch]
         inst = b.instrument
+        if stage == 5:
+            sync = syncs[ch]  # as the client: the compiled one-step path, else parse + on_delta
+            if sync.on_delta_texts(f.seq, f.bids, f.asks, f.checksum) is None:
+                bids = parse(f.bids, inst, ch, "bids")
+                asks = parse(f.asks, inst, ch, "asks")
+                sync.on_delta(f.seq, bids, asks, f.checksum)
+            continue
         bids = parse(f.bids, inst, ch, "bids")
         asks = parse(f.asks, inst, ch, "asks")
-        if stage == 5:
-            syncs[ch].on_delta(f.seq, bids, asks, f.checksum)
-        elif stage >= 3:
+        if stage >= 3:
             b.apply(bids, asks)
             if stage == 4 and b.checksum() != f.checksum:
                 raise AssertionError(f"checksum mismatch on {ch}")
@@ -98,13 +108,25 @@ def _pass(stage: int, snap: framegen.Snapshots, data: list[bytes]) -> float:
 
 
 def run(corpus: Path, frames: int, repeat: int, out: Callable[[str], None] = print) -> None:
+    """Both hot paths when the compiled one is built (compiled first), else the pure one."""
+    paths = ["compiled", "pure"] if hotpath.hot is not None else ["pure"]
+    out(f"hot path in this process: {hotpath.describe()}")
+    for path in paths:
+        if path == "pure":
+            with hotpath.pure():
+                _run(path, corpus, frames, repeat, out)
+        else:
+            _run(path, corpus, frames, repeat, out)
+
+
+def _run(path: str, corpus: Path, frames: int, repeat: int, out: Callable[[str], None]) -> None:
     snap, frm = framegen.load_snapshots(corpus), framegen.load_frames(corpus)
     data = frm.frames[:frames]
     n = len(data)
     deltas = sum(1 for i in frm.channel_index[:frames] if i < len(snap.book_channels))
     names = ("decode", "+ parse", "+ apply", "+ checksum", "BookSync (all of it)")
     prev = 0.0
-    out(f"{n:,} frames ({deltas:,} deltas); µs per frame, best of {repeat}")
+    out(f"{path} path: {n:,} frames ({deltas:,} deltas); µs per frame, best of {repeat}")
     from benchmarks.rows.tickpipe_row import checksum_is_verified
 
     if not checksum_is_verified(ClientConfig()):

@@ -12,6 +12,9 @@
  *       is not a well-formed, on-grid level whose units fit in 63 bits (frames.parse_levels).
  *   side_apply(levels_dict, prices_list, descending, updates) -> bool
  *       BookSide.apply on the same dict and sorted list; True when a change touched the top 10.
+ *   apply_texts(bid_levels, bid_prices, ask_levels, ask_prices, raw_bids, raw_asks, ...)
+ *       parse_side of both sides then side_apply of each in one call (OrderBook.apply_texts),
+ *       None with the book untouched when either side is declined.
  *   top_text(bid_levels, bid_prices, ask_levels, ask_prices, price_decimals, size_decimals,
  *            depth, style) -> bytes | None
  *   top_crc(... same ...) -> int | None
@@ -25,7 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define HOT_ABI 1               /* tickpipe.hotpath refuses a build of another ABI */
+#define HOT_ABI 2               /* tickpipe.hotpath refuses a build of another ABI */
 #define CHECKSUM_DEPTH 10       /* book.CHECKSUM_DEPTH: the top levels the VTS/1 CRC covers */
 #define MAX_DEPTH 64            /* top_text/top_crc: deeper asks are declined */
 #define MAX_DIGITS 18           /* 10**18 < 2**63: parsed units always fit in int64 */
@@ -102,56 +105,84 @@ static int parse_units(PyObject *obj, int decimals, int64_t *out) {
     return 1;
 }
 
+/* One level [price, size] (a list or tuple of two str) on the grid: 1 and *p, *s, or 0 to
+ * decline (anything frames.parse_levels might refuse, or units beyond 63 bits). */
+static int parse_level(PyObject *lv, int pd, int sd, int64_t tick, int64_t lot, int64_t *p,
+                       int64_t *s) {
+    PyObject *ps, *ss;
+    if (PyTuple_CheckExact(lv) && PyTuple_GET_SIZE(lv) == 2) {
+        ps = PyTuple_GET_ITEM(lv, 0);
+        ss = PyTuple_GET_ITEM(lv, 1);
+    } else if (PyList_CheckExact(lv) && PyList_GET_SIZE(lv) == 2) {
+        ps = PyList_GET_ITEM(lv, 0);
+        ss = PyList_GET_ITEM(lv, 1);
+    } else {
+        return 0;
+    }
+    if (!parse_units(ps, pd, p) || *p == 0 || *p % tick) return 0;
+    if (!parse_units(ss, sd, s) || *s % lot) return 0;
+    return 1;
+}
+
+/* The grid arguments shared by parse_side and apply_texts: 1, or 0 to decline, -1 on error. */
+static int grid_args(int pd, int sd, PyObject *tick_obj, PyObject *lot_obj, int64_t *tick,
+                     int64_t *lot) {
+    int overflow_t = 0, overflow_l = 0;
+    long long t = PyLong_AsLongLongAndOverflow(tick_obj, &overflow_t);
+    long long l = PyLong_AsLongLongAndOverflow(lot_obj, &overflow_l);
+    if (PyErr_Occurred()) return -1;
+    if (overflow_t || overflow_l) return 0;
+    if (pd < 0 || sd < 0 || pd > MAX_DIGITS || sd > MAX_DIGITS || t <= 0 || l <= 0) return 0;
+    *tick = t;
+    *lot = l;
+    return 1;
+}
+
+static PyObject *pair_of(int64_t p, int64_t s) {
+    PyObject *po = PyLong_FromLongLong(p);
+    if (po == NULL) return NULL;
+    PyObject *so = PyLong_FromLongLong(s);
+    if (so == NULL) {
+        Py_DECREF(po);
+        return NULL;
+    }
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(po);
+        Py_DECREF(so);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, po);
+    PyTuple_SET_ITEM(pair, 1, so);
+    return pair;
+}
+
 static PyObject *hot_parse_side(PyObject *self, PyObject *args) {
     PyObject *levels, *tick_obj, *lot_obj;
-    int pd, sd, overflow_t = 0, overflow_l = 0;
+    int pd, sd;
+    int64_t tick, lot;
     if (!PyArg_ParseTuple(args, "OiiOO:parse_side", &levels, &pd, &sd, &tick_obj, &lot_obj))
         return NULL;
-    long long tick = PyLong_AsLongLongAndOverflow(tick_obj, &overflow_t);
-    long long lot = PyLong_AsLongLongAndOverflow(lot_obj, &overflow_l);
-    if (PyErr_Occurred()) return NULL;
-    if (overflow_t || overflow_l) Py_RETURN_NONE;
-    if (pd < 0 || sd < 0 || pd > MAX_DIGITS || sd > MAX_DIGITS || tick <= 0 || lot <= 0)
-        Py_RETURN_NONE;
-    if (!PyList_CheckExact(levels)) Py_RETURN_NONE;
+    int g = grid_args(pd, sd, tick_obj, lot_obj, &tick, &lot);
+    if (g < 0) return NULL;
+    if (g == 0 || !PyList_CheckExact(levels)) Py_RETURN_NONE;
     Py_ssize_t n = PyList_GET_SIZE(levels);
     PyObject *out = PyList_New(n);
     if (out == NULL) return NULL;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *lv = PyList_GET_ITEM(levels, k);
-        PyObject *ps, *ss;
-        if (PyTuple_CheckExact(lv) && PyTuple_GET_SIZE(lv) == 2) {
-            ps = PyTuple_GET_ITEM(lv, 0);
-            ss = PyTuple_GET_ITEM(lv, 1);
-        } else if (PyList_CheckExact(lv) && PyList_GET_SIZE(lv) == 2) {
-            ps = PyList_GET_ITEM(lv, 0);
-            ss = PyList_GET_ITEM(lv, 1);
-        } else {
-            goto decline;
-        }
         int64_t p, s;
-        if (!parse_units(ps, pd, &p) || p == 0 || p % tick) goto decline;
-        if (!parse_units(ss, sd, &s) || s % lot) goto decline;
-        PyObject *pair = PyTuple_New(2);
-        if (pair == NULL) goto fail;
-        PyObject *po = PyLong_FromLongLong(p);
-        PyObject *so = po ? PyLong_FromLongLong(s) : NULL;
-        if (so == NULL) {
-            Py_XDECREF(po);
-            Py_DECREF(pair);
-            goto fail;
+        if (!parse_level(PyList_GET_ITEM(levels, k), pd, sd, tick, lot, &p, &s)) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
         }
-        PyTuple_SET_ITEM(pair, 0, po);
-        PyTuple_SET_ITEM(pair, 1, so);
+        PyObject *pair = pair_of(p, s);
+        if (pair == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
         PyList_SET_ITEM(out, k, pair);
     }
     return out;
-decline:
-    Py_DECREF(out);
-    Py_RETURN_NONE;
-fail:
-    Py_DECREF(out);
-    return NULL;
 }
 
 /* -- the book side: BookSide.apply ----------------------------------------------------- */
@@ -258,6 +289,68 @@ static PyObject *hot_side_apply(PyObject *self, PyObject *args) {
 fail:
     Py_DECREF(seq);
     return NULL;
+}
+
+#define MAX_FUSED 256 /* apply_texts: levels a side it takes; a longer delta is declined */
+
+/* Parses a whole side into ``out`` (price, size pairs); its count, or -1 to decline. */
+static Py_ssize_t parse_raw_side(PyObject *raw, int pd, int sd, int64_t tick, int64_t lot,
+                                 int64_t *out) {
+    if (!PyList_CheckExact(raw)) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(raw);
+    if (n > MAX_FUSED) return -1;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (!parse_level(PyList_GET_ITEM(raw, k), pd, sd, tick, lot, &out[2 * k],
+                         &out[2 * k + 1]))
+            return -1;
+    return n;
+}
+
+static int apply_parsed(PyObject *levels, PyObject *prices, int desc, const int64_t *lv,
+                        Py_ssize_t n) {
+    int changed = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *price = PyLong_FromLongLong(lv[2 * k]);
+        if (price == NULL) return -1;
+        PyObject *size = PyLong_FromLongLong(lv[2 * k + 1]);
+        if (size == NULL) {
+            Py_DECREF(price);
+            return -1;
+        }
+        int r = apply_one(levels, prices, desc, price, size);
+        Py_DECREF(price);
+        Py_DECREF(size);
+        if (r < 0) return -1;
+        changed |= r;
+    }
+    return changed;
+}
+
+/* apply_texts(bid_levels, bid_prices, ask_levels, ask_prices, raw_bids, raw_asks,
+ *             price_decimals, size_decimals, tick_units, lot_units) -> int | None
+ * parse_side of both sides, then side_apply of each, in one call: None (the book untouched)
+ * when either side is declined; else bit 0 = a bid in the top 10 changed, bit 1 = an ask. */
+static PyObject *hot_apply_texts(PyObject *self, PyObject *args) {
+    PyObject *bl, *bp, *al, *ap, *rb, *ra, *tick_obj, *lot_obj;
+    int pd, sd;
+    int64_t tick, lot;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOiiOO:apply_texts", &PyDict_Type, &bl, &PyList_Type,
+                          &bp, &PyDict_Type, &al, &PyList_Type, &ap, &rb, &ra, &pd, &sd,
+                          &tick_obj, &lot_obj))
+        return NULL;
+    int g = grid_args(pd, sd, tick_obj, lot_obj, &tick, &lot);
+    if (g < 0) return NULL;
+    if (g == 0) Py_RETURN_NONE;
+    int64_t bids[2 * MAX_FUSED], asks[2 * MAX_FUSED];
+    Py_ssize_t nb = parse_raw_side(rb, pd, sd, tick, lot, bids);
+    if (nb < 0) Py_RETURN_NONE;
+    Py_ssize_t na = parse_raw_side(ra, pd, sd, tick, lot, asks);
+    if (na < 0) Py_RETURN_NONE;
+    int cb = apply_parsed(bl, bp, 1, bids, nb);
+    if (cb < 0) return NULL;
+    int ca = apply_parsed(al, ap, 0, asks, na);
+    if (ca < 0) return NULL;
+    return PyLong_FromLong(cb | (ca << 1));
 }
 
 /* -- checksum texts ------------------------------------------------------------------- */
@@ -402,6 +495,9 @@ static PyMethodDef hot_methods[] = {
      "list[tuple[int, int]] | None"},
     {"side_apply", hot_side_apply, METH_VARARGS,
      "side_apply(levels, prices, descending, updates) -> bool (a top-10 level changed)"},
+    {"apply_texts", hot_apply_texts, METH_VARARGS,
+     "apply_texts(bid_levels, bid_prices, ask_levels, ask_prices, raw_bids, raw_asks, pd, sd, "
+     "tick_units, lot_units) -> int | None (bit 0: a top-10 bid changed, bit 1: an ask)"},
     {"top_text", hot_top_text, METH_VARARGS,
      "top_text(bid_levels, bid_prices, ask_levels, ask_prices, pd, sd, depth, style) -> "
      "bytes | None"},

@@ -17,6 +17,18 @@ def parse_side(
 def side_apply(
     levels: dict[int, int], prices: list[int], descending: bool, updates: Iterable[tuple[int, int]]
 ) -> bool: ...
+def apply_texts(
+    bid_levels: dict[int, int],
+    bid_prices: list[int],
+    ask_levels: dict[int, int],
+    ask_prices: list[int],
+    raw_bids: Sequence[Sequence[str]],
+    raw_asks: Sequence[Sequence[str]],
+    price_decimals: int,
+    size_decimals: int,
+    tick_units: int,
+    lot_units: int,
+) -> int | None: ...
 def top_text(
     bid_levels: dict[int, int],
     bid_prices: list[int],

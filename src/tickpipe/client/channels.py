@@ -343,14 +343,16 @@ class Channels:
             self.metrics.unexpected_frames += 1
             return
         sync = bc.sync
-        inst = sync.book.instrument
-        try:
-            bids = frames.parse_levels(f.bids, inst, f.channel, "bids")
-            asks = frames.parse_levels(f.asks, inst, f.channel, "asks")
-        except FrameError as exc:
-            self.bad_frame(exc)
-            return
-        res = sync.on_delta(f.seq, bids, asks, f.checksum)
+        res = sync.on_delta_texts(f.seq, f.bids, f.asks, f.checksum)  # the compiled fast path
+        if res is None:
+            inst = sync.book.instrument
+            try:
+                bids = frames.parse_levels(f.bids, inst, f.channel, "bids")
+                asks = frames.parse_levels(f.asks, inst, f.channel, "asks")
+            except FrameError as exc:
+                self.bad_frame(exc)
+                return
+            res = sync.on_delta(f.seq, bids, asks, f.checksum)
         now = self._clock()
         if self._watch_silence and self.silence.on_frame(f.channel, now) and bc.silent:
             bc.silent = False

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import zlib
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tickpipe import hotpath
 from tickpipe.protocol.instruments import Instrument, format_units
@@ -236,6 +236,37 @@ class OrderBook:
         """Apply one delta: each level's size is the new total at that price, 0 removes it."""
         self.bids.apply(bids)
         self.asks.apply(asks)
+
+    def apply_texts(
+        self, raw_bids: Sequence[Sequence[str]], raw_asks: Sequence[Sequence[str]]
+    ) -> bool:
+        """Parse and apply one delta whose levels are still the wire's ``[price, size]`` texts,
+        in one compiled call (``_hot.apply_texts``). False, with the book untouched, when it
+        cannot: the pure path runs, or a level is not one the compiled parser takes (malformed,
+        off the grid, beyond 63 bits): the caller then parses with ``frames.parse_levels``
+        (whose error names the level) and calls :meth:`apply`."""
+        if _hot is None:
+            return False
+        bids, asks, inst = self.bids, self.asks, self.instrument
+        changed = _hot.apply_texts(
+            bids.levels,
+            bids.prices,
+            asks.levels,
+            asks.prices,
+            raw_bids,
+            raw_asks,
+            inst.price_decimals,
+            inst.size_decimals,
+            inst.tick_units,
+            inst.lot_units,
+        )
+        if changed is None:
+            return False
+        if changed & 1:
+            bids.top_changed = True
+        if changed & 2:
+            asks.top_changed = True
+        return True
 
     def truncate(self, depth: int) -> None:
         """Keep the best ``depth`` levels of each side."""

@@ -69,7 +69,7 @@ and, for venues that seed in band, :meth:`BookSync.on_stream_snapshot`:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Literal, get_args
@@ -364,17 +364,8 @@ class BookSync:
             last = self.seq
             assert last is not None
             if seq == last + 1:
-                book = self.book
-                book.apply(bids, asks)
-                self.seq = seq
-                self.stats.applied += 1
-                self._live_applied += 1
-                if checksum is not None and self.config.verify_checksum:
-                    local = book.checksum()
-                    if local != checksum:
-                        self._break_live("checksum", checksum, local, keep=None)
-                        return DeltaResult.GAP
-                return DeltaResult.APPLIED
+                self.book.apply(bids, asks)
+                return self._applied(seq, checksum)
             if seq <= last:
                 self.stats.duplicates += 1
                 return DeltaResult.DUPLICATE
@@ -383,6 +374,36 @@ class BookSync:
         if state is SyncState.SYNCING or state is SyncState.RESYNCING:
             return self._buffer_delta(seq, bids, asks, checksum)
         raise IllegalTransition("BookSync", state.value, "delta")
+
+    def on_delta_texts(
+        self,
+        seq: int,
+        raw_bids: Sequence[Sequence[str]],
+        raw_asks: Sequence[Sequence[str]],
+        checksum: int | None,
+    ) -> DeltaResult | None:
+        """:meth:`on_delta`'s common case in one compiled step: LIVE, the next seq, the levels
+        still the wire's texts (``OrderBook.apply_texts``). None, with nothing changed, when
+        that does not apply (another state or seq, the pure path, a level the compiled parser
+        declines): the caller then parses the levels and calls :meth:`on_delta`, which decides
+        (and whose parse error names the bad level)."""
+        if self.state is not SyncState.LIVE or seq - 1 != self.seq:
+            return None
+        if not self.book.apply_texts(raw_bids, raw_asks):
+            return None
+        return self._applied(seq, checksum)
+
+    def _applied(self, seq: int, checksum: int | None) -> DeltaResult:
+        """The next delta (``seq``) was applied to the LIVE book: count it, check its CRC."""
+        self.seq = seq
+        self.stats.applied += 1
+        self._live_applied += 1
+        if checksum is not None and self.config.verify_checksum:
+            local = self.book.checksum()
+            if local != checksum:
+                self._break_live("checksum", checksum, local, keep=None)
+                return DeltaResult.GAP
+        return DeltaResult.APPLIED
 
     def on_snapshot(self, epoch: int, seq: int, bids: list[Level], asks: list[Level]) -> bool:
         """A snapshot fetched for ``epoch`` arrived. Returns False when it was ignored (late)."""
