@@ -35,19 +35,38 @@
 #define NUM_BUF 48              /* one formatted number: 19 digits, a point, padding zeros */
 #define TEXT_BUF (MAX_DEPTH * 2 * (2 * NUM_BUF + 1))
 
-static uint32_t crc_table[256];
+/* CRC-32 (IEEE 802.3, reflected, as zlib.crc32), slicing by 8: eight bytes a step through
+ * eight 256-entry tables. A byte-at-a-time table took 0.75 µs for the ~300 bytes of a VTS/1
+ * top-10 text against zlib's 0.23; slicing by 8 is on a par with zlib without linking it (a
+ * fresh machine has no zlib headers). */
+static uint32_t crc_table[8][256];
 
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
+        crc_table[0][i] = c;
     }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
 }
 
 static uint32_t crc_update(uint32_t crc, const unsigned char *p, Py_ssize_t n) {
     crc = ~crc;
-    for (Py_ssize_t i = 0; i < n; i++) crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    while (n >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                             (uint32_t)p[3] << 24);
+        uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
+                      (uint32_t)p[7] << 24;
+        crc = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
+              crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^
+              crc_table[3][hi & 0xFF] ^ crc_table[2][(hi >> 8) & 0xFF] ^
+              crc_table[1][(hi >> 16) & 0xFF] ^ crc_table[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0) crc = crc_table[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -357,6 +376,11 @@ static PyObject *hot_apply_texts(PyObject *self, PyObject *args) {
 
 enum { STYLE_VTS = 0, STYLE_OKX = 1, STYLE_KRAKEN = 2 };
 
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* Writes ``units`` with ``decimals`` digits after the point (style VTS), in shortest form
  * (OKX), or as plain digits (Kraken) at ``out``; returns the length, or -1 to decline
  * (negative or too large for int64). */
@@ -367,12 +391,22 @@ static int format_units(PyObject *obj, int decimals, int style, char *out) {
         PyErr_Clear();
         return -1;
     }
-    char digits[24];
+    char digits[24]; /* least significant first */
     int nd = 0;
-    do {
-        digits[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    uint64_t u = (uint64_t)v;
+    while (u >= 100) { /* two digits a division: half the divisions of one at a time */
+        const char *pair = &DIGIT_PAIRS[2 * (u % 100)];
+        digits[nd++] = pair[1];
+        digits[nd++] = pair[0];
+        u /= 100;
+    }
+    if (u >= 10) {
+        const char *pair = &DIGIT_PAIRS[2 * u];
+        digits[nd++] = pair[1];
+        digits[nd++] = pair[0];
+    } else {
+        digits[nd++] = (char)('0' + u);
+    }
     if (style == STYLE_KRAKEN || decimals == 0) {
         for (int k = 0; k < nd; k++) out[k] = digits[nd - 1 - k];
         return nd;
