@@ -369,17 +369,27 @@ class Channels:
             self._drain(bc)
 
     def _on_update(self, f: BookDelta) -> None:
-        """A normalised venue delta: the book's own rules (``BookSync.on_update``)."""
-        got = self._venue_levels(f)
-        if got is None:
-            return
-        bc, channel, bids, asks = got
+        """A normalised venue delta: the book's own rules (``BookSync.on_update``); a LIVE
+        book's next update in one compiled step (``on_update_texts``) when it can be."""
+        channel = "orderbook:" + f.symbol
+        bc = self.books.get(channel)
+        res = None
+        if bc is not None:
+            res = bc.sync.on_update_texts(
+                f.bids, f.asks, f.last_id, f.first_id, f.prev_id, f.checksum
+            )
+        if res is None:
+            got = self._venue_levels(f)
+            if got is None:
+                return
+            bc, channel, bids, asks = got
+            try:
+                res = bc.sync.on_update(bids, asks, f.last_id, f.first_id, f.prev_id, f.checksum)
+            except FrameError as exc:
+                self.bad_frame(exc)
+                return
+        assert bc is not None
         sync = bc.sync
-        try:
-            res = sync.on_update(bids, asks, f.last_id, f.first_id, f.prev_id, f.checksum)
-        except FrameError as exc:
-            self.bad_frame(exc)
-            return
         now = self._clock()
         if self._watch_silence and self.silence.on_frame(channel, now) and bc.silent:
             bc.silent = False

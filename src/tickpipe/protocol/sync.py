@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Literal, get_args
 
-from tickpipe.errors import ConfigError, IllegalTransition
+from tickpipe.errors import ConfigError, FrameError, IllegalTransition
 from tickpipe.protocol.backoff import Backoff, BackoffPolicy
 from tickpipe.protocol.book import Level, OrderBook
 from tickpipe.protocol.continuity import Step, bridges_ids, follows_ids
@@ -614,12 +614,51 @@ class BookSync:
             return
         self._lost_deltas("seq_gap", "connection seq_gap")
 
+    def on_update_texts(
+        self,
+        raw_bids: Sequence[Sequence[str]],
+        raw_asks: Sequence[Sequence[str]],
+        last_id: int | None,
+        first_id: int | None = None,
+        prev_id: int | None = None,
+        checksum: int | None = None,
+    ) -> DeltaResult | None:
+        """:meth:`on_update`'s common case in one compiled step: a LIVE book's next update
+        (by its venue's continuity rule), the levels still the wire's texts
+        (``OrderBook.apply_texts``). None, with nothing changed, when that does not apply
+        (another state, a bridging, duplicate or gapped update, a missing id, the pure path, a
+        level the compiled parser declines): the caller then parses the levels and calls
+        :meth:`on_update`, which decides and raises the errors."""
+        if self.state is not SyncState.LIVE or self._bridging:
+            return None
+        rules = self._rules
+        if rules.continuity is Continuity.SEQ and rules.seeding is Seeding.REST:
+            if last_id is None:
+                return None
+            return self.on_delta_texts(last_id, raw_bids, raw_asks, checksum)
+        if self.seq is not None:
+            try:
+                step = follows_ids(
+                    rules.continuity, self.seq, first_id, last_id, prev_id, self.channel
+                )
+            except FrameError:
+                return None
+            if step is not Step.NEXT:
+                return None
+        if not self.book.apply_texts(raw_bids, raw_asks):
+            return None
+        return DeltaResult.APPLIED if self._after_update(last_id, checksum) else DeltaResult.GAP
+
     def _apply_update(
         self, last_id: int | None, bids: list[Level], asks: list[Level], checksum: int | None
     ) -> bool:
         """Apply one update to the LIVE book and check it; False when it broke the book."""
+        self.book.apply(bids, asks)
+        return self._after_update(last_id, checksum)
+
+    def _after_update(self, last_id: int | None, checksum: int | None) -> bool:
+        """An update was applied to the LIVE book: trim to depth, count it, check it."""
         book = self.book
-        book.apply(bids, asks)
         depth = self._rules.depth
         if depth is not None:
             book.truncate(depth)

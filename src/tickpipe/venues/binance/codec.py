@@ -310,6 +310,9 @@ def _reason(exc: Exception) -> str:
     return _PATH.sub("", str(exc)) or type(exc).__name__
 
 
+_DEPTH_PREFIXES = (b'{"e":"depthUpdate"', '{"e":"depthUpdate"')
+
+
 class Codec:
     """Decode and encode one Binance market's frames (``spec``: ``SPOT`` or ``USDM``).
 
@@ -349,6 +352,13 @@ class Codec:
         """One text frame of the market stream -> a normalised event or a control value."""
         if frame[:10] in (b'{"stream":', '{"stream":'):  # as Binance writes /stream frames
             return self._decode_combined(frame)
+        if frame[:18] in _DEPTH_PREFIXES:  # a /ws depth event, as Binance writes them
+            try:  # straight to its typed decoder: the probe below is a second whole parse
+                value = self._decoders["depthUpdate"].decode(frame)
+            except _ERRORS:
+                pass  # the probe's route below names what is wrong, as for any frame
+            else:
+                return self._delta(value)
         try:
             probe = _probe.decode(frame)
         except _ERRORS as exc:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import msgspec
@@ -286,7 +286,7 @@ def merge_ticker(previous: TickerEvent | None, update: TickerEvent) -> TickerEve
     here): fill them from ``previous`` (the last merged value for the symbol)."""
     if previous is None:
         return update
-    return replace(
+    return msgspec.structs.replace(
         update,
         bid=update.bid if update.bid is not None else previous.bid,
         bid_size=update.bid_size if update.bid_size is not None else previous.bid_size,
