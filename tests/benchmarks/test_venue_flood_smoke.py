@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,6 +105,6 @@ def test_table_reports_a_wrong_book() -> None:
         {"X": {"seq": 5, "bids": [["1", "3"]], "asks": [["3", "1"]]}}, truth, 0
     )
     assert bad == 0 and "bids" in why[0]
-    res = {"tickpipe": {"fps": 1.0, "cpu_us": 1.0, "books_equal": 0, "books_checked": 1}}
-    res["tickpipe"]["book_diffs"] = why
+    row: dict[str, Any] = {"fps": 1.0, "cpu_us": 1.0, "books_equal": 0, "books_checked": 1}
+    res = {"tickpipe": {**row, "book_diffs": why}}
     assert "WRONG" in vf.table(res, {})
