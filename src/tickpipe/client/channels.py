@@ -222,12 +222,12 @@ class Channels:
             self.bad_frame(exc)
             return
         tp = type(f)
-        if tp is frames.Delta:
+        if tp is frames.Delta:  # the floods first: VTS/1 deltas, then any venue's
             self._on_delta(f)  # type: ignore[arg-type]
-        elif tp is frames.Ticker or tp is frames.Trade:
-            self._on_seq(f)  # type: ignore[arg-type]
         elif tp is BookDelta:
             self._on_update(f)  # type: ignore[arg-type]
+        elif tp is frames.Ticker or tp is frames.Trade:
+            self._on_seq(f)  # type: ignore[arg-type]
         elif tp is TickerEvent or tp is TradeEvent:
             self._on_venue_seq(f)  # type: ignore[arg-type]
         elif tp is BookSnapshot:

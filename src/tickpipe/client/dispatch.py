@@ -230,6 +230,14 @@ class Dispatcher:
         self._feed_size = feed_size
         self._callbacks: dict[str, list[Callback]] = {k: [] for k in KINDS}
         self._feeds: dict[str, list[Feed[Any]]] = {k: [] for k in (*KINDS, "events")}
+        # the four lists book_changed reads on every applied delta, held directly (they are
+        # only ever changed in place): no dict lookup on the hot path
+        self._book_wanted = (
+            self._callbacks["book"],
+            self._callbacks["top_of_book"],
+            self._feeds["book"],
+            self._feeds["top_of_book"],
+        )
         self._dirty: dict[str, BookView] = {}
         self._items: deque[tuple[str, Any]] = deque()
         self._dropped = 0
@@ -271,12 +279,8 @@ class Dispatcher:
             self._push(("state", ev))
 
     def book_changed(self, view: BookView) -> None:
-        if (
-            self._callbacks["book"]
-            or self._callbacks["top_of_book"]
-            or self._feeds["book"]
-            or (self._feeds["top_of_book"])
-        ):
+        cb_book, cb_top, feed_book, feed_top = self._book_wanted
+        if cb_book or cb_top or feed_book or feed_top:
             self._dirty[view.channel] = view
             self._wake.set()
 

@@ -57,6 +57,7 @@ from typing import Any
 
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
+from tickpipe.protocol.normalised import BookDelta
 from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Refused, WeightBudget
 from tickpipe.venues.binance.codec import Codec, CommandAck, ServerShutdown, VenueError
@@ -104,6 +105,8 @@ class BinanceVenue:
     def _decode(self, data: Any) -> object:
         ev = self._codec.decode_frame(data)
         tp = type(ev)
+        if tp is BookDelta:  # the flood: first
+            return ev
         if tp is CommandAck:
             return Ack(ev.id)  # type: ignore[union-attr]
         if tp is VenueError:
