@@ -29,6 +29,7 @@ import dataclasses
 import random
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -40,6 +41,7 @@ from hypothesis.stateful import (
 )
 from protocol_model import ref_checksum
 
+from tickpipe import hotpath
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.normalised import Continuity, Seeding
@@ -216,8 +218,14 @@ def applied(book: Book, upd: Update, depth: int | None) -> Book:
 Wire = tuple[Update, bool] | tuple[int, None]  # (update, honest) or (in-band snapshot id, None)
 
 
+def _texts(levels: list[Level]) -> list[tuple[str, str]]:
+    """Integer levels as the wire writes them (an off-grid corrupt level stays off-grid)."""
+    return [(INST.format_price(p), INST.format_size(s)) for p, s in levels]
+
+
 class VenueSyncVersusModel(RuleBasedStateMachine):
     MID_RANGE_SNAPSHOTS = False  # REST snapshots at any id, not only between updates
+    TEXTS = False  # updates through BookSync.on_update_texts first, as the client feeds them
 
     def __init__(self) -> None:
         super().__init__()
@@ -304,14 +312,14 @@ class VenueSyncVersusModel(RuleBasedStateMachine):
         x = sync.seq if self.ids else self.none_id
         book_before = as_dicts(sync.book)
         buf_last = self.buffered_last()
-        result = sync.on_update(
-            list(upd.bids),
-            list(upd.asks),
-            upd.last if self.ids else None,
-            upd.first if self.ids else None,
-            upd.prev if self.ids else None,
-            upd.checksum,
-        )
+        last, first, prev = (upd.last, upd.first, upd.prev) if self.ids else (None, None, None)
+        result = None
+        if self.TEXTS:  # the client's route: the compiled one-step path on the wire's texts
+            result = sync.on_update_texts(
+                _texts(upd.bids), _texts(upd.asks), last, first, prev, upd.checksum
+            )
+        if result is None:  # else (or declined): the reference route
+            result = sync.on_update(list(upd.bids), list(upd.asks), last, first, prev, upd.checksum)
         if before is SyncState.LIVE:
             expect_book = applied(book_before, upd, self.depth)
             if not self.ids:
@@ -584,6 +592,25 @@ VenueSyncVersusModel.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestVenueSyncVersusModel = VenueSyncVersusModel.TestCase
+
+
+class TextsVersusModel(VenueSyncVersusModel):
+    """The same model, fed as the client feeds a venue's updates: the compiled one-step path
+    (``on_update_texts``) first, the reference route when it declines. Skipped on the pure
+    path, where the one-step path always declines (the class above covers it)."""
+
+    TEXTS = True
+
+
+TextsVersusModel.TestCase.settings = settings(
+    max_examples=200,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestTextsVersusModel = pytest.mark.skipif(hotpath.hot is None, reason=hotpath.describe())(
+    TextsVersusModel.TestCase
+)
 
 
 class MidRangeSnapshots(VenueSyncVersusModel):
