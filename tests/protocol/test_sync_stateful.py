@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -32,6 +33,7 @@ from hypothesis.stateful import (
 )
 from protocol_model import TrueDelta, TrueStream
 
+from tickpipe import hotpath
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
 from tickpipe.protocol.sync import (
@@ -53,7 +55,14 @@ SEEDING = (SyncState.SYNCING, SyncState.RESYNCING)
 Wire = tuple[TrueDelta, bool]  # a delta as it travels, and whether it is what the gateway sent
 
 
+def _texts(levels: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> list[tuple[str, str]]:
+    """Integer levels as the wire writes them (an off-grid corrupt level stays off-grid)."""
+    return [(INST.format_price(p), INST.format_size(s)) for p, s in levels]
+
+
 class BookSyncVersusModel(RuleBasedStateMachine):
+    TEXTS = False  # deltas through BookSync.on_delta_texts first, as the client feeds them
+
     def __init__(self) -> None:
         super().__init__()
         self.wire: list[Wire] = []
@@ -107,7 +116,11 @@ class BookSyncVersusModel(RuleBasedStateMachine):
         before = sync.state
         last = sync.seq
         buf_last = sync._buffer[-1][0] if sync._buffer else None
-        result = sync.on_delta(d.seq, list(d.bids), list(d.asks), d.checksum)
+        result = None
+        if self.TEXTS:  # the client's route: the compiled one-step path on the wire's texts
+            result = sync.on_delta_texts(d.seq, _texts(d.bids), _texts(d.asks), d.checksum)
+        if result is None:  # else (or declined): the reference route
+            result = sync.on_delta(d.seq, list(d.bids), list(d.asks), d.checksum)
         if before is SyncState.LIVE:
             assert last is not None
             if d.seq <= last:
@@ -339,3 +352,21 @@ BookSyncVersusModel.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestBookSyncVersusModel = BookSyncVersusModel.TestCase
+
+
+class TextsVersusModel(BookSyncVersusModel):
+    """The same model, fed as the client feeds VTS/1 deltas: the compiled one-step path
+    (``on_delta_texts``) first, the reference route when it declines."""
+
+    TEXTS = True
+
+
+TextsVersusModel.TestCase.settings = settings(
+    max_examples=400,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestTextsVersusModel = pytest.mark.skipif(hotpath.hot is None, reason=hotpath.describe())(
+    TextsVersusModel.TestCase
+)
