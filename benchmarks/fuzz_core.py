@@ -20,13 +20,19 @@ example a real frame whose seq was bumped to last+1: applying it again is idempo
 checksum matches). Such a frame is a "forgery"; if the book is wrong after one, the channel is
 re-subscribed and the fuzz goes on.
 
+It runs on the compiled hot path when it is built (``tickpipe.hotpath``), or with ``--pure``
+on the pure-Python reference in the same process (``hotpath.pure()``): the fuzz holds both to
+the same truth. The first line of the summary names the path that ran.
+
 Run:  .venv/bin/python benchmarks/fuzz_core.py [--frames 1000000] [--seconds 600] [--seed 1]
-The CI-sized run of the same code is tests/protocol/test_fuzz_core.py.
+                                               [--pure]
+The CI-sized run of the same code, on both paths, is tests/protocol/test_fuzz_core.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -35,6 +41,7 @@ import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tickpipe import hotpath
 from tickpipe.errors import FrameError
 from tickpipe.protocol import frames
 from tickpipe.protocol.instruments import Instrument
@@ -251,6 +258,7 @@ def side_frame(rng: random.Random, channel: str, seq: int) -> bytes:
 # -- the client shell, made of the core only ---------------------------------------------------
 @dataclass
 class Report:
+    hot_path: str = ""  # hotpath.describe(), or the pure path chosen by --pure
     frames: int = 0
     decoded: int = 0
     frame_errors: int = 0
@@ -499,16 +507,24 @@ class Shell:
             self.check(channel)
 
 
-def run(frames_max: int, seconds: float, seed: int) -> Report:
-    """Fuzz until ``frames_max`` frames or ``seconds`` elapsed. Raises FuzzFailure."""
-    shell = Shell(seed)
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    while shell.report.frames < frames_max:
-        shell.step()
-        if shell.report.frames % 4096 == 0 and time.perf_counter() > deadline:
-            break
-    shell.report.elapsed_s = time.perf_counter() - t0
+def path_name(pure: bool) -> str:
+    """The hot path a run uses: ``pure`` forces the reference in this process."""
+    return "pure Python (--pure: tickpipe.hotpath.pure())" if pure else hotpath.describe()
+
+
+def run(frames_max: int, seconds: float, seed: int, pure: bool = False) -> Report:
+    """Fuzz until ``frames_max`` frames or ``seconds`` elapsed, on the compiled hot path when
+    it is built, or on the pure reference when ``pure``. Raises FuzzFailure."""
+    with hotpath.pure() if pure else contextlib.nullcontext():
+        shell = Shell(seed)
+        shell.report.hot_path = path_name(pure)
+        t0 = time.perf_counter()
+        deadline = t0 + seconds
+        while shell.report.frames < frames_max:
+            shell.step()
+            if shell.report.frames % 4096 == 0 and time.perf_counter() > deadline:
+                break
+        shell.report.elapsed_s = time.perf_counter() - t0
     return shell.report
 
 
@@ -517,9 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--pure", action="store_true", help="run the pure-Python reference (hotpath.pure())"
+    )
     args = ap.parse_args(argv)
+    print(f"hot path: {path_name(args.pure)}", flush=True)
     try:
-        report = run(args.frames, args.seconds, args.seed)
+        report = run(args.frames, args.seconds, args.seed, pure=args.pure)
     except FuzzFailure as exc:
         print(f"FAIL: {exc}", file=sys.stderr)
         return 1

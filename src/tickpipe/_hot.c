@@ -263,51 +263,77 @@ static int apply_one(PyObject *levels, PyObject *prices, int desc, PyObject *pri
     return rank < CHECKSUM_DEPTH;
 }
 
+/* The interpreter's own ``price, size = u`` (set up in PyInit__hot): an update that is not an
+ * exact tuple or list of two is unpacked by it, so its errors are the reference loop's
+ * ("too many values to unpack (expected 2)", "cannot unpack non-iterable int object", ...)
+ * on every Python version, never messages of our own. */
+static PyObject *unpack_pair;
+
+static const char UNPACK_SRC[] = "def unpack_pair(u):\n    p, s = u\n    return p, s\n";
+
+/* One update of side_apply: 1 when it touched the top 10, 0 when not, -1 on error. */
+static int apply_update(PyObject *levels, PyObject *prices, int desc, PyObject *u) {
+    PyObject *price, *size, *pair = NULL;
+    if (PyTuple_CheckExact(u) && PyTuple_GET_SIZE(u) == 2) {
+        price = PyTuple_GET_ITEM(u, 0);
+        size = PyTuple_GET_ITEM(u, 1);
+    } else if (PyList_CheckExact(u) && PyList_GET_SIZE(u) == 2) {
+        price = PyList_GET_ITEM(u, 0);
+        size = PyList_GET_ITEM(u, 1);
+    } else {
+        pair = PyObject_CallOneArg(unpack_pair, u); /* always a tuple of two */
+        if (pair == NULL) return -1;
+        price = PyTuple_GET_ITEM(pair, 0);
+        size = PyTuple_GET_ITEM(pair, 1);
+    }
+    Py_INCREF(price);
+    Py_INCREF(size);
+    Py_XDECREF(pair);
+    int r = apply_one(levels, prices, desc, price, size);
+    Py_DECREF(price);
+    Py_DECREF(size);
+    return r;
+}
+
+/* Iterates ``updates`` as the reference's ``for price, size in updates`` does: lazily, item by
+ * item, so an iterator that fails half way leaves the updates before it applied, and the
+ * errors are the interpreter's (``'int' object is not iterable``). On an error the levels
+ * applied before it stay applied, as in the reference; the caller (BookSide.apply) then marks
+ * the side's top as changed, since this function cannot return that flag with an error. */
 static PyObject *hot_side_apply(PyObject *self, PyObject *args) {
     PyObject *levels, *prices, *updates;
     int desc;
     if (!PyArg_ParseTuple(args, "O!O!pO:side_apply", &PyDict_Type, &levels, &PyList_Type,
                           &prices, &desc, &updates))
         return NULL;
-    PyObject *seq = PySequence_Fast(updates, "updates must be an iterable of (price, size)");
-    if (seq == NULL) return NULL;
-    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
     int changed = 0;
-    for (Py_ssize_t k = 0; k < m; k++) {
-        PyObject *u = items[k];
-        PyObject *price, *size;
-        if (PyTuple_CheckExact(u) && PyTuple_GET_SIZE(u) == 2) {
-            price = PyTuple_GET_ITEM(u, 0);
-            size = PyTuple_GET_ITEM(u, 1);
-            Py_INCREF(price);
-            Py_INCREF(size);
-        } else {
-            PyObject *pair = PySequence_Tuple(u);
-            if (pair == NULL) goto fail;
-            if (PyTuple_GET_SIZE(pair) != 2) {
-                PyErr_Format(PyExc_ValueError, "a level must be (price, size), got %zd items",
-                             PyTuple_GET_SIZE(pair));
-                Py_DECREF(pair);
-                goto fail;
-            }
-            price = PyTuple_GET_ITEM(pair, 0);
-            size = PyTuple_GET_ITEM(pair, 1);
-            Py_INCREF(price);
-            Py_INCREF(size);
-            Py_DECREF(pair);
+    if (PyList_CheckExact(updates) || PyTuple_CheckExact(updates)) {
+        /* the size is read again each time: a list may change under a comparison's __eq__ */
+        for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(updates); k++) {
+            PyObject *u = PySequence_Fast_GET_ITEM(updates, k);
+            Py_INCREF(u);
+            int r = apply_update(levels, prices, desc, u);
+            Py_DECREF(u);
+            if (r < 0) return NULL;
+            changed |= r;
         }
-        int r = apply_one(levels, prices, desc, price, size);
-        Py_DECREF(price);
-        Py_DECREF(size);
-        if (r < 0) goto fail;
+        return PyBool_FromLong(changed);
+    }
+    PyObject *it = PyObject_GetIter(updates);
+    if (it == NULL) return NULL;
+    PyObject *u;
+    while ((u = PyIter_Next(it)) != NULL) {
+        int r = apply_update(levels, prices, desc, u);
+        Py_DECREF(u);
+        if (r < 0) {
+            Py_DECREF(it);
+            return NULL;
+        }
         changed |= r;
     }
-    Py_DECREF(seq);
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
     return PyBool_FromLong(changed);
-fail:
-    Py_DECREF(seq);
-    return NULL;
 }
 
 #define MAX_FUSED 256 /* apply_texts: levels a side it takes; a longer delta is declined */
@@ -383,8 +409,11 @@ static const char DIGIT_PAIRS[201] =
 
 /* Writes ``units`` with ``decimals`` digits after the point (style VTS), in shortest form
  * (OKX), or as plain digits (Kraken) at ``out``; returns the length, or -1 to decline
- * (negative or too large for int64). */
+ * (not an exact int, negative, or too large for int64). */
 static int format_units(PyObject *obj, int decimals, int style, char *out) {
+    /* only an exact int: the reference writes str(units), which for a bool is "True" and for
+     * an int subclass may be anything; such a level is the reference's to format */
+    if (!PyLong_CheckExact(obj)) return -1;
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (overflow || v < 0 || (v == -1 && PyErr_Occurred())) {
@@ -548,8 +577,29 @@ static struct PyModuleDef hot_module = {
     NULL, NULL, NULL, NULL,
 };
 
+/* Compiles UNPACK_SRC into ``unpack_pair`` (once per process). */
+static int init_unpack(void) {
+    if (unpack_pair != NULL) return 0;
+    PyObject *globals = PyDict_New();
+    if (globals == NULL) return -1;
+    PyObject *code = NULL, *res = NULL;
+    if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+        (code = Py_CompileString(UNPACK_SRC, "<tickpipe._hot>", Py_file_input)) != NULL &&
+        (res = PyEval_EvalCode(code, globals, globals)) != NULL) {
+        unpack_pair = PyDict_GetItemString(globals, "unpack_pair"); /* borrowed */
+        Py_XINCREF(unpack_pair);
+    }
+    Py_XDECREF(res);
+    Py_XDECREF(code);
+    Py_DECREF(globals);
+    if (unpack_pair == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ImportError, "tickpipe._hot: unpack_pair did not compile");
+    return unpack_pair == NULL ? -1 : 0;
+}
+
 PyMODINIT_FUNC PyInit__hot(void) {
     crc_init();
+    if (init_unpack() < 0) return NULL;
     PyObject *m = PyModule_Create(&hot_module);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "ABI", HOT_ABI) < 0 ||

@@ -1,4 +1,5 @@
-"""CI-sized run of benchmarks/fuzz_core.py: the same code, 20,000 frames, two seeds."""
+"""CI-sized run of benchmarks/fuzz_core.py: the same code, 20,000 frames, two seeds, on the
+compiled hot path and on the pure-Python reference (``--pure``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tickpipe import hotpath
 
 FUZZ = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_core.py"
 
@@ -22,10 +25,17 @@ def load_fuzz() -> ModuleType:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure"])
 @pytest.mark.parametrize("seed", [11, 12])
-def test_fuzz_20k_frames_no_unexpected_error_and_no_corrupt_synced_book(seed: int) -> None:
+def test_fuzz_20k_frames_no_unexpected_error_and_no_corrupt_synced_book(
+    seed: int, pure: bool
+) -> None:
+    if not pure and hotpath.hot is None:
+        pytest.skip(f"compiled hot path not in use: {hotpath.describe()}")
     fuzz = load_fuzz()
-    report = fuzz.run(frames_max=20_000, seconds=30.0, seed=seed)  # raises FuzzFailure
+    report = fuzz.run(frames_max=20_000, seconds=30.0, seed=seed, pure=pure)  # FuzzFailure
+    assert report.hot_path == fuzz.path_name(pure)
+    assert report.hot_path.startswith("pure Python" if pure else "compiled")
     assert report.frames == 20_000
     # the run exercised what it is meant to exercise
     assert report.frame_errors > 500 and report.level_errors > 20
@@ -52,8 +62,27 @@ def test_the_fuzzer_catches_a_corrupt_synced_book() -> None:
         shell.check(sync.channel)
 
 
-def test_main_prints_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure"])
+def test_main_prints_the_figures_and_the_path(
+    capsys: pytest.CaptureFixture[str], pure: bool
+) -> None:
     fuzz = load_fuzz()
-    assert fuzz.main(["--frames", "2000", "--seconds", "10", "--seed", "5"]) == 0
+    args = ["--frames", "2000", "--seconds", "10", "--seed", "5"]
+    assert fuzz.main(args + ["--pure"] * pure) == 0
     out = capsys.readouterr().out
     assert "frames: 2000" in out and "frames/s" in out
+    path = "pure Python (--pure" if pure else hotpath.describe()
+    assert out.startswith(f"hot path: {path}") and f"hot_path: {path}" in out
+
+
+def test_both_paths_fuzz_alike() -> None:
+    """The same seed on both paths: the same frames, so the same counts of every outcome (any
+    difference between the paths would change some: a book applied or broken differently)."""
+    if hotpath.hot is None:
+        pytest.skip(f"compiled hot path not in use: {hotpath.describe()}")
+    fuzz = load_fuzz()
+    compiled = vars(fuzz.run(frames_max=5_000, seconds=30.0, seed=21))
+    pure = vars(fuzz.run(frames_max=5_000, seconds=30.0, seed=21, pure=True))
+    for report in (compiled, pure):
+        del report["hot_path"], report["elapsed_s"]
+    assert compiled == pure

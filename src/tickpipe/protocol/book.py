@@ -89,8 +89,15 @@ class BookSide:
         side, no call per level. A change at rank ``r`` < 10 (0 = best) also updates
         ``top_texts[r]`` when it is kept (see the module docstring)."""
         if _hot is not None:
-            if _hot.side_apply(self.levels, self.prices, self.descending, updates):
+            try:
+                if _hot.side_apply(self.levels, self.prices, self.descending, updates):
+                    self.top_changed = True
+            except BaseException:
+                # the updates before a bad one stay applied (as in the loop below) but the
+                # error cannot carry side_apply's flag: assume the top changed, or checksum()
+                # would keep the CRC of the book before them
                 self.top_changed = True
+                raise
             return
         levels = self.levels
         prices = self.prices
