@@ -255,18 +255,22 @@ class OrderBook:
         if _hot is None:
             return False
         bids, asks, inst = self.bids, self.asks, self.instrument
-        changed = _hot.apply_texts(
-            bids.levels,
-            bids.prices,
-            asks.levels,
-            asks.prices,
-            raw_bids,
-            raw_asks,
-            inst.price_decimals,
-            inst.size_decimals,
-            inst.tick_units,
-            inst.lot_units,
-        )
+        try:
+            changed = _hot.apply_texts(
+                bids.levels,
+                bids.prices,
+                asks.levels,
+                asks.prices,
+                raw_bids,
+                raw_asks,
+                inst.price_decimals,
+                inst.size_decimals,
+                inst.tick_units,
+                inst.lot_units,
+            )
+        except BaseException:  # (MemoryError) part applied: the last CRC cannot stand
+            bids.top_changed = asks.top_changed = True
+            raise
         if changed is None:
             return False
         if changed & 1:

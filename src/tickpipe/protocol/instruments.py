@@ -47,7 +47,9 @@ def parse_units(text: str, decimals: int) -> int:
     or that has non-zero digits beyond ``decimals``.
     """
     if type(text) is not str:
-        raise ValueError(f"expected a decimal string, got {type(text).__name__}")
+        if not isinstance(text, str):
+            raise ValueError(f"expected a decimal string, got {type(text).__name__}")
+        text = str(text)  # a str subclass is read as its text (as the level caches hit it)
     if not text.isascii():  # str.isdigit() alone would take "١٢" or "²"
         raise ValueError(f"{text!r} is not a non-negative decimal string")
     whole, dot, frac = text.partition(".")
