@@ -335,20 +335,25 @@ class Shell:
         sync = self.syncs.get(f.channel)
         if sync is None or sync.state in (SyncState.IDLE, SyncState.STALE):
             return
-        inst = sync.book.instrument
-        try:
-            bids = frames.parse_levels(f.bids, inst, f.channel, "bids")
-            asks = frames.parse_levels(f.asks, inst, f.channel, "asks")
-        except FrameError as exc:
-            if exc.channel != f.channel or exc.field is None:
-                raise FuzzFailure(f"level error does not name channel and field: {exc!r}") from None
-            r.level_errors += 1
-            sync.on_bad_frame()
-            self.check(f.channel)
-            return
+        # as the client: a LIVE book's next delta in one compiled step, else parse + on_delta
+        res = sync.on_delta_texts(f.seq, f.bids, f.asks, f.checksum)
+        if res is None:
+            inst = sync.book.instrument
+            try:
+                bids = frames.parse_levels(f.bids, inst, f.channel, "bids")
+                asks = frames.parse_levels(f.asks, inst, f.channel, "asks")
+            except FrameError as exc:
+                if exc.channel != f.channel or exc.field is None:
+                    raise FuzzFailure(
+                        f"level error does not name channel and field: {exc!r}"
+                    ) from None
+                r.level_errors += 1
+                sync.on_bad_frame()
+                self.check(f.channel)
+                return
+            res = sync.on_delta(f.seq, bids, asks, f.checksum)
         r.deltas_fed += 1
         tb = self.by_channel[f.channel]
-        res = sync.on_delta(f.seq, bids, asks, f.checksum)
         if res is DeltaResult.APPLIED:
             r.applied += 1
         elif res is DeltaResult.BUFFERED:

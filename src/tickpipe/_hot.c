@@ -14,7 +14,8 @@
  *       BookSide.apply on the same dict and sorted list; True when a change touched the top 10.
  *   apply_texts(bid_levels, bid_prices, ask_levels, ask_prices, raw_bids, raw_asks, ...)
  *       parse_side of both sides then side_apply of each in one call (OrderBook.apply_texts),
- *       None with the book untouched when either side is declined.
+ *       None with the book untouched when either side is declined; optionally the VTS/1
+ *       CRC of the book after it, in the same call (OrderBook.apply_texts_checksum).
  *   top_text(bid_levels, bid_prices, ask_levels, ask_prices, price_decimals, size_decimals,
  *            depth, style) -> bytes | None
  *   top_crc(... same ...) -> int | None
@@ -26,9 +27,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 
-#define HOT_ABI 2               /* tickpipe.hotpath refuses a build of another ABI */
+#define HOT_ABI 3               /* tickpipe.hotpath refuses a build of another ABI */
 #define CHECKSUM_DEPTH 10       /* book.CHECKSUM_DEPTH: the top levels the VTS/1 CRC covers */
 #define MAX_DEPTH 64            /* top_text/top_crc: deeper asks are declined */
 #define MAX_DIGITS 18           /* 10**18 < 2**63: parsed units always fit in int64 */
@@ -75,6 +77,37 @@ static const int64_t POW10[MAX_DIGITS + 1] = {
     1000000000LL, 10000000000LL, 100000000000LL, 1000000000000LL, 10000000000000LL,
     100000000000000LL, 1000000000000000LL, 10000000000000000LL, 100000000000000000LL,
     1000000000000000000LL};
+
+/* -- fast-call arguments: what PyArg_ParseTuple checks, without building a tuple ------ */
+
+static int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want) {
+    if (nargs == want) return 1;
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, want, nargs);
+    return 0;
+}
+
+static int want_type(const char *name, PyObject *obj, PyTypeObject *type, int pos) {
+    if (PyObject_TypeCheck(obj, type)) return 1;
+    PyErr_Format(PyExc_TypeError, "%s() argument %d must be %s, not %.50s", name, pos + 1,
+                 type->tp_name, Py_TYPE(obj)->tp_name);
+    return 0;
+}
+
+static int int_arg(const char *name, PyObject *obj, int pos, int *out) {
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s() argument %d must be int, not %.50s", name, pos + 1,
+                     Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) return 0;
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_Format(PyExc_OverflowError, "%s() argument %d is out of range", name, pos + 1);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
 
 /* -- parsing: instruments.parse_units, restricted to what fits in int64 ------------------ */
 
@@ -371,33 +404,6 @@ static int apply_parsed(PyObject *levels, PyObject *prices, int desc, const int6
     return changed;
 }
 
-/* apply_texts(bid_levels, bid_prices, ask_levels, ask_prices, raw_bids, raw_asks,
- *             price_decimals, size_decimals, tick_units, lot_units) -> int | None
- * parse_side of both sides, then side_apply of each, in one call: None (the book untouched)
- * when either side is declined; else bit 0 = a bid in the top 10 changed, bit 1 = an ask. */
-static PyObject *hot_apply_texts(PyObject *self, PyObject *args) {
-    PyObject *bl, *bp, *al, *ap, *rb, *ra, *tick_obj, *lot_obj;
-    int pd, sd;
-    int64_t tick, lot;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!OOiiOO:apply_texts", &PyDict_Type, &bl, &PyList_Type,
-                          &bp, &PyDict_Type, &al, &PyList_Type, &ap, &rb, &ra, &pd, &sd,
-                          &tick_obj, &lot_obj))
-        return NULL;
-    int g = grid_args(pd, sd, tick_obj, lot_obj, &tick, &lot);
-    if (g < 0) return NULL;
-    if (g == 0) Py_RETURN_NONE;
-    int64_t bids[2 * MAX_FUSED], asks[2 * MAX_FUSED];
-    Py_ssize_t nb = parse_raw_side(rb, pd, sd, tick, lot, bids);
-    if (nb < 0) Py_RETURN_NONE;
-    Py_ssize_t na = parse_raw_side(ra, pd, sd, tick, lot, asks);
-    if (na < 0) Py_RETURN_NONE;
-    int cb = apply_parsed(bl, bp, 1, bids, nb);
-    if (cb < 0) return NULL;
-    int ca = apply_parsed(al, ap, 0, asks, na);
-    if (ca < 0) return NULL;
-    return PyLong_FromLong(cb | (ca << 1));
-}
-
 /* -- checksum texts ------------------------------------------------------------------- */
 
 enum { STYLE_VTS = 0, STYLE_OKX = 1, STYLE_KRAKEN = 2 };
@@ -475,13 +481,10 @@ static inline PyObject *nth_best(PyObject *prices, Py_ssize_t k, int desc) {
     return PyList_GET_ITEM(prices, desc ? n - 1 - k : k);
 }
 
-/* Builds the text into ``buf``; returns its length, -1 to decline, -2 on an error set. */
-static Py_ssize_t build_text(PyObject *args, char *buf) {
-    PyObject *bl, *bp, *al, *ap;
-    int pd, sd, depth, style;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!iiii", &PyDict_Type, &bl, &PyList_Type, &bp,
-                          &PyDict_Type, &al, &PyList_Type, &ap, &pd, &sd, &depth, &style))
-        return -2;
+/* Builds the text of the top ``depth`` levels into ``buf``; returns its length, -1 to
+ * decline, -2 on an error set. */
+static Py_ssize_t build_text_of(PyObject *bl, PyObject *bp, PyObject *al, PyObject *ap, int pd,
+                                int sd, int depth, int style, char *buf) {
     if (depth < 0 || depth > MAX_DEPTH || pd < 0 || sd < 0 || pd > 20 || sd > 20 || style < 0 ||
         style > STYLE_KRAKEN)
         return -1;
@@ -528,19 +531,75 @@ static Py_ssize_t build_text(PyObject *args, char *buf) {
     return len;
 }
 
-static PyObject *hot_top_text(PyObject *self, PyObject *args) {
+/* top_text / top_crc arguments (fast call: no argument tuple): 1, or 0 with an error set */
+static int text_args(const char *name, PyObject *const *args, Py_ssize_t nargs, int *ints) {
+    if (!check_nargs(name, nargs, 8)) return 0;
+    for (int k = 0; k < 4; k++)
+        if (!want_type(name, args[k], k % 2 ? &PyList_Type : &PyDict_Type, k)) return 0;
+    for (int k = 0; k < 4; k++)
+        if (!int_arg(name, args[4 + k], 4 + k, &ints[k])) return 0;
+    return 1;
+}
+
+static PyObject *hot_top_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    int a[4];
+    if (!text_args("top_text", args, nargs, a)) return NULL;
     char buf[TEXT_BUF];
-    Py_ssize_t len = build_text(args, buf);
+    Py_ssize_t len = build_text_of(args[0], args[1], args[2], args[3], a[0], a[1], a[2], a[3], buf);
     if (len == -2) return NULL;
     if (len < 0) Py_RETURN_NONE;
     return PyBytes_FromStringAndSize(buf, len);
 }
 
-static PyObject *hot_top_crc(PyObject *self, PyObject *args) {
+static PyObject *hot_top_crc(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    int a[4];
+    if (!text_args("top_crc", args, nargs, a)) return NULL;
     char buf[TEXT_BUF];
-    Py_ssize_t len = build_text(args, buf);
+    Py_ssize_t len = build_text_of(args[0], args[1], args[2], args[3], a[0], a[1], a[2], a[3], buf);
     if (len == -2) return NULL;
     if (len < 0) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(crc_update(0, (const unsigned char *)buf, len));
+}
+
+/* apply_texts(bid_levels, bid_prices, ask_levels, ask_prices, raw_bids, raw_asks,
+ *             price_decimals, size_decimals, tick_units, lot_units, pending, want_crc)
+ *     -> int | None
+ * parse_side of both sides, then side_apply of each, in one call (fast call: no argument
+ * tuple). None (the book untouched) when either side is declined. Else, without ``want_crc``:
+ * bit 0 = a bid in the top 10 changed, bit 1 = an ask. With it: the VTS/1 CRC-32 of the book
+ * after the delta when a top-10 level changed in it or ``pending`` (a change since the last
+ * CRC) is true; -1 when neither (the last CRC stands); -2 when the CRC text is declined (the
+ * caller takes the reference's, both tops changed). */
+static PyObject *hot_apply_texts(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static const char name[] = "apply_texts";
+    if (!check_nargs(name, nargs, 12)) return NULL;
+    for (int k = 0; k < 4; k++)
+        if (!want_type(name, args[k], k % 2 ? &PyList_Type : &PyDict_Type, k)) return NULL;
+    PyObject *bl = args[0], *bp = args[1], *al = args[2], *ap = args[3];
+    int pd, sd;
+    if (!int_arg(name, args[6], 6, &pd) || !int_arg(name, args[7], 7, &sd)) return NULL;
+    int pending = PyObject_IsTrue(args[10]);
+    int want_crc = PyObject_IsTrue(args[11]);
+    if (pending < 0 || want_crc < 0) return NULL;
+    int64_t tick, lot;
+    int g = grid_args(pd, sd, args[8], args[9], &tick, &lot);
+    if (g < 0) return NULL;
+    if (g == 0) Py_RETURN_NONE;
+    int64_t bids[2 * MAX_FUSED], asks[2 * MAX_FUSED];
+    Py_ssize_t nb = parse_raw_side(args[4], pd, sd, tick, lot, bids);
+    if (nb < 0) Py_RETURN_NONE;
+    Py_ssize_t na = parse_raw_side(args[5], pd, sd, tick, lot, asks);
+    if (na < 0) Py_RETURN_NONE;
+    int cb = apply_parsed(bl, bp, 1, bids, nb);
+    if (cb < 0) return NULL;
+    int ca = apply_parsed(al, ap, 0, asks, na);
+    if (ca < 0) return NULL;
+    if (!want_crc) return PyLong_FromLong(cb | (ca << 1));
+    if (!(cb | ca | pending)) return PyLong_FromLong(-1);
+    char buf[TEXT_BUF];
+    Py_ssize_t len = build_text_of(bl, bp, al, ap, pd, sd, CHECKSUM_DEPTH, STYLE_VTS, buf);
+    if (len == -2) return NULL;
+    if (len < 0) return PyLong_FromLong(-2);
     return PyLong_FromUnsignedLong(crc_update(0, (const unsigned char *)buf, len));
 }
 
@@ -558,13 +617,13 @@ static PyMethodDef hot_methods[] = {
      "list[tuple[int, int]] | None"},
     {"side_apply", hot_side_apply, METH_VARARGS,
      "side_apply(levels, prices, descending, updates) -> bool (a top-10 level changed)"},
-    {"apply_texts", hot_apply_texts, METH_VARARGS,
+    {"apply_texts", (PyCFunction)(void (*)(void))hot_apply_texts, METH_FASTCALL,
      "apply_texts(bid_levels, bid_prices, ask_levels, ask_prices, raw_bids, raw_asks, pd, sd, "
-     "tick_units, lot_units) -> int | None (bit 0: a top-10 bid changed, bit 1: an ask)"},
-    {"top_text", hot_top_text, METH_VARARGS,
+     "tick_units, lot_units, pending, want_crc) -> int | None (flags, or the VTS/1 CRC)"},
+    {"top_text", (PyCFunction)(void (*)(void))hot_top_text, METH_FASTCALL,
      "top_text(bid_levels, bid_prices, ask_levels, ask_prices, pd, sd, depth, style) -> "
      "bytes | None"},
-    {"top_crc", hot_top_crc, METH_VARARGS,
+    {"top_crc", (PyCFunction)(void (*)(void))hot_top_crc, METH_FASTCALL,
      "top_crc(bid_levels, bid_prices, ask_levels, ask_prices, pd, sd, depth, style) -> "
      "int | None"},
     {"crc32", hot_crc32, METH_O, "crc32(data) -> int, as zlib.crc32(data)"},

@@ -28,6 +28,8 @@ def apply_texts(
     size_decimals: int,
     tick_units: int,
     lot_units: int,
+    pending: bool,
+    want_crc: bool,
 ) -> int | None: ...
 def top_text(
     bid_levels: dict[int, int],

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-EXPECTED_ABI = 2  # HOT_ABI in _hot.c: a build of another version is refused
+EXPECTED_ABI = 3  # HOT_ABI in _hot.c: a build of another version is refused
 
 PURE_ENV = "TICKPIPE_PURE"
 

@@ -267,6 +267,8 @@ class OrderBook:
                 inst.size_decimals,
                 inst.tick_units,
                 inst.lot_units,
+                False,
+                False,
             )
         except BaseException:  # (MemoryError) part applied: the last CRC cannot stand
             bids.top_changed = asks.top_changed = True
@@ -278,6 +280,43 @@ class OrderBook:
         if changed & 2:
             asks.top_changed = True
         return True
+
+    def apply_texts_checksum(
+        self, raw_bids: Sequence[Sequence[str]], raw_asks: Sequence[Sequence[str]]
+    ) -> int | None:
+        """:meth:`apply_texts` then :meth:`checksum`, in the same compiled call: the VTS/1
+        CRC-32 of the book after the delta, or None (the book untouched) when declined."""
+        if _hot is None:
+            return None
+        bids, asks, inst = self.bids, self.asks, self.instrument
+        try:
+            crc = _hot.apply_texts(
+                bids.levels,
+                bids.prices,
+                asks.levels,
+                asks.prices,
+                raw_bids,
+                raw_asks,
+                inst.price_decimals,
+                inst.size_decimals,
+                inst.tick_units,
+                inst.lot_units,
+                bids.top_changed or asks.top_changed,
+                True,
+            )
+        except BaseException:  # (MemoryError) part applied: the last CRC cannot stand
+            bids.top_changed = asks.top_changed = True
+            raise
+        if crc is None:
+            return None
+        if crc >= 0:
+            bids.top_changed = asks.top_changed = False
+            self._crc = crc
+            return crc  # type: ignore[no-any-return]
+        if crc == -1:  # no top-10 level changed since the last CRC
+            return self._crc
+        bids.top_changed = asks.top_changed = True  # -2: the CRC text was declined
+        return self.checksum()
 
     def truncate(self, depth: int) -> None:
         """Keep the best ``depth`` levels of each side."""

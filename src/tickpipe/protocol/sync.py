@@ -389,20 +389,31 @@ class BookSync:
         (and whose parse error names the bad level)."""
         if self.state is not SyncState.LIVE or seq - 1 != self.seq:
             return None
+        if checksum is not None and self.config.verify_checksum:
+            local = self.book.apply_texts_checksum(raw_bids, raw_asks)  # apply + CRC, one call
+            if local is None:
+                return None
+            return self._counted(seq, checksum, local)
         if not self.book.apply_texts(raw_bids, raw_asks):
             return None
-        return self._applied(seq, checksum)
+        return self._counted(seq, None, None)
 
     def _applied(self, seq: int, checksum: int | None) -> DeltaResult:
-        """The next delta (``seq``) was applied to the LIVE book: count it, check its CRC."""
+        """The next delta (``seq``) was applied to the LIVE book: check its CRC, count it."""
+        local = None
+        if checksum is not None and self.config.verify_checksum:
+            local = self.book.checksum()
+        return self._counted(seq, checksum, local)
+
+    def _counted(self, seq: int, checksum: int | None, local: int | None) -> DeltaResult:
+        """Count the applied delta ``seq``; ``local``: the book's CRC to hold against
+        ``checksum`` (None: not checked)."""
         self.seq = seq
         self.stats.applied += 1
         self._live_applied += 1
-        if checksum is not None and self.config.verify_checksum:
-            local = self.book.checksum()
-            if local != checksum:
-                self._break_live("checksum", checksum, local, keep=None)
-                return DeltaResult.GAP
+        if local is not None and local != checksum:
+            self._break_live("checksum", checksum, local, keep=None)
+            return DeltaResult.GAP
         return DeltaResult.APPLIED
 
     def on_snapshot(self, epoch: int, seq: int, bids: list[Level], asks: list[Level]) -> bool:
