@@ -252,33 +252,13 @@ class OrderBook:
         cannot: the pure path runs, or a level is not one the compiled parser takes (malformed,
         off the grid, beyond 63 bits): the caller then parses with ``frames.parse_levels``
         (whose error names the level) and calls :meth:`apply`."""
-        if _hot is None:
-            return False
-        bids, asks, inst = self.bids, self.asks, self.instrument
-        try:
-            changed = _hot.apply_texts(
-                bids.levels,
-                bids.prices,
-                asks.levels,
-                asks.prices,
-                raw_bids,
-                raw_asks,
-                inst.price_decimals,
-                inst.size_decimals,
-                inst.tick_units,
-                inst.lot_units,
-                False,
-                False,
-            )
-        except BaseException:  # (MemoryError) part applied: the last CRC cannot stand
-            bids.top_changed = asks.top_changed = True
-            raise
+        changed = self._apply_texts(raw_bids, raw_asks, False)
         if changed is None:
             return False
         if changed & 1:
-            bids.top_changed = True
+            self.bids.top_changed = True
         if changed & 2:
-            asks.top_changed = True
+            self.asks.top_changed = True
         return True
 
     def apply_texts_checksum(
@@ -286,11 +266,28 @@ class OrderBook:
     ) -> int | None:
         """:meth:`apply_texts` then :meth:`checksum`, in the same compiled call: the VTS/1
         CRC-32 of the book after the delta, or None (the book untouched) when declined."""
+        crc = self._apply_texts(raw_bids, raw_asks, True)
+        if crc is None:
+            return None
+        bids, asks = self.bids, self.asks
+        if crc >= 0:
+            bids.top_changed = asks.top_changed = False
+            self._crc = crc
+            return crc
+        if crc == -1:  # no top-10 level changed since the last CRC
+            return self._crc
+        bids.top_changed = asks.top_changed = True  # -2: the CRC text was declined
+        return self.checksum()
+
+    def _apply_texts(
+        self, raw_bids: Sequence[Sequence[str]], raw_asks: Sequence[Sequence[str]], crc: bool
+    ) -> int | None:
+        """``_hot.apply_texts`` on this book: None when the pure path runs or it declined."""
         if _hot is None:
             return None
         bids, asks, inst = self.bids, self.asks, self.instrument
         try:
-            crc = _hot.apply_texts(
+            out: int | None = _hot.apply_texts(
                 bids.levels,
                 bids.prices,
                 asks.levels,
@@ -301,22 +298,13 @@ class OrderBook:
                 inst.size_decimals,
                 inst.tick_units,
                 inst.lot_units,
-                bids.top_changed or asks.top_changed,
-                True,
+                crc and (bids.top_changed or asks.top_changed),
+                crc,
             )
         except BaseException:  # (MemoryError) part applied: the last CRC cannot stand
             bids.top_changed = asks.top_changed = True
             raise
-        if crc is None:
-            return None
-        if crc >= 0:
-            bids.top_changed = asks.top_changed = False
-            self._crc = crc
-            return crc  # type: ignore[no-any-return]
-        if crc == -1:  # no top-10 level changed since the last CRC
-            return self._crc
-        bids.top_changed = asks.top_changed = True  # -2: the CRC text was declined
-        return self.checksum()
+        return out
 
     def truncate(self, depth: int) -> None:
         """Keep the best ``depth`` levels of each side."""
