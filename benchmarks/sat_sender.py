@@ -62,7 +62,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,7 +70,7 @@ from typing import Any, cast
 import msgspec
 from aiohttp import web
 
-from benchmarks import framegen
+from benchmarks import corpus_cache, framegen
 from benchmarks.sender import CHUNK_BYTES, HEARTBEAT_MS, Sender, StreamConn, ws_header
 from tickpipe.gateway.rest import SnapshotLimiter
 from tickpipe.protocol import frames as vts
@@ -190,24 +189,16 @@ def generate(spec: CycleSpec) -> Cycle:
 
 
 def cache_dir(spec: CycleSpec) -> Path:
-    return Path(tempfile.gettempdir()) / f"tickpipe-sat-{spec.cache_key()}"
+    return corpus_cache.cache_dir("tickpipe-sat", spec.cache_key())
 
 
 def ensure(spec: CycleSpec) -> Path:
-    """Generate the cycle into its cache directory unless it is already there; return it."""
-    d = cache_dir(spec)
-    if (d / "cycle.msgpack").exists():
-        return d
-    cyc = generate(spec)
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f"cycle.msgpack.{os.getpid()}.tmp"
-    tmp.write_bytes(msgspec.msgpack.encode(cyc))
-    tmp.replace(d / "cycle.msgpack")  # atomic: a concurrent reader never sees half a file
-    return d
+    """Generate into the cache directory unless it is already there; return it."""
+    return corpus_cache.ensure(cache_dir(spec), "cycle.msgpack", lambda: generate(spec))
 
 
 def load(d: Path) -> Cycle:
-    return msgspec.msgpack.decode((d / "cycle.msgpack").read_bytes(), type=Cycle)
+    return corpus_cache.load(d, "cycle.msgpack", Cycle)
 
 
 class Truth:

@@ -60,7 +60,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,6 +70,7 @@ import msgspec
 from aiohttp import web
 from sortedcontainers import SortedDict
 
+from benchmarks import corpus_cache
 from benchmarks.sender import _WS_GUID, CHUNK_BYTES, parse_client_frames, ws_header
 from tickpipe.errors import FrameError
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot
@@ -269,24 +269,16 @@ def generate(spec: FloodSpec) -> Corpus:
 
 
 def cache_dir(spec: FloodSpec) -> Path:
-    return Path(tempfile.gettempdir()) / f"tickpipe-vflood-{spec.cache_key()}"
+    return corpus_cache.cache_dir("tickpipe-vflood", spec.cache_key())
 
 
 def ensure(spec: FloodSpec) -> Path:
-    """Generate the corpus into its cache directory unless it is already there; return it."""
-    d = cache_dir(spec)
-    if (d / "corpus.msgpack").exists():
-        return d
-    corpus = generate(spec)
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f"corpus.msgpack.{os.getpid()}.tmp"
-    tmp.write_bytes(msgspec.msgpack.encode(corpus))
-    tmp.replace(d / "corpus.msgpack")  # atomic: a concurrent reader never sees half a file
-    return d
+    """Generate into the cache directory unless it is already there; return it."""
+    return corpus_cache.ensure(cache_dir(spec), "corpus.msgpack", lambda: generate(spec))
 
 
 def load(d: Path) -> Corpus:
-    return msgspec.msgpack.decode((d / "corpus.msgpack").read_bytes(), type=Corpus)
+    return corpus_cache.load(d, "corpus.msgpack", Corpus)
 
 
 def exchange_info(corpus: Corpus) -> bytes:
