@@ -30,7 +30,7 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ constraints.txt -nt
 fi
 # A failed build of the compiled hot path is not fatal (tickpipe runs its pure-Python path) but
 # it is never silent: say so, and why, on every run of this script.
-if ! HOT=$(.venv/bin/python -W error -c 'import tickpipe.hotpath as h; print(h.describe())' 2>&1); then
+if ! HOT=$(.venv/bin/python -W error::RuntimeWarning -c 'import tickpipe.hotpath as h; print(h.describe())' 2>&1); then
     echo "setup.sh: WARNING: the compiled hot path did not build; tickpipe runs the pure-Python" >&2
     echo "setup.sh: WARNING: path (~2x more CPU a frame). Install gcc and python3-dev, then run" >&2
     echo "setup.sh: WARNING: 'rm .venv/.tickpipe-installed; bash setup.sh'. Cause:" >&2
