@@ -158,6 +158,51 @@ async def test_429_pauses_every_fetch_for_retry_after() -> None:
     assert times[other] - t0 >= 0.29  # the other book waited for Retry-After too
 
 
+async def test_after_a_429_the_first_fetch_goes_alone() -> None:
+    """After the pause, one probe: the other books wait until it comes back without a 429
+    (a burst released at once met the same wall, 3 × 429 and a Binance ban in one CI run)."""
+    in_flight = 0
+    most_after_429 = 0
+    limited = False
+    calls = 0
+
+    async def fetch(channel: str) -> Snapshot:
+        nonlocal in_flight, most_after_429, limited, calls
+        calls += 1
+        if calls == 1:
+            limited = True
+            raise RateLimitedError("slow down", 0.2)
+        in_flight += 1
+        if limited:
+            most_after_429 = max(most_after_429, in_flight)
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            in_flight -= 1
+        limited = False  # the probe came back: the others may go together
+        return _snap("X")
+
+    got: list[SnapshotOutcome] = []
+    s = _sched(
+        fetch, got, concurrency=8, rate_per_s=1000.0, burst=50, jitter_s=0.0, random=lambda: 0.0
+    )
+    task = asyncio.create_task(s.run())
+    s.request("orderbook:S0", epoch=1, delay_s=0.0)
+    async with asyncio.timeout(5):
+        while not got:  # the 429
+            await asyncio.sleep(0.005)
+        for k in range(1, 8):  # then seven books, due at once: they wait for the pause
+            s.request(f"orderbook:S{k}", epoch=1, delay_s=0.0)
+        while len(got) < 8:
+            await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert s.rate_limited == 1 and calls == 8
+    assert most_after_429 == 1  # the probe alone
+    assert s.max_in_flight > 1  # and the rest together once it was answered
+
+
 async def test_5xx_goes_back_to_the_book_and_jitter_delays() -> None:
     async def fetch(channel: str) -> Snapshot:
         raise RestError(503, "unavailable", "try later")

@@ -12,7 +12,10 @@ What it adds, the same for every venue:
 - **Order rate**: a token bucket at the venue's ``orders_per_s`` / ``orders_burst``: a call
   waits for a token rather than being refused by the venue.
 - **Credentials**: a :class:`CredentialsRejected` answer is fatal: remembered, and every later
-  call raises it at once without a request (no retry loop against a wrong key).
+  call raises it at once without a request (no retry loop against a wrong key). Until the
+  venue has taken the key once (a signed answer decoded), signed calls go one at a time, so a
+  wrong key costs exactly one refused request even when an order and the dead man's switch
+  start together.
 - **Duplicates**: a place the venue refuses as a duplicate client order id
   (:class:`DuplicateOrderError`: an earlier try went through but its answer was lost) is that
   earlier order: read back by client order id when the codec can (an optional
@@ -88,6 +91,10 @@ class SignedOrders:
         # a venue whose nonce is ts_ms (Kraken): one call at a time, ts strictly increasing
         self._serial = asyncio.Lock() if getattr(codec, "serial_nonce", False) else None
         self._last_ts = 0
+        # one call at a time, too, until the venue has taken the key once (_key_ok): a wrong
+        # key is then one refused request, not one per call already in flight
+        self._unproven = asyncio.Lock()
+        self._key_ok = False
 
     # -- the venue's clock ----------------------------------------------------------------------
     async def sync_clock(self) -> None:
@@ -111,13 +118,14 @@ class SignedOrders:
             raise self._rejected
         while not self._bucket.take(self._clock()):
             await asyncio.sleep(self._bucket.wait_time(self._clock()))
-        if self._serial is None:
+        if self._serial is None and self._key_ok:
             call = build(await self._ts())
             if call is None:
                 return None
             self.calls += 1
             return await self._rest.send_call(call)
-        async with self._serial:
+        # the caller decodes the answer (and remembers a refused key) before a waiter runs
+        async with self._serial or self._unproven:
             if self._rejected is not None:  # the call before this one found the key refused
                 raise self._rejected
             ts = max(await self._ts(), self._last_ts + 1)
@@ -246,7 +254,9 @@ class SignedOrders:
 
     def _decode(self, fn: Callable[[], T]) -> T:
         try:
-            return fn()
+            out = fn()
+            self._key_ok = True
+            return out
         except CredentialsRejected as exc:
             self._remember(exc)
             raise

@@ -11,7 +11,9 @@ goes through one queue, bounded three ways:
   key's, not the book's), and that book is asked for again after at least that long. It also
   halves the bucket's rate (never below ``min_rate_per_s``): the limit we assumed was wrong,
   so the next burst must not meet the same wall. The rate doubles back, one step every
-  ``restore_after_s`` without a 429, up to the configured one.
+  ``restore_after_s`` without a 429, up to the configured one. After the pause the first fetch
+  goes alone, and the others follow only once it has come back without a 429: a venue that
+  bans after a few 429s in a row (Binance: 418) never sees a released burst meet the same wall.
 
 A venue whose budget is request weight per window (``WeightBudget`` from the adapter's
 ``weight_budget``: Binance's 6000 a wall-clock minute) is spent by :class:`WeightWindow`
@@ -246,6 +248,7 @@ class SnapshotScheduler:
         self._bucket = TokenBucket(rate_per_s, burst, clock())
         self._rate_per_s = rate_per_s  # the configured rate; a 429 lowers the bucket's
         self._last_429 = 0.0
+        self._probe_after_429 = False  # the next fetch goes alone until one is not a 429
         self._pending: dict[str, tuple[float, int]] = {}  # channel -> (due, epoch)
         self._heaps: tuple[list[tuple[float, int, str]], list[tuple[float, int, str]]] = ([], [])
         self._wake = asyncio.Event()
@@ -377,12 +380,16 @@ class SnapshotScheduler:
                 if wait > 0:
                     await self._sleep_or_wake(wait)
                     continue
-                if len(self._in_flight) >= self._concurrency or (
-                    self._probe
-                    and window is not None
-                    and window.spent
-                    and not window.seen
-                    and any(w == window.start for w in self._sent.values())
+                if (
+                    len(self._in_flight) >= self._concurrency
+                    or (self._probe_after_429 and self._in_flight)
+                    or (
+                        self._probe
+                        and window is not None
+                        and window.spent
+                        and not window.seen
+                        and any(w == window.start for w in self._sent.values())
+                    )
                 ):
                     await self._sleep_or_wake(None)  # a finishing fetch wakes us
                     continue
@@ -411,8 +418,10 @@ class SnapshotScheduler:
         try:
             snap = await self._fetch(channel)
             outcome = SnapshotOutcome(channel, epoch, snap)
+            self._probe_after_429 = False
         except RateLimitedError as exc:
             self.rate_limited += 1
+            self._probe_after_429 = True
             now = self._clock()
             self.pause_until = max(self.pause_until, now + exc.retry_after_s)
             self._bucket.drain(now)
@@ -423,6 +432,7 @@ class SnapshotScheduler:
             outcome = SnapshotOutcome(channel, epoch, None, exc, exc.retry_after_s)
         except (RestError, FrameError) as exc:
             self.errors += 1
+            self._probe_after_429 = False  # answered, not rate-limited: the budget has room
             outcome = SnapshotOutcome(channel, epoch, None, exc)
         finally:
             task = asyncio.current_task()
