@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import nats
 from nats.js.api import DeliverPolicy
@@ -13,6 +13,8 @@ from nats.js.api import DeliverPolicy
 from tickpipe.bus import schema
 from tickpipe.protocol.book import OrderBook
 from tickpipe.protocol.instruments import Instrument
+
+T = TypeVar("T")
 
 
 async def read_stream(
@@ -23,13 +25,15 @@ async def read_stream(
     nc = await nats.connect(servers=url.split(","), connect_timeout=2, max_reconnect_attempts=1)
     try:
         js = nc.jetstream()
-        info = await js.stream_info(stream, subjects_filter=subject)
+        info = await answered(lambda: js.stream_info(stream, subjects_filter=subject))
         total = sum((info.state.subjects or {}).values())
         out: list[tuple[str, dict[str, str], schema.BusMessage]] = []
         if total == 0:
             return out
-        sub = await js.subscribe(
-            subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        sub = await answered(
+            lambda: js.subscribe(
+                subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+            )
         )
         try:
             async with asyncio.timeout(10):
@@ -43,6 +47,20 @@ async def read_stream(
         return out
     finally:
         await nc.close()
+
+
+async def answered(call: Callable[[], Awaitable[T]], attempts: int = 6) -> T:
+    """``call()`` again after a JetStream API timeout, at most ``attempts`` times (each waits
+    5 s): a cluster that has just lost a node answers nothing until it has elected new
+    leaders for the meta layer and the stream (a CI run saw a consumer create time out)."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except nats.errors.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def levels(inst: Instrument, raw: list[schema.RawLevel]) -> list[tuple[int, int]]:
