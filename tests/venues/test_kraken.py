@@ -384,6 +384,13 @@ def test_exponent_numbers_stay_exact() -> None:
             "orderbook:MATIC/USD",
             "data[0].bids[0].qty",
         ),
+        (
+            BOOK_UPDATE.replace(
+                b'"asks":[]', b'"asks":[{"price":0.57,"qty":1},{"price":0.58,"qty":-1}]'
+            ),
+            "orderbook:MATIC/USD",
+            "data[0].asks[1].qty",
+        ),
         (BOOK_UPDATE.replace(b"2114181697", b"-1"), "orderbook:MATIC/USD", "data[0].checksum"),
         (
             BOOK_UPDATE.replace(b',"checksum":2114181697', b""),

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 import msgspec
 
@@ -292,6 +292,17 @@ def _ts(text: str, channel: str | None, field: str) -> int:
         raise FrameError(str(exc), channel=channel, field=field) from None
 
 
+def _bad_update(ev: _L2Event, i: int) -> NoReturn:
+    """FrameError naming the first update of ``events[i]`` whose price or quantity is not a
+    decimal string (the slow path: field names are built only here)."""
+    ch = f"orderbook:{ev.product_id}"
+    for j, u in enumerate(ev.updates):
+        w = f"events[{i}].updates[{j}]"
+        _text(u.price_level, ch, f"{w}.price_level")
+        _text(u.new_quantity, ch, f"{w}.new_quantity")
+    raise AssertionError("no bad update in the event")  # pragma: no cover
+
+
 def decode(data: bytes | str) -> Message:
     """Decode one Advanced Trade message (any channel, or an error answer)."""
     try:
@@ -316,17 +327,15 @@ def _message(frame: _ChannelFrame) -> Message:
     if isinstance(frame, _L2Data):
         ts = _ts(frame.timestamp, "l2_data", "timestamp")
         out: list[CoinbaseEvent] = []
+        num = _NUM.match
         for i, ev in enumerate(frame.events):
-            ch = f"orderbook:{ev.product_id}"
             bids: list[RawLevel] = []
             asks: list[RawLevel] = []
-            for j, u in enumerate(ev.updates):
-                w = f"events[{i}].updates[{j}]"
-                level = (
-                    _text(u.price_level, ch, f"{w}.price_level"),
-                    _text(u.new_quantity, ch, f"{w}.new_quantity"),
-                )
-                (bids if u.side == "bid" else asks).append(level)
+            for u in ev.updates:
+                p, q = u.price_level, u.new_quantity
+                if num(p) is None or num(q) is None:
+                    _bad_update(ev, i)
+                (bids if u.side == "bid" else asks).append((p, q))
             if ev.type == "snapshot":
                 out.append(BookSnapshot(ev.product_id, seq, bids, asks, None, ts))
             else:

@@ -296,21 +296,35 @@ def _ts(text: str | None, channel: str | None, field: str) -> int | None:
         raise FrameError(str(exc), channel=channel, field=field) from None
 
 
-def _levels(levels: list[_Level], channel: str, where: str) -> list[RawLevel]:
+def _plain_levels(levels: list[_Level]) -> list[RawLevel] | None:
+    """The usual case, without field names or Decimal: every number plain; else None."""
     out: list[RawLevel] = []
     plain = _PLAIN.match
-    for i, lv in enumerate(levels):
+    for lv in levels:
         p, q = bytes(lv.price), bytes(lv.qty)
-        if plain(p) and plain(q):  # the usual case: no regex alternation, no Decimal
-            out.append((p.decode(), q.decode()))
-        else:
-            out.append(
-                (
-                    _num(lv.price, channel, f"{where}[{i}].price"),
-                    _num(lv.qty, channel, f"{where}[{i}].qty"),
-                )
-            )
+        if plain(p) is None or plain(q) is None:
+            return None
+        out.append((p.decode(), q.decode()))
     return out
+
+
+def _levels(levels: list[_Level], channel: str, where: str) -> list[RawLevel]:
+    """Each level's exact texts (exponents rewritten); FrameError naming the first bad one."""
+    return [
+        (_num(lv.price, channel, f"{where}[{i}].price"), _num(lv.qty, channel, f"{where}[{i}].qty"))
+        for i, lv in enumerate(levels)
+    ]
+
+
+def _book_ts(text: str | None, symbol: str, i: int) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_ns(text)
+    except ValueError as exc:
+        raise FrameError(
+            str(exc), channel=f"orderbook:{symbol}", field=f"data[{i}].timestamp"
+        ) from None
 
 
 # -- decode ---------------------------------------------------------------------------------
@@ -368,10 +382,13 @@ def _events(frame: _ChannelFrame | _MethodFrame) -> list[KrakenEvent]:
     if isinstance(frame, _Book):
         out: list[KrakenEvent] = []
         for i, d in enumerate(frame.data):
-            ch = f"orderbook:{d.symbol}"
-            bids = _levels(d.bids, ch, f"data[{i}].bids")
-            asks = _levels(d.asks, ch, f"data[{i}].asks")
-            ts = _ts(d.timestamp, ch, f"data[{i}].timestamp")
+            bids = _plain_levels(d.bids)
+            if bids is None:
+                bids = _levels(d.bids, f"orderbook:{d.symbol}", f"data[{i}].bids")
+            asks = _plain_levels(d.asks)
+            if asks is None:
+                asks = _levels(d.asks, f"orderbook:{d.symbol}", f"data[{i}].asks")
+            ts = _book_ts(d.timestamp, d.symbol, i)
             if frame.type == "snapshot":
                 out.append(BookSnapshot(d.symbol, None, bids, asks, d.checksum, ts))
             else:
