@@ -470,6 +470,16 @@ def test_urls_replace_only_scheme_host_port() -> None:
         ),
         (
             '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":'
+            '[],"bids":[],"ts":"12345678901234567890"}]}',
+            "data[0].ts",
+        ),
+        (
+            '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":'
+            '[],"bids":[],"ts":"\u0661"}]}',
+            "data[0].ts",
+        ),
+        (
+            '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":'
             '[],"bids":[],"ts":"1","seqId":5}]}',
             "data[0].prevSeqId",
         ),

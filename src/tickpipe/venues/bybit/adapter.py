@@ -50,7 +50,7 @@ from typing import Any
 from tickpipe.errors import FrameError
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import TickerEvent
+from tickpipe.protocol.normalised import BookDelta, TickerEvent
 from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Opened, OpenRefused, Pong, Refused
 from tickpipe.venues.bybit import codec, endpoints, limits
@@ -117,6 +117,8 @@ class BybitVenue:
         if isinstance(data, memoryview):
             data = bytes(data)
         events = codec.decode(data)
+        if len(events) == 1 and type(events[0]) is BookDelta:  # the flood: as it is
+            return events[0]
         out: list[object] = []
         for ev in events:
             got = self._value(ev)
