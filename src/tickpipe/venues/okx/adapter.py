@@ -37,7 +37,6 @@ from typing import Any
 from tickpipe.errors import FrameError
 from tickpipe.protocol.frames import Snapshot
 from tickpipe.protocol.instruments import Instrument
-from tickpipe.protocol.normalised import BookDelta
 from tickpipe.protocol.sync import SyncRules
 from tickpipe.venues.base import Ack, Closing, Opened, OpenRefused, Pong, Refused
 from tickpipe.venues.okx import checksum, codec, endpoints, limits
@@ -116,10 +115,8 @@ class OkxVenue:
         if isinstance(data, memoryview):
             data = bytes(data)
         events = codec.decode(data)
-        if len(events) == 1:  # OKX pushes one book update a frame: no list, no call
-            ev = events[0]
-            return ev if type(ev) is BookDelta else self._control(ev)
-        return [self._control(ev) for ev in events]
+        out = [self._control(ev) for ev in events]
+        return out[0] if len(out) == 1 else out
 
     def _control(self, ev: object) -> object:
         tp = type(ev)
