@@ -88,6 +88,9 @@ VENUES = (
     Venue("okx", Continuity.LINK, Seeding.IN_BAND, 3, 3),
     Venue("bybit", Continuity.SEQ, Seeding.IN_BAND, 1, 0),
     Venue("kraken", Continuity.NONE, Seeding.IN_BAND, 1, 0, (None, 3, 6, 10), (True,)),
+    # VTS/1's continuity and seeding with a venue's fixed depth: no venue today, but the
+    # rules allow it, and the VTS/1 fast route must not skip the depth (it once did)
+    Venue("seq-rest-depth", Continuity.SEQ, Seeding.REST, 1, 0, (None, 3, 6), (False, True)),
 )
 
 
@@ -304,7 +307,10 @@ class VenueSyncVersusModel(RuleBasedStateMachine):
 
     def buffered_last(self) -> int | None:
         buf = self.sync._updates
-        return buf[-1][1] if buf else None
+        if buf:
+            return buf[-1][1]
+        deltas = self.sync._buffer  # VTS/1's rules buffer deltas by seq
+        return deltas[-1][0] if deltas else None
 
     def deliver_update(self, upd: Update, honest: bool) -> DeltaResult:
         sync = self.sync
@@ -384,6 +390,7 @@ class VenueSyncVersusModel(RuleBasedStateMachine):
         bids, asks = self.truth.snapshot(at)
         sync = self.sync
         buf = [(u[0], u[1], u[2]) for u in sync._updates]
+        buf += [(d[0], d[0], d[0] - 1) for d in sync._buffer]  # VTS/1's rules: deltas by seq
         taken = sync.on_snapshot(sync.epoch if epoch is None else epoch, at, bids, asks)
         if epoch is None:
             # the first buffered update not older than the snapshot must start at or before it

@@ -276,6 +276,7 @@ class BookSync:
         "_stale_tries",
         "_trimmed_seq",
         "_updates",
+        "_vts_route",
         "book",
         "channel",
         "config",
@@ -298,6 +299,15 @@ class BookSync:
         self.channel = channel
         self.config = config or SyncConfig()
         self._rules = rules
+        # VTS/1's rules exactly: a venue update is a VTS/1 delta (on_delta: its seq, its
+        # CRC-32 of the top 10, no depth). Any other checksum function or a depth goes the
+        # venue route, which honours both.
+        self._vts_route = (
+            rules.continuity is Continuity.SEQ
+            and rules.seeding is Seeding.REST
+            and rules.checksum is VTS1_RULES.checksum
+            and rules.depth is None
+        )
         self._updates: deque[_BufferedUpdate] = deque()  # on_update's buffer (REST seeding)
         # LIVE at a REST snapshot with no update applied since: the next update is checked with
         # the bridging rule (Binance: U <= S + 1 <= u), not the following one (U == S + 1)
@@ -421,7 +431,7 @@ class BookSync:
         if epoch != self.epoch or not self._seeding():
             self.stats.late_snapshots += 1
             return False
-        if self._rules.continuity is not Continuity.SEQ:
+        if not self._vts_route:  # the venue route buffered venue updates
             return self._snapshot_updates(seq, bids, asks)
         buf = self._buffer
         while buf and buf[0][0] <= seq:
@@ -543,7 +553,7 @@ class BookSync:
         ``checksum``: the venue's value for the book after it, None for no check). A missing id
         is a FrameError from ``protocol.continuity``: the shell reports it as a bad frame."""
         rules = self._rules
-        if rules.continuity is Continuity.SEQ and rules.seeding is Seeding.REST:
+        if self._vts_route:
             if last_id is None:
                 follows_ids(Continuity.SEQ, 0, None, None, None, self.channel)  # raises
                 raise AssertionError("unreachable")
@@ -643,7 +653,7 @@ class BookSync:
         if self.state is not SyncState.LIVE or self._bridging:
             return None
         rules = self._rules
-        if rules.continuity is Continuity.SEQ and rules.seeding is Seeding.REST:
+        if self._vts_route:
             if last_id is None:
                 return None
             return self.on_delta_texts(last_id, raw_bids, raw_asks, checksum)
