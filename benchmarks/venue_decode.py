@@ -70,7 +70,7 @@ def _vts(i: int, levels: int) -> bytes:
 
 _BINANCE = BinanceCodec(SPOT)
 
-# venue name -> (symbol, encoder of update i)
+# venue name -> the encoder of update i with n levels (its dialect, its symbol)
 ENCODERS: dict[str, Callable[[int, int], bytes]] = {
     "vts": _vts,
     "binance": lambda i, n: _BINANCE.encode_delta(_delta("BTCUSDT", i, n)),
