@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck, StorageType
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
+from tests.bus.helpers import answered
 from tickpipe.bus.natsserver import NatsCluster, NatsServer, nats_server_binary
 from tickpipe.errors import ConfigError, NatsServerError
 
@@ -82,8 +83,10 @@ async def publish_retrying(
 
 async def read_all(js: JetStreamContext, stream: str, expected: int) -> list[Msg]:
     """Every message of ``stream`` (subjects ``<stream lower case>.>``) through an ephemeral
-    pull consumer (bounded: 20 s), then one more fetch to show that nothing follows."""
-    sub = await js.pull_subscribe(f"{stream.lower()}.>", stream=stream)
+    pull consumer (bounded: 20 s), then one more fetch to show that nothing follows. A fetch
+    answered 503 (no responders: a CI run saw one on a cluster whose restarted node was still
+    settling its leaders) is asked again after 0.2 s, within the same bound."""
+    sub = await answered(lambda: js.pull_subscribe(f"{stream.lower()}.>", stream=stream))
     got: list[Msg] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20.0
@@ -92,6 +95,9 @@ async def read_all(js: JetStreamContext, stream: str, expected: int) -> list[Msg
             try:
                 msgs = await sub.fetch(batch=min(256, expected - len(got)), timeout=1.0)
             except nats.errors.TimeoutError:
+                continue
+            except ServiceUnavailableError:
+                await asyncio.sleep(0.2)
                 continue
             for m in msgs:
                 await m.ack()
