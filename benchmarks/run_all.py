@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import framegen
+from benchmarks.sender_proc import SenderProc
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -104,35 +105,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-class SenderProc:
-    """The sender subprocess; stops when we close its stdin (or on terminate)."""
-
-    def __init__(self, corpus: Path, cpu: int | None, nice: int = 0) -> None:
-        cmd = [PY, "-m", "benchmarks.sender", "--corpus", str(corpus), "--stop-on-stdin-eof"]
-        cmd += ["--nice", str(nice)]
-        if cpu is not None:
-            cmd += ["--cpu", str(cpu)]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("sender exited before it was ready")
-        ready = json.loads(line)
-        self.stream_url: str = ready["stream_url"]
-        self.rest_url: str = ready["rest_url"]
-
-    def stop(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 def run_row(
@@ -214,7 +186,7 @@ class Suite:
             "repeat": self.repeat,
             "nice": self.nice,
         }
-        sender = SenderProc(corpus, 0 if self.pin else None, self.nice)
+        sender = SenderProc("sender", corpus, ["--nice", str(self.nice)], 0 if self.pin else None)
         try:
             self._stream_phases(sender, corpus)
         finally:

@@ -71,7 +71,8 @@ import msgspec
 from aiohttp import web
 
 from benchmarks import corpus_cache, framegen
-from benchmarks.sender import CHUNK_BYTES, HEARTBEAT_MS, Sender, StreamConn, ws_header
+from benchmarks.sender import CHUNK_BYTES, HEARTBEAT_MS, Sender, StreamConn
+from benchmarks.wsserver import ws_header
 from tickpipe.gateway.rest import SnapshotLimiter
 from tickpipe.protocol import frames as vts
 from tickpipe.protocol.book import Level, OrderBook
@@ -281,9 +282,9 @@ class SatConn(StreamConn):
         super().connection_lost(exc)
         self.feed.stats["connections_lost"] += 1
 
-    def _on_frame(self, opcode: int, payload: bytes) -> None:
+    def _on_data(self, payload: bytes) -> None:
         was = self.subscribed
-        super()._on_frame(opcode, payload)
+        super()._on_data(payload)
         if self.subscribed and not was:
             self.feed.on_subscribed(self)
 
@@ -396,7 +397,7 @@ class Feed:
         while not self.stopped and not conn.closed:
             self._fault_due()
             data, cut = self._chunk()  # pos advances: these frames are handed to the socket
-            conn._write(data)
+            conn.write(data)
             self.stats["chunks"] += 1
             if cut:
                 if conn.transport is not None:
@@ -422,7 +423,7 @@ class Feed:
             await asyncio.sleep(HEARTBEAT_MS / 1000)
             for c in list(self.conns):
                 if c.open:
-                    c._write(ping)
+                    c.write(ping)
 
     # -- REST -------------------------------------------------------------------------------
     async def orderbook(self, request: web.Request) -> web.Response:

@@ -56,6 +56,7 @@ import aiohttp
 
 from benchmarks import sat_sender
 from benchmarks.run_all import machine
+from benchmarks.sender_proc import SenderProc
 from tickpipe import Client
 from tickpipe.errors import TickpipeError
 
@@ -107,39 +108,6 @@ def commit() -> str:
 def cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-class SenderProc:
-    """``benchmarks.sat_sender`` as a child process; stops when we close its stdin."""
-
-    def __init__(self, corpus: Path, spec: RowSpec, fault_every_s: float, cpu: int | None) -> None:
-        cmd = [PY, "-m", "benchmarks.sat_sender", "--corpus", str(corpus), "--stop-on-stdin-eof"]
-        cmd += ["--fault-every-s", str(fault_every_s)]
-        cmd += ["--snapshot-limit-per-s", str(spec.snapshot_limit)]
-        if spec.faults:
-            cmd.append("--faults")
-        if cpu is not None:
-            cmd += ["--cpu", str(cpu)]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError("sat_sender exited before it was ready")
-        self.ready: dict[str, Any] = json.loads(line)
-        self.stream_url: str = self.ready["stream_url"]
-        self.rest_url: str = self.ready["rest_url"]
-
-    def stop(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 async def measure(
@@ -282,7 +250,11 @@ def run_row(
 ) -> dict[str, Any]:
     t = time.perf_counter()
     corpus = sat_sender.ensure(sat_sender.CycleSpec(books=spec.books, half=half))
-    sender = SenderProc(corpus, spec, fault_every_s, 0 if pin else None)
+    args = ["--fault-every-s", str(fault_every_s)]
+    args += ["--snapshot-limit-per-s", str(spec.snapshot_limit)]
+    if spec.faults:
+        args.append("--faults")
+    sender = SenderProc("sat_sender", corpus, args, 0 if pin else None)
     out: dict[str, Any]
     try:
         t_ready = time.perf_counter()

@@ -40,65 +40,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
 from benchmarks import framegen
+from benchmarks.wsserver import WsConn, parse_request, ws_header
 from tickpipe.errors import FrameError
 from tickpipe.protocol import frames as vts
 
 CHUNK_BYTES = 256 * 1024
 HEARTBEAT_MS = 5000
 RATE_TICK_S = 0.001  # timers have 1 ms resolution; under it uvloop spins (0 ms libuv timer)
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def ws_header(n: int, opcode: int = 0x1) -> bytes:
-    """Header of one unmasked, final server frame with an ``n``-byte payload."""
-    b0 = 0x80 | opcode
-    if n < 126:
-        return bytes((b0, n))
-    if n < 65536:
-        return bytes((b0, 126)) + n.to_bytes(2, "big")
-    return bytes((b0, 127)) + n.to_bytes(8, "big")
-
-
-def parse_client_frames(buf: bytearray) -> Iterator[tuple[int, bytes]]:
-    """Pop complete (masked) client frames off ``buf``: yields (opcode, payload)."""
-    while len(buf) >= 2:
-        opcode, n, pos = buf[0] & 0x0F, buf[1] & 0x7F, 2
-        masked = buf[1] & 0x80
-        if n == 126:
-            if len(buf) < 4:
-                return
-            n, pos = int.from_bytes(buf[2:4], "big"), 4
-        elif n == 127:
-            if len(buf) < 10:
-                return
-            n, pos = int.from_bytes(buf[2:10], "big"), 10
-        end = pos + (4 if masked else 0) + n
-        if len(buf) < end:
-            return
-        if masked:
-            key = bytes(buf[pos : pos + 4])
-            raw = bytes(buf[pos + 4 : end])
-            mask = (key * (n // 4 + 1))[:n]
-            payload = (int.from_bytes(raw, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
-        else:
-            payload = bytes(buf[pos:end])
-        del buf[:end]
-        yield opcode, payload
 
 
 class Corpus:
@@ -163,112 +123,55 @@ class Corpus:
         return last
 
 
-class StreamConn(asyncio.Protocol):
+class StreamConn(WsConn):
     """One receiver connection: HTTP upgrade, VTS/1 control frames, then the replay."""
 
     def __init__(self, server: Sender) -> None:
+        super().__init__(server.conns)
         self.server = server
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.open = False
-        self.closed = False
         self.subscribed = False
-        self.can_write = asyncio.Event()
-        self.can_write.set()
         self.paused_s = 0.0
         self.task: asyncio.Task[None] | None = None
 
-    # -- asyncio.Protocol -------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.server.conns.add(self)
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.server.conns.discard(self)
-        self.can_write.set()
+        super().connection_lost(exc)
         if self.task is not None:
             self.task.cancel()
 
-    def pause_writing(self) -> None:
-        self.can_write.clear()
-
-    def resume_writing(self) -> None:
-        self.can_write.set()
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if not self.open:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buf[:end]).decode("latin-1")
-            del self.buf[: end + 4]
-            self._handshake(head)
-        for opcode, payload in parse_client_frames(self.buf):
-            self._on_frame(opcode, payload)
-
-    # -- protocol ---------------------------------------------------------------------
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
     def _handshake(self, head: str) -> None:
-        lines = head.split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        path = lines[0].split(" ")[1] if len(lines[0].split(" ")) > 1 else ""
+        path, headers = parse_request(head)
         key = headers.get("sec-websocket-key")
         if not path.startswith(vts.STREAM_PATH) or key is None:
-            self._write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            assert self.transport is not None
-            self.transport.close()
-            return
-        accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()
-        self._write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-            ).encode()
-        )
-        self.open = True
+            self.refuse()
+        else:
+            self.upgrade(key)
 
     def send_json(self, obj: dict[str, Any]) -> None:
-        data = vts.encode(obj)
-        self._write(ws_header(len(data)) + data)
+        self.send_text(vts.encode(obj))
 
-    def _on_frame(self, opcode: int, payload: bytes) -> None:
-        if opcode == 0x9:  # ping -> pong
-            self._write(ws_header(len(payload), 0xA) + payload)
-        elif opcode == 0x8:  # close -> echo and hang up
-            self._write(ws_header(len(payload[:2]), 0x8) + payload[:2])
-            if self.transport is not None:
-                self.transport.close()
-        elif opcode in (0x1, 0x2):
-            try:
-                frame = vts.decode_client_frame(payload)
-            except FrameError as exc:
-                self.send_json({"type": "error", "code": "bad_frame", "message": str(exc)})
-                return
-            if isinstance(frame, vts.Auth):
-                self.send_json(
-                    {
-                        "type": "authenticated",
-                        "session": f"bench-{id(self):x}",
-                        "heartbeat_ms": HEARTBEAT_MS,
-                        "max_channels": 200,
-                    }
-                )
-            elif isinstance(frame, vts.Subscribe):
-                self.subscribed = True
-                self.server.current = self
-                self.send_json({"type": "subscribed", "channels": frame.channels, "id": frame.id})
-            elif isinstance(frame, vts.Unsubscribe):
-                self.send_json({"type": "unsubscribed", "channels": frame.channels, "id": frame.id})
-            else:
-                self.send_json({"type": "cancel_on_disconnect", "enabled": frame.enabled})
+    def _on_data(self, payload: bytes) -> None:
+        try:
+            frame = vts.decode_client_frame(payload)
+        except FrameError as exc:
+            self.send_json({"type": "error", "code": "bad_frame", "message": str(exc)})
+            return
+        if isinstance(frame, vts.Auth):
+            self.send_json(
+                {
+                    "type": "authenticated",
+                    "session": f"bench-{id(self):x}",
+                    "heartbeat_ms": HEARTBEAT_MS,
+                    "max_channels": 200,
+                }
+            )
+        elif isinstance(frame, vts.Subscribe):
+            self.subscribed = True
+            self.server.current = self
+            self.send_json({"type": "subscribed", "channels": frame.channels, "id": frame.id})
+        elif isinstance(frame, vts.Unsubscribe):
+            self.send_json({"type": "unsubscribed", "channels": frame.channels, "id": frame.id})
+        else:
+            self.send_json({"type": "cancel_on_disconnect", "enabled": frame.enabled})
 
     async def _wait_writable(self) -> None:
         if not self.can_write.is_set():
@@ -280,7 +183,7 @@ class StreamConn(asyncio.Protocol):
         for chunk in chunks:
             if self.closed:
                 return
-            self._write(chunk)
+            self.write(chunk)
             await self._wait_writable()
 
     async def rate(self, corpus: Corpus, n: int, rate: float) -> None:
@@ -289,7 +192,7 @@ class StreamConn(asyncio.Protocol):
         while not self.closed:
             due = min(n, int((time.perf_counter() - t0) * rate) + 1)
             if due > sent:
-                self._write(corpus.rate_batch(sent, due, str(time.time_ns()).encode()))
+                self.write(corpus.rate_batch(sent, due, str(time.time_ns()).encode()))
                 sent = due
             await self._wait_writable()
             if sent >= n:
@@ -312,7 +215,7 @@ class Sender:
             await asyncio.sleep(HEARTBEAT_MS / 1000)
             for c in list(self.conns):
                 if c.open:
-                    c._write(ping)
+                    c.write(ping)
 
     async def _run_stream(self, conn: StreamConn, mode: str, n: int, rate: float) -> None:
         t = time.perf_counter()

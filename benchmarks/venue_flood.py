@@ -69,6 +69,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks import venue_flood_sender as vfs
 from benchmarks.run_all import machine
 from benchmarks.saturation import commit
+from benchmarks.sender_proc import SenderProc
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -97,36 +98,6 @@ def http_json(url: str, method: str = "GET") -> Any:
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
-
-
-class SenderProc:
-    """``benchmarks.venue_flood_sender`` as a child process; stops when we close its stdin."""
-
-    def __init__(self, corpus: Path, cpu: int | None) -> None:
-        cmd = [PY, "-m", "benchmarks.venue_flood_sender", "--corpus", str(corpus)]
-        cmd.append("--stop-on-stdin-eof")
-        if cpu is not None:
-            cmd += ["--cpu", str(cpu)]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError("venue_flood_sender exited before it was ready")
-        self.ready: dict[str, Any] = json.loads(line)
-        self.stream_url: str = self.ready["stream_url"]
-        self.rest_url: str = self.ready["rest_url"]
-
-    def stop(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 def books_equal(got: dict[str, Any], truth: dict[str, Any], depth: int) -> tuple[int, list[str]]:
@@ -343,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results: dict[str, dict[str, Any]] = {}
-    sender = SenderProc(corpus, 0 if pin else None)
+    sender = SenderProc("venue_flood_sender", corpus, cpu=0 if pin else None)
     try:
         for row, py in rows:
             r = run_row(row, sender, py, repeat, pin, timeout_s, a.check_depth, a.profile)

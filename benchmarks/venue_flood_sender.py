@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import bisect
 import contextlib
 import hashlib
@@ -63,7 +62,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -71,7 +70,8 @@ from aiohttp import web
 from sortedcontainers import SortedDict
 
 from benchmarks import corpus_cache
-from benchmarks.sender import _WS_GUID, CHUNK_BYTES, parse_client_frames, ws_header
+from benchmarks.sender import CHUNK_BYTES
+from benchmarks.wsserver import WsConn, parse_request, ws_header
 from tickpipe.errors import FrameError
 from tickpipe.protocol.normalised import BookDelta, BookSnapshot
 from tickpipe.venues.binance.codec import Codec
@@ -431,68 +431,22 @@ def _chunks(frames: list[bytes]) -> list[tuple[bytes, int]]:
     return out
 
 
-class FloodConn(asyncio.Protocol):
+class FloodConn(WsConn):
     """One receiver: HTTP upgrade (``/ws`` or ``/stream?streams=``), commands, pings."""
 
     def __init__(self, feed: Feed) -> None:
+        super().__init__(feed.conns)
         self.feed = feed
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.open = False
-        self.closed = False
         self.combined = False
         self.streams: set[str] = set()
-        self.can_write = asyncio.Event()
-        self.can_write.set()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.feed.conns.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.feed.conns.discard(self)
-        self.can_write.set()
-
-    def pause_writing(self) -> None:
-        self.can_write.clear()
-
-    def resume_writing(self) -> None:
-        self.can_write.set()
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if not self.open:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buf[:end]).decode("latin-1")
-            del self.buf[: end + 4]
-            self._handshake(head)
-            if not self.open:
-                return
-        for opcode, payload in parse_client_frames(self.buf):
-            self._on_frame(opcode, payload)
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
 
-    def _send_json(self, body: bytes) -> None:
-        self.write(ws_header(len(body)) + body)
-
     def _handshake(self, head: str) -> None:
-        lines = head.split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        parts = lines[0].split(" ")
-        target = urlsplit(parts[1] if len(parts) > 1 else "")
+        path, headers = parse_request(head)
+        target = urlsplit(path)
         key = headers.get("sec-websocket-key")
         streams: list[str] = []
         if target.path == SPOT.combined_stream_path:
@@ -501,41 +455,25 @@ class FloodConn(asyncio.Protocol):
         elif target.path != SPOT.raw_stream_path:
             key = None
         if key is None:
-            self.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            if self.transport is not None:
-                self.transport.close()
+            self.refuse()
             return
-        accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()
-        self.write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-            ).encode()
-        )
-        self.open = True
+        self.upgrade(key)
         if streams:
             self._subscribed(streams)
 
-    def _on_frame(self, opcode: int, payload: bytes) -> None:
-        if opcode == 0x9:  # ping -> pong
-            self.write(ws_header(len(payload), 0xA) + payload)
-        elif opcode == 0x8:  # close -> echo and hang up
-            self.write(ws_header(len(payload[:2]), 0x8) + payload[:2])
-            if self.transport is not None:
-                self.transport.close()
-        elif opcode == 0x1:
-            try:
-                cmd = Codec.decode_command(payload)
-            except FrameError as exc:  # a bad command is answered, never fatal
-                self._send_json(Codec.encode_error(2, f"Invalid request: {exc}"))
-                return
-            if cmd.method == "SUBSCRIBE":
-                self._send_json(Codec.encode_ack(cmd.id))
-                self._subscribed([str(p) for p in cmd.params])
-            elif cmd.method in ("UNSUBSCRIBE", "SET_PROPERTY"):
-                self._send_json(Codec.encode_ack(cmd.id))
-            else:
-                self._send_json(Codec.encode_error(0, f"unsupported method {cmd.method}", cmd.id))
+    def _on_data(self, payload: bytes) -> None:
+        try:
+            cmd = Codec.decode_command(payload)
+        except FrameError as exc:  # a bad command is answered, never fatal
+            self.send_text(Codec.encode_error(2, f"Invalid request: {exc}"))
+            return
+        if cmd.method == "SUBSCRIBE":
+            self.send_text(Codec.encode_ack(cmd.id))
+            self._subscribed([str(p) for p in cmd.params])
+        elif cmd.method in ("UNSUBSCRIBE", "SET_PROPERTY"):
+            self.send_text(Codec.encode_ack(cmd.id))
+        else:
+            self.send_text(Codec.encode_error(0, f"unsupported method {cmd.method}", cmd.id))
 
     def _subscribed(self, streams: list[str]) -> None:
         self.streams.update(streams)

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.sender_proc import SenderProc  # noqa: E402
+
 from benchmarks import framegen  # noqa: E402
 
 TINY = framegen.CorpusSpec(frames=1_500, books=12, tickers=3, trades=3, depth=40, seed=3)
@@ -34,33 +36,13 @@ def tiny_corpus() -> Path:
 
 @pytest.fixture()
 def sender(tiny_corpus: Path) -> Iterator[dict[str, str]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.sender",
-            "--corpus",
-            str(tiny_corpus),
-            "--stop-on-stdin-eof",
-        ],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = SenderProc("sender", tiny_corpus)
     try:
-        assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())
+        ready = proc.ready
         assert ready["event"] == "ready"
         yield ready
     finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        proc.stop()
 
 
 def test_corpus_seqs_and_checksums_are_valid(tiny_corpus: Path) -> None:

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.sender_proc import SenderProc  # noqa: E402
+
 from benchmarks import sat_sender  # noqa: E402
 from tickpipe.protocol import frames as vts  # noqa: E402
 from tickpipe.protocol.book import OrderBook  # noqa: E402
@@ -126,33 +128,13 @@ def test_drop_and_checksum_faults_touch_one_delta_of_one_book(tiny_cycle: Path) 
 
 @pytest.fixture()
 def sat_gateway(tiny_cycle: Path) -> Iterator[dict[str, str]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.sat_sender",
-            "--corpus",
-            str(tiny_cycle),
-            "--stop-on-stdin-eof",
-        ],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = SenderProc("sat_sender", tiny_cycle)
     try:
-        assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())
+        ready = proc.ready
         assert ready["event"] == "ready" and ready["books"] == TINY.books
         yield ready
     finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        proc.stop()
 
 
 async def test_a_snapshot_is_the_book_at_the_seq_handed_to_the_socket(

@@ -36,7 +36,7 @@ def corpus() -> Path:
 
 @pytest.fixture(scope="module")
 def sender(corpus: Path) -> Iterator[vf.SenderProc]:
-    s = vf.SenderProc(corpus, None)
+    s = vf.SenderProc("venue_flood_sender", corpus)
     try:
         yield s
     finally:
